@@ -1,0 +1,36 @@
+/* buf — a growable byte buffer for building SQL statements and JSON texts.
+ *
+ * Owns one heap block.  Appends never fail silently: on allocation failure
+ * the buffer is marked failed, further appends are ignored, and
+ * sk_buf_failed() tells the caller once it is done building. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sk_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+void sk_buf_init(struct sk_buf *b);
+void sk_buf_free(struct sk_buf *b);
+void sk_buf_reset(struct sk_buf *b); /* len = 0, keeps the memory */
+bool sk_buf_reserve(struct sk_buf *b, size_t extra);
+void sk_buf_append(struct sk_buf *b, const void *data, size_t len);
+void sk_buf_puts(struct sk_buf *b, const char *s);
+void sk_buf_putc(struct sk_buf *b, char c);
+void sk_buf_printf(struct sk_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sk_buf_i64(struct sk_buf *b, int64_t v);
+/* A JSON string literal, quotes included; the input must be valid UTF-8. */
+void sk_buf_json_str(struct sk_buf *b, const char *s, size_t len);
+/* A SQL string literal, quotes included, for a connection whose character
+ * set is utf8mb4 and whose sql_mode has NO_BACKSLASH_ESCAPES off (the
+ * daemon sets both on connect).  Safe for any bytes of valid UTF-8. */
+void sk_buf_sql_str(struct sk_buf *b, const char *s, size_t len);
+static inline bool sk_buf_failed(const struct sk_buf *b) { return b->failed; }
+/* NUL-terminated view of the content (always valid, "" when empty). */
+const char *sk_buf_cstr(struct sk_buf *b);

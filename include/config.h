@@ -1,0 +1,92 @@
+/* config — settings: one declarative table of keys, a `key = value` file,
+ * `-o key=value` overrides, and the checks between keys.
+ *
+ * Every setting has a type, a default, limits and a flag saying whether a
+ * reload (SIGHUP) may change it.  Errors name the key, the value and where
+ * it came from ("/etc/scorekeeper/scorekeeper.conf:12" or "-o").  Secrets
+ * (the database password, kafka.*password*, kafka.*secret*) are never put
+ * into a message. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+/* Parsed db.url: mariadb://user@host:port/dbname or
+ * mariadb://user@localhost/dbname?socket=/run/mysqld/mysqld.sock */
+struct sk_dburl {
+    char *user;
+    char *host;    /* NULL when a unix socket is used */
+    unsigned port; /* default 3306 */
+    char *socket;  /* NULL unless ?socket= */
+    char *dbname;
+};
+
+struct sk_kv {
+    char *key;    /* librdkafka property name, without the "kafka." prefix */
+    char *value;
+    char *origin; /* "file:line" or "-o" */
+};
+
+enum sk_log_level { SK_LOG_ERR = 3, SK_LOG_WARNING = 4, SK_LOG_NOTICE = 5, SK_LOG_INFO = 6, SK_LOG_DEBUG = 7 };
+
+struct sk_config {
+    /* database */
+    char *db_url;              /* db.url (required) */
+    struct sk_dburl db;        /* parsed from db_url by sk_config_finish() */
+    char *db_password_file;    /* db.password_file; also $CREDENTIALS_DIRECTORY/db.password */
+    char *db_password;         /* loaded by sk_config_finish(); secret, NULL if none */
+    unsigned db_pool_size;     /* db.pool_size, 1..64, default 4 */
+    unsigned db_connect_timeout_ms; /* db.connect_timeout_ms, default 5000 */
+    unsigned db_query_timeout_ms;   /* db.query_timeout_ms, default 30000 */
+    unsigned db_retry_min_ms;  /* db.retry_min_ms, default 100 */
+    unsigned db_retry_max_ms;  /* db.retry_max_ms, default 10000 */
+    /* kafka */
+    char *kafka_brokers;       /* kafka.bootstrap.servers (also settable as kafka.brokers) */
+    char *group_id;            /* kafka.group.id, default "scorekeeper" */
+    char *topic_users;         /* topic.users, default "game.users" */
+    char *topic_scores;        /* topic.scores, default "game.scores" */
+    char *topic_results;       /* topic.results, default "game.results" */
+    char *topic_dead_letter;   /* topic.dead_letter, default "game.dead-letter" */
+    struct sk_kv *kafka;       /* other kafka.* properties, passed through */
+    size_t n_kafka;
+    /* batching (reloadable) */
+    unsigned batch_max_events; /* batch.max_events, default 500 */
+    unsigned batch_linger_ms;  /* batch.linger_ms, default 20 */
+    size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
+    unsigned max_inflight_events; /* pipeline.max_inflight_events, default 100000 */
+    /* limits (reloadable) */
+    struct sk_limits limits;   /* limits.max_message_bytes, limits.max_depth, ... */
+    /* process */
+    enum sk_log_level log_level;    /* log.level: err|warning|notice|info|debug, default info */
+    unsigned shutdown_timeout_ms;   /* shutdown.timeout_ms, default 30000 */
+    unsigned commit_interval_ms;    /* kafka.commit_interval_ms? no: offsets.commit_interval_ms, default 1000 */
+    char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
+};
+
+/* Defaults in place; no allocation failure possible beyond ENOMEM (-1). */
+int sk_config_init(struct sk_config *c);
+void sk_config_free(struct sk_config *c);
+
+/* Set one key.  origin is "file:line" or "-o".  On error returns -1 and
+ * writes a one-line message naming key, value (masked when secret) and
+ * origin into err. */
+int sk_config_set(struct sk_config *c, const char *key, const char *value, const char *origin,
+                  char *err, size_t errlen);
+/* Parse a whole file: `key = value` lines, '#' comments, blank lines. */
+int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
+/* After all sets: cross-key checks, parse db.url, read the password file
+ * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present).
+ * Returns -1 with a message on error. */
+int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
+
+/* Parse a db URL into *u (allocates); -1 with message on error. */
+int sk_dburl_parse(const char *url, struct sk_dburl *u, char *err, size_t errlen);
+void sk_dburl_free(struct sk_dburl *u);
+
+/* Is this key's value a secret (masked in every message and dump)? */
+bool sk_config_key_is_secret(const char *key);
+/* Write the effective settings, one `key = value` per line, secrets as
+ * "********", for --check-config and the startup log. */
+void sk_config_dump(const struct sk_config *c, void (*line)(void *ud, const char *text), void *ud);

@@ -1,0 +1,98 @@
+/* event — the input event contract: parse and validate one Kafka message.
+ *
+ * Untrusted bytes in, a validated sk_event (or one specific rejection) out.
+ * Nothing that leaves sk_event_parse() successfully can carry invalid UTF-8,
+ * control characters, out-of-range numbers or over-long strings; the SQL and
+ * JSON builders downstream rely on that.  Contract: schemas/*.schema.json. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Stable, machine-readable rejection codes (the "error.code" of result
+ * events).  Append only; never renumber or rename: consumers match on them. */
+enum sk_reject {
+    SK_OK = 0,
+    SK_E_EMPTY,            /* "empty": zero-length payload */
+    SK_E_TOMBSTONE,        /* "tombstone": null payload (Kafka delete marker) */
+    SK_E_TOO_LARGE,        /* "too_large": payload above limits.max_message_bytes */
+    SK_E_INVALID_UTF8,     /* "invalid_utf8": payload or a string is not valid UTF-8 */
+    SK_E_INVALID_JSON,     /* "invalid_json": not parseable JSON */
+    SK_E_TOO_DEEP,         /* "too_deep": nesting deeper than limits.max_depth */
+    SK_E_NOT_OBJECT,       /* "not_object": top level is not a JSON object */
+    SK_E_DUPLICATE_KEY,    /* "duplicate_key": the same member twice */
+    SK_E_UNKNOWN_FIELD,    /* "unknown_field": a member the contract does not define */
+    SK_E_MISSING_FIELD,    /* "missing_field": a required member is absent */
+    SK_E_WRONG_TYPE,       /* "wrong_type": e.g. a string where a number is due */
+    SK_E_NOT_INTEGER,      /* "not_integer": a fraction or exponent where an integer is due */
+    SK_E_OUT_OF_RANGE,     /* "out_of_range": integer outside its allowed range */
+    SK_E_TOO_LONG,         /* "too_long": string longer than its limit */
+    SK_E_EMPTY_STRING,     /* "empty_string": a string that must not be empty is */
+    SK_E_CONTROL_CHAR,     /* "control_char": a control character in a string */
+    SK_E_CONFLICT,         /* "conflicting_fields": both "delta" and "set" */
+    SK_E_MISSING_KEY,      /* "missing_key": Kafka message has no key */
+    SK_E_KEY_MISMATCH,     /* "key_mismatch": key differs from username / game_id */
+    SK_E_SCORE_OVERFLOW,   /* "score_overflow": the new total would leave BIGINT */
+    SK_E_DB_REJECTED,      /* "db_rejected": the database refused this event */
+    SK_E_UNKNOWN_TOPIC,    /* "unknown_topic": message from a topic we do not serve */
+    SK_E__COUNT
+};
+
+/* "invalid_json", ... ; never NULL. */
+const char *sk_reject_code(enum sk_reject r);
+
+enum sk_event_kind { SK_EV_USER = 1, SK_EV_SCORE = 2 };
+enum sk_nick { SK_NICK_ABSENT = 0, SK_NICK_NULL, SK_NICK_SET };
+enum sk_op { SK_OP_DELTA = 1, SK_OP_SET = 2 };
+
+/* Limits a stranger's input is held to; all are settings (limits.*). */
+struct sk_limits {
+    size_t max_message_bytes;   /* default 65536 */
+    unsigned max_depth;         /* default 4 (events are flat objects) */
+    unsigned max_event_id_len;  /* default 128 (printable ASCII, bytes) */
+    unsigned max_name_chars;    /* default 50 (username, nickname; code points) */
+    unsigned max_game_name_chars; /* default 100 (code points) */
+};
+void sk_limits_default(struct sk_limits *l);
+
+/* A validated event.  Strings point into `mem` (one allocation owned by the
+ * event, freed by sk_event_clear()); each is NUL-terminated and its length
+ * is given.  A _len of 0 means "absent" for optional strings. */
+struct sk_event {
+    enum sk_event_kind kind;
+    const char *event_id;   size_t event_id_len;   /* optional */
+    const char *username;   size_t username_len;   /* both kinds */
+    /* user events */
+    enum sk_nick nick;
+    const char *nickname;   size_t nickname_len;   /* when nick == SK_NICK_SET */
+    /* score events */
+    int64_t game_id;                               /* 1 .. 2^53-1 */
+    const char *game_name;  size_t game_name_len;  /* optional */
+    enum sk_op op;
+    int64_t value;                                 /* delta or set, |v| <= 2^53-1 */
+    char *mem;
+};
+
+/* Why a message was rejected.  `message` is for humans (it may quote the
+ * field name, never more than 64 bytes of the offending value, and is
+ * always valid UTF-8 without control characters). */
+struct sk_parse_error {
+    enum sk_reject code;
+    char field[32];         /* the member concerned, "" when none */
+    char message[192];
+    /* event_id, when the payload had a valid one: lets a rejection result
+     * still carry the producer's id. */
+    char event_id[129];
+};
+
+/* Parse one message.  payload == NULL means a tombstone.  key may be NULL
+ * (no key).  Returns SK_OK and fills *ev, or a rejection code and fills
+ * *err; *ev is untouched on failure. */
+enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size_t len,
+                              const void *key, size_t key_len, const struct sk_limits *lim,
+                              struct sk_event *ev, struct sk_parse_error *err);
+void sk_event_clear(struct sk_event *ev);
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF).  Returns the
+ * number of code points, or -1 when invalid. */
+long sk_utf8_count(const char *s, size_t len);
