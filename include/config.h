@@ -61,7 +61,7 @@ struct sk_config {
     /* process */
     enum sk_log_level log_level;    /* log.level: err|warning|notice|info|debug, default info */
     unsigned shutdown_timeout_ms;   /* shutdown.timeout_ms, default 30000 */
-    unsigned commit_interval_ms;    /* kafka.commit_interval_ms? no: offsets.commit_interval_ms, default 1000 */
+    unsigned commit_interval_ms;    /* offsets.commit_interval_ms, default 1000 */
     char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
 };
 
