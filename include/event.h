@@ -3,7 +3,7 @@
  * Untrusted bytes in, a validated sk_event (or one specific rejection) out.
  * Nothing that leaves sk_event_parse() successfully can carry invalid UTF-8,
  * control characters, out-of-range numbers or over-long strings; the SQL and
- * JSON builders downstream rely on that.  Contract: schemas/*.schema.json. */
+ * JSON builders downstream rely on that.  Contract: the files in schemas/. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

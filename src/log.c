@@ -1,0 +1,132 @@
+/* log — see include/log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
+static enum sk_log_level g_level = SK_LOG_INFO;
+static bool g_journal;
+static const char *g_ident = "scorekeeper";
+
+/* stderr is the journal when JOURNAL_STREAM names stderr's device:inode
+ * (systemd.exec(5)); then structured fields are worth sending. */
+static bool stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    if (!js)
+        return false;
+    unsigned long long dev, ino;
+    if (sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+        return false;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void sk_log_init(const char *ident)
+{
+    if (ident)
+        g_ident = ident;
+    g_journal = stderr_is_journal();
+}
+
+void sk_log_set_level(enum sk_log_level level) { g_level = level; }
+enum sk_log_level sk_log_get_level(void) { return g_level; }
+int sk_log_enabled(enum sk_log_level level) { return level <= g_level; }
+
+static const char *level_name(enum sk_log_level l)
+{
+    switch (l) {
+    case SK_LOG_ERR: return "error";
+    case SK_LOG_WARNING: return "warning";
+    case SK_LOG_NOTICE: return "notice";
+    case SK_LOG_INFO: return "info";
+    case SK_LOG_DEBUG: return "debug";
+    }
+    return "?";
+}
+
+void sk_logc(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *fmt, ...)
+{
+    if (level > g_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct sk_log_ctx none = SK_LOG_CTX_NONE;
+    if (!ctx)
+        ctx = &none;
+
+    if (g_journal) {
+        /* Up to 6 context fields, sent only when they apply. */
+        char f[6][96];
+        struct iovec iov[9];
+        int n = 0;
+        char m[2100], p[32], id[64];
+        snprintf(m, sizeof m, "MESSAGE=%s", msg);
+        snprintf(p, sizeof p, "PRIORITY=%d", (int)level);
+        snprintf(id, sizeof id, "SYSLOG_IDENTIFIER=%s", g_ident);
+        iov[n++] = (struct iovec){m, strlen(m)};
+        iov[n++] = (struct iovec){p, strlen(p)};
+        iov[n++] = (struct iovec){id, strlen(id)};
+        int k = 0;
+        if (ctx->topic)
+            snprintf(f[k++], sizeof f[0], "TOPIC=%s", ctx->topic);
+        if (ctx->partition >= 0)
+            snprintf(f[k++], sizeof f[0], "PARTITION=%d", (int)ctx->partition);
+        if (ctx->offset >= 0)
+            snprintf(f[k++], sizeof f[0], "OFFSET=%lld", (long long)ctx->offset);
+        if (ctx->game_id > 0)
+            snprintf(f[k++], sizeof f[0], "GAME_ID=%lld", (long long)ctx->game_id);
+        if (ctx->db_errno)
+            snprintf(f[k++], sizeof f[0], "DB_ERRNO=%u", ctx->db_errno);
+        if (ctx->db_conn >= 0)
+            snprintf(f[k++], sizeof f[0], "DB_CONN=%d", ctx->db_conn);
+        for (int i = 0; i < k; i++)
+            iov[n++] = (struct iovec){f[i], strlen(f[i])};
+        if (sd_journal_sendv(iov, n) >= 0)
+            return;
+        /* fall through to stderr if the journal refuses */
+    }
+
+    char extra[256] = "";
+    size_t e = 0;
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(extra + e, sizeof extra - e, __VA_ARGS__);                               \
+        if (w_ > 0 && (size_t)w_ < sizeof extra - e)                                               \
+            e += (size_t)w_;                                                                       \
+    } while (0)
+    if (ctx->topic)
+        ADD(" topic=%s", ctx->topic);
+    if (ctx->partition >= 0)
+        ADD(" partition=%d", (int)ctx->partition);
+    if (ctx->offset >= 0)
+        ADD(" offset=%lld", (long long)ctx->offset);
+    if (ctx->game_id > 0)
+        ADD(" game=%lld", (long long)ctx->game_id);
+    if (ctx->db_errno)
+        ADD(" db_errno=%u", ctx->db_errno);
+    if (ctx->db_conn >= 0)
+        ADD(" conn=db#%d", ctx->db_conn);
+#undef ADD
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ %s[%d]: %s: %s%s%s\n", when, ts.tv_nsec / 1000000L, g_ident,
+            (int)getpid(), level_name(level), msg, e ? " |" : "", extra);
+}
