@@ -1,0 +1,22 @@
+/* kafka — librdkafka client construction from our settings, and the bridge
+ * from a librdkafka queue to a pipe the event loop can watch.
+ *
+ * rd_kafka_queue_io_event_enable() writes one byte to the pipe when a queue
+ * goes from empty to non-empty, and only then: whoever is woken must drain
+ * the queue completely (or come back soon) or it never fires again. */
+#pragma once
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Build a client configuration: our defaults first, then every kafka.*
+ * passthrough setting.  On error (unknown property, bad value) returns NULL
+ * with a message naming the key, value (masked if secret) and origin. */
+rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char *err, size_t errlen);
+
+/* A non-blocking pipe whose read end becomes readable when q has events. */
+int sk_kafka_queue_pipe(rd_kafka_queue_t *q, int fds[2]);
+/* Empty the pipe (read end) after a wake-up. */
+void sk_kafka_pipe_drain(int fd);

@@ -1,0 +1,49 @@
+/* msg — one consumed Kafka message on its way from input to result.
+ *
+ * Owns a copy of everything the result needs (key, echoed headers, the
+ * parsed event) so the librdkafka message is destroyed right after it is
+ * consumed.  Lives until its result event is delivered. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "part.h"
+#include "result.h"
+
+struct sk_hdr {
+    char *name;
+    void *value;
+    size_t len;
+};
+
+struct sk_msg {
+    struct sk_msg *next;  /* in its group's queue, then in its batch */
+    struct sk_part *part; /* holds a ref */
+    int64_t offset;
+    char *key;
+    size_t key_len;
+    struct sk_hdr *hdrs;  /* headers echoed into the result */
+    size_t n_hdrs;
+    size_t bytes;         /* payload size, for batch.max_bytes */
+    struct sk_event ev;   /* valid when status is not yet rejected */
+    bool parsed;
+    /* outcome */
+    enum sk_status status;
+    enum sk_reject reject;
+    char *reject_msg;
+    char *reject_event_id; /* event_id of a payload that failed to parse, if it had a valid one */
+    int64_t user_id;
+    int64_t score;
+    /* the result payload, kept until delivered so it can be re-sent */
+    char *result;
+    size_t result_len;
+};
+
+struct sk_msg *sk_msg_new(struct sk_part *part, int64_t offset);
+void sk_msg_free(struct sk_msg *m);
+/* Mark rejected with a code and message (copied). */
+void sk_msg_reject(struct sk_msg *m, enum sk_reject code, const char *message);
+/* Build m->result from the outcome.  -ENOMEM on failure. */
+int sk_msg_build_result(struct sk_msg *m);

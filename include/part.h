@@ -1,0 +1,41 @@
+/* part — one assigned input partition and the offsets of its events that
+ * are still in flight.
+ *
+ * Events of a partition finish out of order (games run in parallel), but
+ * Kafka offsets can only be committed as a prefix: the partition keeps a
+ * FIFO of the offsets it handed out, each marked done when its result was
+ * delivered, and the committable position is one past the longest done
+ * prefix.  A partition object outlives its assignment while events still
+ * refer to it (refs); after revocation its offsets are no longer committed. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+struct sk_part {
+    char *topic;
+    int32_t partition;
+    enum sk_event_kind kind;
+    bool revoked;
+    bool paused;
+    unsigned refs;      /* events still in flight */
+    /* ring of offsets in consumption order, with a done flag each */
+    int64_t *offs;
+    bool *done;
+    size_t head, count, cap;
+    int64_t next_commit; /* first offset not yet known done, -1 before any */
+    int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
+    struct sk_part *next;
+};
+
+struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind);
+void sk_part_unref(struct sk_part *p); /* frees when revoked and refs == 0 */
+/* Record an offset handed to the pipeline (offsets only grow). -ENOMEM on failure. */
+int sk_part_track(struct sk_part *p, int64_t offset);
+/* Mark an offset done; advances next_commit over the done prefix. */
+void sk_part_done(struct sk_part *p, int64_t offset);
+/* Forget every tracked offset (revocation): nothing more will be committed. */
+void sk_part_free(struct sk_part *p);
+size_t sk_part_inflight(const struct sk_part *p);

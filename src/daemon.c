@@ -1,0 +1,1102 @@
+/* daemon — the event loop and the data path, see include/daemon.h.
+ *
+ * Data path of one event:
+ *   consume -> track its offset in its partition -> parse/validate
+ *     -> invalid: result "rejected" right away
+ *     -> valid:   queued in its game's group (sched) -> batch -> transaction
+ *                 on a pooled connection (apply) -> result "applied"
+ *   -> result produced (idempotent producer) -> delivery report
+ *   -> offset marked done -> committed once every earlier offset is done. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "buf.h"
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+#include "msg.h"
+#include "part.h"
+#include "sched.h"
+
+enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
+
+/* Batch of consumed messages handled per wake-up before yielding to the
+ * other sources of the loop (fairness, not a limit). */
+#define CONSUME_BURST 2000
+
+struct stats {
+    unsigned long long consumed, applied, rejected, results, result_errors, batches, retries;
+};
+
+struct daemon {
+    sd_event *loop;
+    struct sk_config *cfg;
+    enum phase phase;
+    int exit_code;
+
+    rd_kafka_t *consumer, *producer;
+    rd_kafka_queue_t *cq, *pq;
+    int cpipe[2], ppipe[2];
+    sd_event_source *cio, *pio, *cdefer;
+    sd_event_source *linger_timer, *commit_timer, *poll_timer, *status_timer, *watchdog_timer,
+        *deadline_timer;
+    uint64_t watchdog_usec;
+
+    struct sk_db *db;
+    struct sk_sched *sched;
+    struct sk_part *parts; /* assigned partitions */
+    size_t inflight;       /* messages alive: consumed, result not yet delivered */
+    bool paused;
+    bool assigned_once;
+    bool ready_sent;
+    bool closing_consumer;
+    struct sk_msg *resend; /* results waiting to be (re)produced */
+    struct stats st;
+};
+
+/* Retry state of a batch while it waits out a backoff. */
+struct exec {
+    struct daemon *d;
+    struct sk_batch *b;
+    struct sk_apply *a;
+    struct sk_db_conn *c;
+    struct sk_buf sql;
+    sd_event_source *retry;
+};
+
+static struct daemon *g_daemon; /* for the msg drop callback of sched */
+
+static void kick(struct daemon *d);
+static void check_drained(struct daemon *d);
+static void rearm_linger(struct daemon *d);
+
+static uint64_t now_usec(struct daemon *d)
+{
+    uint64_t t = 0;
+    sd_event_now(d->loop, CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+static void set_sched_limits(struct daemon *d)
+{
+    struct sk_sched_limits l = {
+        .max_events = d->cfg->batch_max_events,
+        .max_bytes = d->cfg->batch_max_bytes,
+        .linger_usec = d->phase >= PH_DRAINING ? 0 : (uint64_t)d->cfg->batch_linger_ms * 1000u,
+    };
+    sk_sched_set_limits(d->sched, &l);
+}
+
+/* ---- partitions ------------------------------------------------------ */
+
+static struct sk_part *part_find(struct daemon *d, const char *topic, int32_t partition)
+{
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        if (p->partition == partition && !strcmp(p->topic, topic))
+            return p;
+    return NULL;
+}
+
+static rd_kafka_topic_partition_list_t *assignment_list(struct daemon *d)
+{
+    int n = 0;
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        n++;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n ? n : 1);
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    return l;
+}
+
+static void set_paused(struct daemon *d, bool pause)
+{
+    if (d->paused == pause || !d->parts)
+        return;
+    rd_kafka_topic_partition_list_t *l = assignment_list(d);
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(d->consumer, l)
+                                  : rd_kafka_resume_partitions(d->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        log_warning("cannot %s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+        return;
+    }
+    d->paused = pause;
+    if (d->phase == PH_RUNNING)
+        log_info("%s consuming: %zu events in flight (limit %u)", pause ? "paused" : "resumed",
+                 d->inflight, d->cfg->max_inflight_events);
+}
+
+static void commit_offsets(struct daemon *d, const struct sk_part *only)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (struct sk_part *p = d->parts; p; p = p->next) {
+        if (only && p != only)
+            continue;
+        if (p->next_commit < 0 || p->next_commit <= p->committed)
+            continue;
+        if (!l)
+            l = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->next_commit;
+        p->committed = p->next_commit;
+    }
+    if (!l)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 1 /* async */);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warning("offset commit failed: %s; retrying at the next interval", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    struct daemon *d = opaque;
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    log_warning("offset commit failed: %s; retrying at the next interval", rd_kafka_err2str(err));
+    /* Forget what we believed committed so the next interval sends it again. */
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        struct sk_part *p = part_find(d, offsets->elems[i].topic, offsets->elems[i].partition);
+        if (p)
+            p->committed = -1;
+    }
+}
+
+/* ---- results --------------------------------------------------------- */
+
+static void msg_gone(struct daemon *d, struct sk_msg *m)
+{
+    sk_msg_free(m);
+    d->inflight--;
+    if (d->paused && d->phase == PH_RUNNING && d->inflight <= d->cfg->max_inflight_events / 2)
+        set_paused(d, false);
+}
+
+static void drop_msg(struct sk_msg *m) { msg_gone(g_daemon, m); }
+
+static int produce_one(struct daemon *d, struct sk_msg *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    if (m->n_hdrs) {
+        h = rd_kafka_headers_new(m->n_hdrs);
+        for (size_t i = 0; i < m->n_hdrs; i++)
+            rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        d->producer, RD_KAFKA_V_TOPIC(d->cfg->topic_results), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(m->result, m->result_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (e) {
+        if (h)
+            rd_kafka_headers_destroy(h); /* not taken over on failure */
+        return -1;
+    }
+    return 0;
+}
+
+static void queue_resend(struct daemon *d, struct sk_msg *m)
+{
+    m->next = d->resend;
+    d->resend = m;
+}
+
+/* Hand a finished message's result to the producer.  Results that cannot
+ * be queued now (producer queue full) wait in d->resend and go out after
+ * the next delivery reports. */
+static void emit_result(struct daemon *d, struct sk_msg *m)
+{
+    if (m->status == SK_ST_REJECTED)
+        d->st.rejected++;
+    else
+        d->st.applied++;
+    if (sk_msg_build_result(m) < 0) {
+        log_error("out of memory building a result; the event will be consumed again after restart");
+        exit(EXIT_FAILURE); /* nothing sane left: let systemd restart us */
+    }
+    if (produce_one(d, m) < 0)
+        queue_resend(d, m);
+}
+
+static void flush_resend(struct daemon *d)
+{
+    struct sk_msg *list = d->resend;
+    d->resend = NULL;
+    while (list) {
+        struct sk_msg *m = list;
+        list = m->next;
+        if (produce_one(d, m) < 0)
+            queue_resend(d, m);
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaque)
+{
+    (void)rk;
+    struct daemon *d = opaque;
+    struct sk_msg *m = rm->_private;
+    if (rm->err) {
+        d->st.result_errors++;
+        struct sk_log_ctx x = SK_LOG_CTX_NONE;
+        x.topic = m->part->topic;
+        x.partition = m->part->partition;
+        x.offset = m->offset;
+        sk_logc(SK_LOG_WARNING, &x, "result delivery to %s failed: %s; sending it again",
+                d->cfg->topic_results, rd_kafka_err2str(rm->err));
+        queue_resend(d, m);
+        return;
+    }
+    d->st.results++;
+    sk_part_done(m->part, m->offset);
+    msg_gone(d, m);
+}
+
+static void drain_producer(struct daemon *d)
+{
+    while (rd_kafka_poll(d->producer, 0) > 0)
+        ;
+    flush_resend(d);
+    check_drained(d);
+}
+
+static int on_producer_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)revents;
+    sk_kafka_pipe_drain(fd);
+    drain_producer(ud);
+    return 0;
+}
+
+/* ---- batches --------------------------------------------------------- */
+
+static void exec_free(struct exec *ex)
+{
+    if (!ex)
+        return;
+    sd_event_source_disable_unref(ex->retry);
+    sk_apply_free(ex->a);
+    sk_buf_free(&ex->sql);
+    free(ex);
+}
+
+static struct sk_log_ctx batch_ctx(const struct sk_batch *b, const struct exec *ex, unsigned err)
+{
+    struct sk_log_ctx x = SK_LOG_CTX_NONE;
+    x.game_id = b->key;
+    x.db_errno = err;
+    if (ex && ex->c)
+        x.db_conn = sk_db_conn_id(ex->c);
+    if (b->head) {
+        x.topic = b->head->part->topic;
+        x.partition = b->head->part->partition;
+        x.offset = b->head->offset;
+    }
+    return x;
+}
+
+static const char *batch_name(const struct sk_batch *b, char *buf, size_t n)
+{
+    if (b->key)
+        snprintf(buf, n, "game %lld", (long long)b->key);
+    else
+        snprintf(buf, n, "users");
+    return buf;
+}
+
+static void batch_finish(struct daemon *d, struct exec *ex)
+{
+    struct sk_batch *b = ex->b;
+    struct sk_msg *m = b->head;
+    b->head = NULL;
+    d->st.batches++;
+    exec_free(ex);
+    b->exec = NULL;
+    sk_sched_done(d->sched, b, now_usec(d));
+    while (m) {
+        struct sk_msg *next = m->next;
+        m->next = NULL;
+        emit_result(d, m);
+        m = next;
+    }
+    rearm_linger(d);
+    kick(d);
+}
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct exec *ex = ud;
+    ex->retry = sd_event_source_disable_unref(ex->retry);
+    sk_sched_push_front(ex->d->sched, ex->b);
+    kick(ex->d);
+    return 0;
+}
+
+static uint64_t backoff_ms(struct daemon *d, unsigned attempt)
+{
+    uint64_t ms = d->cfg->db_retry_min_ms;
+    for (unsigned i = 1; i < attempt && ms < d->cfg->db_retry_max_ms; i++)
+        ms *= 2;
+    if (ms > d->cfg->db_retry_max_ms)
+        ms = d->cfg->db_retry_max_ms;
+    /* jitter in [ms/2, ms] so that retries of colliding batches spread out */
+    return ms / 2 + (uint64_t)random() % (ms / 2 + 1);
+}
+
+static void batch_failed(struct daemon *d, struct exec *ex, const struct sk_db_error *err)
+{
+    struct sk_batch *b = ex->b;
+    char name[48];
+    batch_name(b, name, sizeof name);
+    struct sk_log_ctx x = batch_ctx(b, ex, err->code);
+    sk_db_release(ex->c);
+    ex->c = NULL;
+    b->attempt++;
+    d->st.retries++;
+
+    switch (err->fault) {
+    case SK_DB_DATA:
+        if (b->n > 1) {
+            /* Poison isolation: halve until the event the server refuses is
+             * alone; the halves before it apply, in order. */
+            sk_logc(SK_LOG_INFO, &x, "%s: batch of %u events refused (%s); splitting it", name, b->n,
+                    err->message);
+            sk_sched_split(d->sched, b);
+            sk_apply_free(ex->a);
+            ex->a = NULL;
+            b->attempt = 0;
+            sk_sched_push_front(d->sched, b);
+            kick(d);
+            return;
+        }
+        sk_logc(SK_LOG_NOTICE, &x, "%s: event refused by the database: %s", name, err->message);
+        {
+            char msg[300];
+            snprintf(msg, sizeof msg, "the database refused the event: %s", err->message);
+            sk_msg_reject(b->head, SK_E_DB_REJECTED, msg);
+        }
+        batch_finish(d, ex);
+        return;
+    case SK_DB_CONN:
+        sk_logc(SK_LOG_WARNING, &x, "%s: connection lost during batch of %u events (%s); retrying",
+                name, b->n, err->message);
+        sk_sched_push_front(d->sched, b);
+        kick(d);
+        return;
+    case SK_DB_RETRY:
+    case SK_DB_OTHER:
+    case SK_DB_OK: {
+        uint64_t ms = backoff_ms(d, b->attempt);
+        sk_logc(err->fault == SK_DB_OTHER ? SK_LOG_ERR : SK_LOG_WARNING, &x,
+                "%s: batch of %u events failed: %s; retrying in %llu ms (attempt %u)", name, b->n,
+                err->message, (unsigned long long)ms, b->attempt + 1);
+        int r = sd_event_add_time_relative(d->loop, &ex->retry, CLOCK_MONOTONIC, ms * 1000u, 1000,
+                                           on_retry_timer, ex);
+        if (r < 0) {
+            log_error("cannot arm retry timer: %s", strerror(-r));
+            sk_sched_push_front(d->sched, b);
+        }
+        return;
+    }
+    }
+}
+
+static void on_batch_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
+{
+    (void)stmt;
+    struct exec *ex = ud;
+    sk_apply_row(ex->a, row, lengths, nf);
+}
+
+static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)c;
+    struct exec *ex = ud;
+    if (err) {
+        batch_failed(ex->d, ex, err);
+        return;
+    }
+    sk_apply_outcome(ex->a);
+    sk_db_release(ex->c);
+    ex->c = NULL;
+    batch_finish(ex->d, ex);
+}
+
+static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    struct exec *ex = ud;
+    if (err) {
+        batch_failed(ex->d, ex, err);
+        return;
+    }
+    struct sk_db_error e = {.fault = SK_DB_RETRY};
+    int r = sk_apply_second(ex->a, &ex->sql, e.message, sizeof e.message);
+    if (r < 0) {
+        /* Answers that do not add up (a user deleted under our feet): roll
+         * back by running nothing more on this transaction and retry. */
+        struct sk_db_error rb = e;
+        if (sk_db_query(c, "ROLLBACK", 8, NULL, NULL, NULL) < 0)
+            rb.fault = SK_DB_CONN;
+        /* the rollback's own completion is not awaited: released below only
+         * once it is done, via its done callback being NULL */
+        batch_failed(ex->d, ex, &rb);
+        return;
+    }
+    if (r == 0) {
+        on_second_done(ex, c, NULL);
+        return;
+    }
+    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_second_done, ex) < 0) {
+        e.fault = SK_DB_CONN;
+        snprintf(e.message, sizeof e.message, "connection not ready for the second statement");
+        batch_failed(ex->d, ex, &e);
+    }
+}
+
+static void start_batch(struct daemon *d, struct sk_batch *b, struct sk_db_conn *c)
+{
+    struct exec *ex = b->exec;
+    if (!ex) {
+        ex = calloc(1, sizeof *ex);
+        if (!ex)
+            goto oom;
+        ex->d = d;
+        ex->b = b;
+        sk_buf_init(&ex->sql);
+        b->exec = ex;
+    }
+    if (!ex->a && !(ex->a = sk_apply_new(b)))
+        goto oom;
+    ex->c = c;
+    if (sk_apply_first(ex->a, &ex->sql) < 0)
+        goto oom;
+    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_first_done, ex) < 0) {
+        struct sk_db_error e = {.fault = SK_DB_CONN};
+        snprintf(e.message, sizeof e.message, "connection not ready");
+        batch_failed(d, ex, &e);
+    }
+    return;
+oom:
+    /* Try again later rather than lose the batch. */
+    log_error("out of memory starting a batch; retrying");
+    sk_db_release(c);
+    if (ex)
+        ex->c = NULL;
+    sk_sched_push_front(d->sched, b);
+}
+
+/* Give ready batches to free connections. */
+static void kick(struct daemon *d)
+{
+    while (sk_sched_ready(d->sched) > 0) {
+        struct sk_db_conn *c = sk_db_acquire(d->db);
+        if (!c)
+            return;
+        struct sk_batch *b = sk_sched_pop_ready(d->sched);
+        start_batch(d, b, c);
+    }
+}
+
+static int on_linger(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct daemon *d = ud;
+    sk_sched_expire(d->sched, now_usec(d));
+    rearm_linger(d);
+    kick(d);
+    return 0;
+}
+
+static void rearm_linger(struct daemon *d)
+{
+    uint64_t when = sk_sched_next_deadline(d->sched);
+    if (when == UINT64_MAX) {
+        sd_event_source_set_enabled(d->linger_timer, SD_EVENT_OFF);
+        return;
+    }
+    sd_event_source_set_time(d->linger_timer, when);
+    sd_event_source_set_enabled(d->linger_timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- consuming ------------------------------------------------------- */
+
+/* Header names whose values are echoed into the result event, so callers
+ * can match results to their requests. */
+static bool echoed_header(const char *name)
+{
+    static const char *const names[] = {"correlation-id", "correlation_id", "x-correlation-id",
+                                        "correlationid", "x-request-id", "traceparent", "tracestate"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcasecmp(name, names[i]))
+            return true;
+    return false;
+}
+
+static int copy_headers(struct sk_msg *m, rd_kafka_message_t *rm)
+{
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(rm, &h) || !h)
+        return 0;
+    size_t n = rd_kafka_header_cnt(h);
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const void *val;
+        size_t len;
+        if (rd_kafka_header_get_all(h, i, &name, &val, &len))
+            break;
+        if (!echoed_header(name) || m->n_hdrs >= 8)
+            continue;
+        struct sk_hdr *nh = realloc(m->hdrs, (m->n_hdrs + 1) * sizeof *nh);
+        if (!nh)
+            return -ENOMEM;
+        m->hdrs = nh;
+        struct sk_hdr *x = &m->hdrs[m->n_hdrs];
+        x->name = strdup(name);
+        x->value = malloc(len ? len : 1);
+        x->len = len;
+        if (!x->name || !x->value) {
+            free(x->name);
+            free(x->value);
+            return -ENOMEM;
+        }
+        if (len)
+            memcpy(x->value, val, len);
+        m->n_hdrs++;
+    }
+    return 0;
+}
+
+static void on_message(struct daemon *d, rd_kafka_message_t *rm)
+{
+    const char *topic = rd_kafka_topic_name(rm->rkt);
+    struct sk_part *p = part_find(d, topic, rm->partition);
+    if (!p) {
+        log_debug("message from unassigned %s [%d] at %lld ignored", topic, (int)rm->partition,
+                  (long long)rm->offset);
+        return;
+    }
+    struct sk_msg *m = sk_msg_new(p, rm->offset);
+    if (!m || sk_part_track(p, rm->offset) < 0) {
+        free(m);
+        log_error("out of memory consuming a message; exiting so that it is consumed again");
+        exit(EXIT_FAILURE);
+    }
+    d->inflight++;
+    d->st.consumed++;
+    m->bytes = rm->len;
+    if (rm->key_len) {
+        m->key = malloc(rm->key_len);
+        if (m->key) {
+            memcpy(m->key, rm->key, rm->key_len);
+            m->key_len = rm->key_len;
+        }
+    }
+    if (copy_headers(m, rm) < 0)
+        log_warning("out of memory copying headers; the result goes without them");
+
+    struct sk_parse_error perr = {0};
+    enum sk_reject r = sk_event_parse(p->kind, rm->payload, rm->len, rm->key, rm->key ? rm->key_len : 0,
+                                      &d->cfg->limits, &m->ev, &perr);
+    if (r != SK_OK) {
+        sk_msg_reject(m, r, perr.message);
+        if (perr.event_id[0])
+            m->reject_event_id = strdup(perr.event_id);
+        if (sk_log_enabled(SK_LOG_DEBUG)) {
+            struct sk_log_ctx x = SK_LOG_CTX_NONE;
+            x.topic = p->topic;
+            x.partition = p->partition;
+            x.offset = rm->offset;
+            sk_logc(SK_LOG_DEBUG, &x, "rejected: %s: %s", sk_reject_code(r), perr.message);
+        }
+        emit_result(d, m);
+        return;
+    }
+    m->parsed = true;
+    int64_t key = p->kind == SK_EV_SCORE ? m->ev.game_id : 0;
+    if (sk_sched_add(d->sched, key, m, now_usec(d)) < 0) {
+        log_error("out of memory queueing an event; exiting so that it is consumed again");
+        exit(EXIT_FAILURE);
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct daemon *d = opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const char *t = parts->elems[i].topic;
+            enum sk_event_kind kind = !strcmp(t, d->cfg->topic_scores) ? SK_EV_SCORE : SK_EV_USER;
+            struct sk_part *p = sk_part_new(t, parts->elems[i].partition, kind);
+            if (!p) {
+                log_error("out of memory on partition assignment");
+                exit(EXIT_FAILURE);
+            }
+            p->next = d->parts;
+            d->parts = p;
+            log_info("assigned %s [%d]", t, (int)parts->elems[i].partition);
+        }
+        rd_kafka_error_t *e = NULL;
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (e) {
+            log_error("incremental assign failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        if (d->paused || d->phase >= PH_DRAINING)
+            rd_kafka_pause_partitions(rk, parts);
+        d->assigned_once = true;
+    } else {
+        bool lost = rd_kafka_assignment_lost(rk);
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost)
+            commit_offsets(d, NULL);
+        for (int i = 0; i < parts->cnt; i++) {
+            struct sk_part **pp = &d->parts;
+            while (*pp && ((*pp)->partition != parts->elems[i].partition ||
+                           strcmp((*pp)->topic, parts->elems[i].topic)))
+                pp = &(*pp)->next;
+            struct sk_part *p = *pp;
+            if (!p)
+                continue;
+            *pp = p->next;
+            /* Queued events of the partition go back to Kafka: the next
+             * owner consumes them from the committed offset.  Batches
+             * already running finish and still get their results. */
+            sk_sched_drop_part(d->sched, p, drop_msg);
+            log_info("%s %s [%d] (%zu events still in flight)", lost ? "lost" : "revoked", p->topic,
+                     (int)p->partition, sk_part_inflight(p));
+            p->revoked = true;
+            p->refs++;
+            sk_part_unref(p); /* frees it now if nothing refers to it */
+        }
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e) {
+                log_error("incremental unassign failed: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    }
+}
+
+static int on_consume_defer(sd_event_source *s, void *ud);
+
+static void drain_consumer(struct daemon *d)
+{
+    for (int i = 0; i < CONSUME_BURST; i++) {
+        rd_kafka_message_t *rm = rd_kafka_consumer_poll(d->consumer, 0);
+        if (!rm) {
+            sd_event_source_set_enabled(d->cdefer, SD_EVENT_OFF);
+            goto out;
+        }
+        if (rm->err) {
+            if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warning("consumer: %s", rd_kafka_message_errstr(rm));
+        } else {
+            on_message(d, rm);
+        }
+        rd_kafka_message_destroy(rm);
+    }
+    /* More may be waiting: come back after the loop's other sources ran
+     * (the pipe would not wake us again while the queue stays non-empty). */
+    sd_event_source_set_enabled(d->cdefer, SD_EVENT_ON);
+out:
+    if (!d->paused && d->phase == PH_RUNNING && d->inflight >= d->cfg->max_inflight_events)
+        set_paused(d, true);
+    rearm_linger(d);
+    kick(d);
+    if (d->closing_consumer && rd_kafka_consumer_closed(d->consumer)) {
+        d->closing_consumer = false;
+        log_info("left the consumer group");
+        check_drained(d);
+    }
+}
+
+static int on_consume_defer(sd_event_source *s, void *ud)
+{
+    (void)s;
+    drain_consumer(ud);
+    return 0;
+}
+
+static int on_consumer_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)revents;
+    sk_kafka_pipe_drain(fd);
+    drain_consumer(ud);
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static void notify_status(struct daemon *d)
+{
+    char buf[320];
+    snprintf(buf, sizeof buf,
+             "STATUS=%s: consumed %llu, applied %llu, rejected %llu, in flight %zu, db %u/%u up, "
+             "%s",
+             d->phase == PH_RUNNING ? "running" : d->phase == PH_STARTING ? "starting" : "stopping",
+             d->st.consumed, d->st.applied, d->st.rejected, d->inflight, sk_db_count_up(d->db),
+             d->cfg->db_pool_size, d->paused ? "paused (backpressure)" : "consuming");
+    sd_notify(0, buf);
+}
+
+static void maybe_ready(struct daemon *d)
+{
+    if (d->ready_sent || d->phase != PH_STARTING)
+        return;
+    if (!d->assigned_once || sk_db_count_up(d->db) == 0)
+        return;
+    d->phase = PH_RUNNING;
+    d->ready_sent = true;
+    log_notice("ready: database and Kafka answer; consuming %s and %s", d->cfg->topic_users,
+               d->cfg->topic_scores);
+    sd_notify(0, "READY=1");
+    notify_status(d);
+}
+
+static void on_db_idle(void *ud)
+{
+    struct daemon *d = ud;
+    maybe_ready(d);
+    kick(d);
+}
+
+static void on_db_closed(void *ud)
+{
+    struct daemon *d = ud;
+    d->phase = PH_DONE;
+    sd_event_exit(d->loop, d->exit_code);
+}
+
+/* DRAINING -> CLOSING once nothing is in flight: commit, leave the group. */
+static void check_drained(struct daemon *d)
+{
+    if (d->phase != PH_DRAINING || d->inflight > 0)
+        return;
+    d->phase = PH_CLOSING;
+    commit_offsets(d, NULL);
+    log_info("drained: every consumed event has its result; leaving the consumer group");
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(d->consumer, d->cq);
+    if (e) {
+        log_warning("consumer close: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    d->closing_consumer = true;
+    drain_consumer(d);
+}
+
+static void begin_drain(struct daemon *d, const char *why)
+{
+    if (d->phase >= PH_DRAINING)
+        return;
+    log_notice("%s: stopping; finishing %zu events in flight (deadline %u ms)", why, d->inflight,
+               d->cfg->shutdown_timeout_ms);
+    sd_notify(0, "STOPPING=1");
+    set_paused(d, true);
+    d->phase = PH_DRAINING;
+    set_sched_limits(d);
+    sk_sched_flush_all(d->sched);
+    sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_ONESHOT);
+    kick(d);
+    check_drained(d);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+    (void)s;
+    struct daemon *d = ud;
+    if (si->ssi_signo == SIGHUP) {
+        log_notice("SIGHUP: reloading settings is not supported yet; nothing changed");
+        return 0;
+    }
+    begin_drain(d, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct daemon *d = ud;
+    log_warning("shutdown deadline passed with %zu events in flight; they were not committed and "
+                "will be consumed again",
+                d->inflight);
+    d->exit_code = EXIT_FAILURE;
+    d->phase = PH_DONE;
+    sd_event_exit(d->loop, d->exit_code);
+    return 0;
+}
+
+static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
+{
+    struct daemon *d = ud;
+    if (s == d->commit_timer) {
+        if (d->phase <= PH_DRAINING)
+            commit_offsets(d, NULL);
+    } else if (s == d->poll_timer) {
+        /* Keep polling even when every partition is paused: a consumer that
+         * stops polling leaves its group after max.poll.interval.ms. */
+        drain_consumer(d);
+        drain_producer(d);
+    } else if (s == d->status_timer) {
+        notify_status(d);
+    } else if (s == d->watchdog_timer) {
+        sd_notify(0, "WATCHDOG=1");
+    }
+    uint64_t period = s == d->commit_timer   ? d->cfg->commit_interval_ms * 1000ull
+                      : s == d->poll_timer   ? 200000ull
+                      : s == d->status_timer ? 5000000ull
+                                             : d->watchdog_usec / 2;
+    sd_event_source_set_time(s, usec + period);
+    return 0;
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct daemon *d = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        log_error("Kafka fatal error: %s; exiting", buf);
+        d->exit_code = EXIT_FAILURE;
+        sd_event_exit(d->loop, EXIT_FAILURE);
+        return;
+    }
+    /* librdkafka recovers from the rest by itself (brokers down, ...). */
+    log_warning("Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    enum sk_log_level l = level <= 3 ? SK_LOG_ERR : level == 4 ? SK_LOG_WARNING
+                                                : level == 5 ? SK_LOG_NOTICE
+                                                : level == 6 ? SK_LOG_INFO
+                                                             : SK_LOG_DEBUG;
+    sk_logc(l, NULL, "librdkafka %s: %s", fac, buf);
+}
+
+static int periodic(struct daemon *d, sd_event_source **s, uint64_t period_usec)
+{
+    return sd_event_add_time_relative(d->loop, s, CLOCK_MONOTONIC, period_usec, 10000, on_periodic, d);
+}
+
+static int setup_kafka(struct daemon *d)
+{
+    char err[512];
+    rd_kafka_conf_t *cc = sk_kafka_conf(d->cfg, true, err, sizeof err);
+    if (!cc) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(cc, d);
+    rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(cc, on_offset_commit);
+    rd_kafka_conf_set_error_cb(cc, on_kafka_error);
+    rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+    d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
+    if (!d->consumer) {
+        rd_kafka_conf_destroy(cc); /* not taken over on failure */
+        log_error("cannot create Kafka consumer: %s", err);
+        return -EINVAL;
+    }
+    rd_kafka_poll_set_consumer(d->consumer);
+
+    rd_kafka_conf_t *pc = sk_kafka_conf(d->cfg, false, err, sizeof err);
+    if (!pc) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(pc, d);
+    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+    rd_kafka_conf_set_error_cb(pc, on_kafka_error);
+    rd_kafka_conf_set_log_cb(pc, on_kafka_log);
+    d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    if (!d->producer) {
+        rd_kafka_conf_destroy(pc);
+        log_error("cannot create Kafka producer: %s", err);
+        return -EINVAL;
+    }
+
+    d->cq = rd_kafka_queue_get_consumer(d->consumer);
+    d->pq = rd_kafka_queue_get_main(d->producer);
+    int r;
+    if ((r = sk_kafka_queue_pipe(d->cq, d->cpipe)) < 0 || (r = sk_kafka_queue_pipe(d->pq, d->ppipe)) < 0) {
+        log_error("cannot create wake-up pipes: %s", strerror(-r));
+        return r;
+    }
+    if ((r = sd_event_add_io(d->loop, &d->cio, d->cpipe[0], EPOLLIN, on_consumer_io, d)) < 0 ||
+        (r = sd_event_add_io(d->loop, &d->pio, d->ppipe[0], EPOLLIN, on_producer_io, d)) < 0 ||
+        (r = sd_event_add_defer(d->loop, &d->cdefer, on_consume_defer, d)) < 0) {
+        log_error("cannot watch Kafka queues: %s", strerror(-r));
+        return r;
+    }
+    sd_event_source_set_enabled(d->cdefer, SD_EVENT_OFF);
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, d->cfg->topic_users, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, d->cfg->topic_scores, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        log_error("cannot subscribe to %s, %s: %s", d->cfg->topic_users, d->cfg->topic_scores,
+                  rd_kafka_err2str(e));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void teardown(struct daemon *d)
+{
+    /* Order matters: results still queued in the producer are given a
+     * short, bounded flush; the consumer is closed before destroy. */
+    if (d->producer) {
+        rd_kafka_flush(d->producer, 0);
+        while (rd_kafka_poll(d->producer, 0) > 0)
+            ;
+    }
+    struct sk_msg *m = d->resend;
+    while (m) {
+        struct sk_msg *next = m->next;
+        msg_gone(d, m);
+        m = next;
+    }
+    d->resend = NULL;
+    sk_sched_free(d->sched, drop_msg);
+    d->sched = NULL;
+    sd_event_source_disable_unref(d->cio);
+    sd_event_source_disable_unref(d->pio);
+    sd_event_source_disable_unref(d->cdefer);
+    sd_event_source_disable_unref(d->linger_timer);
+    sd_event_source_disable_unref(d->commit_timer);
+    sd_event_source_disable_unref(d->poll_timer);
+    sd_event_source_disable_unref(d->status_timer);
+    sd_event_source_disable_unref(d->watchdog_timer);
+    sd_event_source_disable_unref(d->deadline_timer);
+    if (d->cq)
+        rd_kafka_queue_destroy(d->cq);
+    if (d->pq)
+        rd_kafka_queue_destroy(d->pq);
+    if (d->consumer) {
+        if (!rd_kafka_consumer_closed(d->consumer))
+            rd_kafka_consumer_close(d->consumer); /* the loop is over: nothing else to stall */
+        rd_kafka_destroy(d->consumer);
+    }
+    if (d->producer) {
+        /* Whatever is still queued was already given up on (deadline):
+         * do not wait for it. */
+        rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (rd_kafka_poll(d->producer, 0) > 0)
+            ;
+        rd_kafka_destroy(d->producer);
+    }
+    /* Messages still referenced by purged deliveries are freed above via
+     * their delivery reports; partitions go with their last message. */
+    while (d->parts) {
+        struct sk_part *p = d->parts;
+        d->parts = p->next;
+        p->revoked = true;
+        p->refs++;
+        sk_part_unref(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (d->cpipe[i] > 0)
+            close(d->cpipe[i]);
+        if (d->ppipe[i] > 0)
+            close(d->ppipe[i]);
+    }
+    sk_db_free(d->db);
+    sd_event_unref(d->loop);
+}
+
+int sk_daemon_run(struct sk_config *cfg)
+{
+    struct daemon dd = {.cfg = cfg, .cpipe = {-1, -1}, .ppipe = {-1, -1}};
+    struct daemon *d = &dd;
+    g_daemon = d;
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    int r = sd_event_default(&d->loop);
+    if (r < 0) {
+        log_error("cannot create event loop: %s", strerror(-r));
+        return EXIT_FAILURE;
+    }
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d->sched = sk_sched_new();
+    if (!d->sched) {
+        log_error("out of memory");
+        teardown(d);
+        return EXIT_FAILURE;
+    }
+    set_sched_limits(d);
+    if ((r = sk_db_new(d->loop, cfg, on_db_idle, d, &d->db)) < 0 || (r = setup_kafka(d)) < 0) {
+        teardown(d);
+        return r == -EINVAL ? 78 : 69; /* EX_CONFIG / EX_UNAVAILABLE */
+    }
+    if ((r = sd_event_add_signal(d->loop, NULL, SIGTERM, on_signal, d)) < 0 ||
+        (r = sd_event_add_signal(d->loop, NULL, SIGINT, on_signal, d)) < 0 ||
+        (r = sd_event_add_signal(d->loop, NULL, SIGHUP, on_signal, d)) < 0 ||
+        (r = sd_event_add_time(d->loop, &d->linger_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+                               on_linger, d)) < 0 ||
+        (r = sd_event_add_time_relative(d->loop, &d->deadline_timer, CLOCK_MONOTONIC,
+                                        (uint64_t)cfg->shutdown_timeout_ms * 1000u, 1000,
+                                        on_deadline, d)) < 0 ||
+        (r = periodic(d, &d->commit_timer, cfg->commit_interval_ms * 1000ull)) < 0 ||
+        (r = periodic(d, &d->poll_timer, 200000)) < 0 ||
+        (r = periodic(d, &d->status_timer, 5000000)) < 0) {
+        log_error("cannot set up the event loop: %s", strerror(-r));
+        teardown(d);
+        return EXIT_FAILURE;
+    }
+    sd_event_source_set_enabled(d->linger_timer, SD_EVENT_OFF);
+    sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_OFF);
+    sd_event_source_set_enabled(d->commit_timer, SD_EVENT_ON);
+    sd_event_source_set_enabled(d->poll_timer, SD_EVENT_ON);
+    sd_event_source_set_enabled(d->status_timer, SD_EVENT_ON);
+    if (sd_watchdog_enabled(0, &d->watchdog_usec) > 0 && d->watchdog_usec > 0) {
+        if ((r = periodic(d, &d->watchdog_timer, d->watchdog_usec / 2)) < 0) {
+            log_error("cannot arm the watchdog timer: %s", strerror(-r));
+            teardown(d);
+            return EXIT_FAILURE;
+        }
+        sd_event_source_set_enabled(d->watchdog_timer, SD_EVENT_ON);
+    }
+    log_info("starting: brokers %s, group %s, database %s, pool %u", cfg->kafka_brokers,
+             cfg->group_id, cfg->db.socket ? cfg->db.socket : cfg->db.host, cfg->db_pool_size);
+    sk_db_start(d->db);
+    r = sd_event_loop(d->loop);
+    if (r < 0) {
+        log_error("event loop failed: %s", strerror(-r));
+        r = EXIT_FAILURE;
+    }
+    if (d->phase == PH_CLOSING || d->phase == PH_DONE)
+        log_notice("stopped: consumed %llu, applied %llu, rejected %llu, results delivered %llu",
+                   d->st.consumed, d->st.applied, d->st.rejected, d->st.results);
+    teardown(d);
+    return r;
+}
