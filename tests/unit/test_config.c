@@ -288,6 +288,9 @@ static void test_error_format(void **state)
                              "did you mean \"batch.max_events\"?");
     /* a transposition counts as one edit */
     set_bad(&c, "db.pool_szie", "4", "did you mean \"db.pool_size\"?");
+    set_bad(&c, "db.pol_sze", "4", "did you mean \"db.pool_size\"?"); /* distance 2 */
+    set_bad(&c, "db.pl_sze", "4", "unknown key \"db.pl_sze\" (from -o)");  /* distance 3 */
+    assert_null(strstr(err, "did you mean"));
     set_ok(&c, "kafka.brokres", "x"); /* kafka.* is passthrough, never unknown */
     set_bad(&c, "totally.different", "1", "unknown key \"totally.different\"");
     assert_null(strstr(err, "did you mean"));
