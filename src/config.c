@@ -619,9 +619,12 @@ int sk_config_init(struct sk_config *c)
     *c = (struct sk_config){0};
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
-        assert(opt_size_ok(o));
-        if (o->type == OT_SIZE && o->size == sizeof(unsigned))
-            assert(o->max <= UINT_MAX);
+        /* A table row whose type does not fit its field is a bug the unit
+         * tests catch through this failure. */
+        if (!opt_size_ok(o) || (o->size == sizeof(unsigned) && o->max > UINT_MAX)) {
+            sk_config_free(c);
+            return -1;
+        }
         if (!o->def)
             continue;
         /* Only ENOMEM can fail here (the unit tests check every default). */
@@ -780,7 +783,8 @@ out:
 static int read_password(const char *path, bool missing_ok, char **out, char *err, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO put there by mistake must not hang the start. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT && missing_ok)
             return 0;
@@ -1119,7 +1123,9 @@ static void build_help(void)
         "Settings:\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
-        if (o->type == OT_STR)
+        if (o->check == check_topic)
+            snprintf(exp, sizeof exp, "Kafka topic name");
+        else if (o->type == OT_STR)
             snprintf(exp, sizeof exp, "text");
         else
             expected(o, exp, sizeof exp);
