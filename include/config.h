@@ -96,10 +96,16 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
 int sk_dburl_parse(const char *url, struct sk_dburl *u, char *err, size_t errlen);
 void sk_dburl_free(struct sk_dburl *u);
 
-/* Is this key's value a secret (masked in every message and dump)? */
+/* Is this key's value a secret (masked in every message and dump)?  True
+ * for db.password* (db.password_file included) and for any key containing,
+ * case-insensitively, "password", "secret", "sasl.oauthbearer.config",
+ * "ssl.key.pem" or "ssl_key". */
 bool sk_config_key_is_secret(const char *key);
 /* Write the effective settings, one `key = value` per line, secrets as
- * "********", for --check-config and the startup log. */
+ * "********", for --check-config and the startup log: every table key in
+ * table order (plus "db.password = (set)" or "(not set)"), then the kafka.*
+ * passthrough properties sorted by key.  Values are quoted as the file
+ * syntax needs, so a dump reads back as a config file. */
 void sk_config_dump(const struct sk_config *c, void (*line)(void *ud, const char *text), void *ud);
 
 /* May a reload (SIGHUP) change this key?  false for unknown keys and for
