@@ -71,22 +71,57 @@ void sk_config_free(struct sk_config *c);
 
 /* Set one key.  origin is "file:line" or "-o".  On error returns -1 and
  * writes a one-line message naming key, value (masked when secret) and
- * origin into err. */
+ * origin into err.  Setting a key again replaces the earlier value (so
+ * `-o` applied after the file wins); this holds for kafka.* too.  The value
+ * is taken literally (no quote processing: that is the file syntax). */
 int sk_config_set(struct sk_config *c, const char *key, const char *value, const char *origin,
                   char *err, size_t errlen);
-/* Parse a whole file: `key = value` lines, '#' comments, blank lines. */
+/* Parse a whole file: `key = value` lines, '#' comments, blank lines.
+ * Key and value are trimmed of blanks.  '#' starts a comment only as the
+ * first non-blank character of a line, so values may contain '#'.  A value
+ * whose first character is '"' must be one double-quoted string: it keeps
+ * blanks and '#', and \" and \\ are its only escapes.  Lines are at most
+ * 4096 bytes.  Errors name "path:line". */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
 /* After all sets: cross-key checks, parse db.url, read the password file
  * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present).
  * Returns -1 with a message on error. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
 
-/* Parse a db URL into *u (allocates); -1 with message on error. */
+/* Parse a db URL into *u (allocates); -1 with message on error, *u then
+ * zeroed.  Forms: mariadb://user@host[:port]/dbname, user@[v6addr]:port,
+ * user@localhost/dbname?socket=/abs/path; "mysql://" also accepted; user,
+ * dbname and socket are percent-decoded.  A password in the URL is refused
+ * (use db.password_file).  Messages never quote parts of the URL. */
 int sk_dburl_parse(const char *url, struct sk_dburl *u, char *err, size_t errlen);
 void sk_dburl_free(struct sk_dburl *u);
 
-/* Is this key's value a secret (masked in every message and dump)? */
+/* Is this key's value a secret (masked in every message and dump)?  True
+ * for db.password* (db.password_file included) and for any key containing,
+ * case-insensitively, "password", "secret", "sasl.oauthbearer.config",
+ * "ssl.key.pem" or "ssl_key". */
 bool sk_config_key_is_secret(const char *key);
 /* Write the effective settings, one `key = value` per line, secrets as
- * "********", for --check-config and the startup log. */
+ * "********", for --check-config and the startup log: every table key in
+ * table order (plus "db.password = (set)" or "(not set)"), then the kafka.*
+ * passthrough properties sorted by key.  Values are quoted as the file
+ * syntax needs, so a dump reads back as a config file. */
 void sk_config_dump(const struct sk_config *c, void (*line)(void *ud, const char *text), void *ud);
+
+/* May a reload (SIGHUP) change this key?  false for unknown keys and for
+ * kafka.* passthrough properties. */
+bool sk_config_key_is_reloadable(const char *key);
+/* Compare a freshly loaded and finished configuration with the running
+ * one.  Returns -1 with a message naming the first key that differs but may
+ * not change on reload (secrets masked), else the number of reloadable
+ * settings that differ (0: nothing to do). */
+int sk_config_reload_diff(const struct sk_config *old, const struct sk_config *next, char *err,
+                          size_t errlen);
+/* Copy every reloadable setting from src into dst (after a successful
+ * sk_config_reload_diff()).  Returns -1 on ENOMEM, dst then unchanged for
+ * the setting that failed. */
+int sk_config_apply_reload(struct sk_config *dst, const struct sk_config *src);
+/* Text for `scorekeeper --help` and the man page: the file syntax, then
+ * every key with its type, range, default and help line.  Static storage,
+ * built on the first call (thread-safe). */
+const char *sk_config_help(void);
