@@ -79,6 +79,7 @@ static struct daemon *g_daemon; /* for the msg drop callback of sched */
 static void kick(struct daemon *d);
 static void check_drained(struct daemon *d);
 static void rearm_linger(struct daemon *d);
+static void on_db_closed(void *ud);
 
 static uint64_t now_usec(struct daemon *d)
 {
@@ -725,8 +726,8 @@ out:
     kick(d);
     if (d->closing_consumer && rd_kafka_consumer_closed(d->consumer)) {
         d->closing_consumer = false;
-        log_info("left the consumer group");
-        check_drained(d);
+        log_info("left the consumer group; closing database connections");
+        sk_db_shutdown(d->db, on_db_closed);
     }
 }
 

@@ -164,6 +164,8 @@ static bool group_full(const struct sk_sched *s, const struct sk_group *g)
  * max_bytes bytes, at least one event. */
 static void make_batch(struct sk_sched *s, struct sk_group *g)
 {
+    if (!g->head)
+        return;
     struct sk_batch *b = calloc(1, sizeof *b);
     if (!b) {
         g->due = true; /* try again at the next expiry or completion */
@@ -181,7 +183,8 @@ static void make_batch(struct sk_sched *s, struct sk_group *g)
         last = m;
         m = m->next;
     }
-    last->next = NULL;
+    if (last)
+        last->next = NULL;
     g->head = m;
     if (!m)
         g->tail = NULL;

@@ -1,0 +1,246 @@
+/* migrate — schema migrations, see include/migrate.h. */
+#include "migrate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "buf.h"
+#include "db.h"
+#include "log.h"
+
+struct migration {
+    unsigned version;
+    char name[128];
+    char path[4096];
+};
+
+struct mig {
+    const struct sk_config *cfg;
+    sd_event *loop;
+    struct sk_db *db;
+    struct sk_db_conn *c;
+    struct migration *list;
+    size_t n, next;
+    bool *applied; /* by index in list */
+    struct sk_buf sql;
+    int rc;
+    sd_event_source *deadline;
+};
+
+static int cmp_mig(const void *a, const void *b)
+{
+    const struct migration *x = a, *y = b;
+    return (x->version > y->version) - (x->version < y->version);
+}
+
+/* NNN_name.sql, NNN a positive number: the only files taken. */
+static int list_migrations(const char *dir, struct migration **out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        log_error("cannot open migrations directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct migration *v = NULL;
+    size_t cnt = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *s = e->d_name;
+        size_t len = strlen(s);
+        if (len < 9 || strcmp(s + len - 4, ".sql") || s[3] != '_')
+            continue;
+        if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+            continue;
+        struct migration *nv = realloc(v, (cnt + 1) * sizeof *nv);
+        if (!nv) {
+            free(v);
+            closedir(d);
+            return -1;
+        }
+        v = nv;
+        v[cnt].version = (unsigned)((s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'));
+        snprintf(v[cnt].name, sizeof v[cnt].name, "%.*s", (int)(len - 4), s);
+        snprintf(v[cnt].path, sizeof v[cnt].path, "%s/%s", dir, s);
+        cnt++;
+    }
+    closedir(d);
+    qsort(v, cnt, sizeof *v, cmp_mig);
+    for (size_t i = 1; i < cnt; i++)
+        if (v[i].version == v[i - 1].version) {
+            log_error("two migrations with version %03u: %s and %s", v[i].version, v[i - 1].name,
+                      v[i].name);
+            free(v);
+            return -1;
+        }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int read_file(const char *path, struct sk_buf *b)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        log_error("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char tmp[8192];
+    size_t r;
+    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
+        sk_buf_append(b, tmp, r);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || sk_buf_failed(b)) {
+        log_error("cannot read %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void finish(struct mig *m, int rc)
+{
+    m->rc = rc;
+    if (m->c) {
+        sk_db_release(m->c);
+        m->c = NULL;
+    }
+    sd_event_exit(m->loop, rc);
+}
+
+static void apply_next(struct mig *m);
+
+static void on_applied(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)c;
+    struct mig *m = ud;
+    struct migration *x = &m->list[m->next];
+    if (err) {
+        log_error("migration %s failed: %s (error %u); later migrations were not applied", x->name,
+                  err->message, err->code);
+        finish(m, 65);
+        return;
+    }
+    log_info("applied migration %s", x->name);
+    m->next++;
+    apply_next(m);
+}
+
+static void apply_next(struct mig *m)
+{
+    while (m->next < m->n && m->applied[m->next])
+        m->next++;
+    if (m->next == m->n) {
+        log_info("database is at version %03u", m->n ? m->list[m->n - 1].version : 0);
+        finish(m, 0);
+        return;
+    }
+    struct migration *x = &m->list[m->next];
+    sk_buf_reset(&m->sql);
+    if (read_file(x->path, &m->sql) < 0) {
+        finish(m, 66);
+        return;
+    }
+    /* Record the version in the same request, after the file's own
+     * statements, so a failure leaves it unrecorded and retried next time. */
+    sk_buf_printf(&m->sql, ";\nINSERT IGNORE INTO schema_migrations (version, name) VALUES (%u, ",
+                  x->version);
+    sk_buf_sql_str(&m->sql, x->name, strlen(x->name));
+    sk_buf_puts(&m->sql, ")");
+    if (sk_db_query(m->c, m->sql.p, m->sql.len, NULL, on_applied, m) < 0)
+        finish(m, 70);
+}
+
+static void on_version_row(void *ud, unsigned stmt, char **row, unsigned long *len, unsigned nf)
+{
+    (void)stmt;
+    (void)len;
+    struct mig *m = ud;
+    if (nf < 1 || !row[0])
+        return;
+    unsigned v = (unsigned)strtoul(row[0], NULL, 10);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->list[i].version == v)
+            m->applied[i] = true;
+}
+
+static void on_versions(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)c;
+    struct mig *m = ud;
+    if (err) {
+        log_error("cannot read schema_migrations: %s (error %u)", err->message, err->code);
+        finish(m, 65);
+        return;
+    }
+    apply_next(m);
+}
+
+static void on_idle(void *ud)
+{
+    struct mig *m = ud;
+    if (m->c)
+        return;
+    m->c = sk_db_acquire(m->db);
+    if (!m->c)
+        return;
+    sd_event_source_set_enabled(m->deadline, SD_EVENT_OFF);
+    static const char q[] =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, "
+        "name VARCHAR(200) NOT NULL, applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\nSELECT version FROM schema_migrations";
+    if (sk_db_query(m->c, q, sizeof q - 1, on_version_row, on_versions, m) < 0)
+        finish(m, 70);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct mig *m = ud;
+    log_error("cannot reach the database at %s within %u ms; nothing was migrated",
+              m->cfg->db.socket ? m->cfg->db.socket : m->cfg->db.host,
+              m->cfg->db_connect_timeout_ms * 2);
+    finish(m, 69);
+    return 0;
+}
+
+int sk_migrate_run(const struct sk_config *cfg)
+{
+    struct mig m = {.cfg = cfg, .rc = 70};
+    sk_buf_init(&m.sql);
+    if (list_migrations(cfg->sql_dir, &m.list, &m.n) < 0)
+        return 66;
+    if (m.n == 0) {
+        log_error("no migrations (NNN_name.sql) found in %s", cfg->sql_dir);
+        free(m.list);
+        return 66;
+    }
+    m.applied = calloc(m.n, sizeof *m.applied);
+    if (!m.applied || sd_event_new(&m.loop) < 0) {
+        free(m.list);
+        free(m.applied);
+        return 70;
+    }
+    int r = sk_db_new(m.loop, cfg, on_idle, &m, &m.db);
+    if (r >= 0)
+        r = sd_event_add_time_relative(m.loop, &m.deadline, CLOCK_MONOTONIC,
+                                       (uint64_t)cfg->db_connect_timeout_ms * 2000u, 1000,
+                                       on_deadline, &m);
+    if (r < 0) {
+        m.rc = r == -EHOSTUNREACH ? 69 : 70;
+    } else {
+        sk_db_start(m.db);
+        sd_event_loop(m.loop);
+    }
+    sd_event_source_disable_unref(m.deadline);
+    sk_db_free(m.db);
+    sd_event_unref(m.loop);
+    sk_buf_free(&m.sql);
+    free(m.list);
+    free(m.applied);
+    return m.rc;
+}

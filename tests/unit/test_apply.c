@@ -1,0 +1,206 @@
+/* Unit tests: batch SQL and the fold of events (apply). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "apply.h"
+
+static struct sk_msg *score(int64_t off, const char *user, enum sk_op op, int64_t v, const char *gname)
+{
+    struct sk_msg *m = sk_msg_new(NULL, off);
+    m->ev.kind = SK_EV_SCORE;
+    m->ev.username = user;
+    m->ev.username_len = strlen(user);
+    m->ev.game_id = 42;
+    m->ev.op = op;
+    m->ev.value = v;
+    if (gname) {
+        m->ev.game_name = gname;
+        m->ev.game_name_len = strlen(gname);
+    }
+    return m;
+}
+
+static struct sk_msg *user(int64_t off, const char *name, enum sk_nick nick, const char *nn)
+{
+    struct sk_msg *m = sk_msg_new(NULL, off);
+    m->ev.kind = SK_EV_USER;
+    m->ev.username = name;
+    m->ev.username_len = strlen(name);
+    m->ev.nick = nick;
+    if (nn) {
+        m->ev.nickname = nn;
+        m->ev.nickname_len = strlen(nn);
+    }
+    return m;
+}
+
+static struct sk_batch *batch(int64_t key, struct sk_msg **ms, unsigned n)
+{
+    struct sk_batch *b = calloc(1, sizeof *b);
+    b->key = key;
+    b->n = n;
+    b->head = ms[0];
+    for (unsigned i = 0; i + 1 < n; i++)
+        ms[i]->next = ms[i + 1];
+    return b;
+}
+
+static void free_batch(struct sk_batch *b)
+{
+    while (b->head) {
+        struct sk_msg *m = b->head;
+        b->head = m->next;
+        sk_msg_free(m);
+    }
+    free(b);
+}
+
+static void row(struct sk_apply *a, const char *id, const char *name, const char *sc)
+{
+    char *r[3] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name, (char *)(uintptr_t)sc};
+    unsigned long len[3] = {strlen(id), strlen(name), sc ? strlen(sc) : 0};
+    sk_apply_row(a, r, len, 3);
+}
+
+static void score_fold(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        score(1, "alice", SK_OP_DELTA, 10, NULL),     score(2, "bob", SK_OP_SET, 5, "Quiz"),
+        score(3, "alice", SK_OP_DELTA, 10, NULL),     score(4, "alice", SK_OP_SET, 100, NULL),
+        score(5, "alice", SK_OP_DELTA, 1, "Quiz 2"),  score(6, "o'hara\\", SK_OP_DELTA, -3, NULL),
+    };
+    struct sk_batch *b = batch(42, ms, 6);
+    struct sk_apply *a = sk_apply_new(b);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(sk_apply_first(a, &sql), 0);
+    const char *q = sk_buf_cstr(&sql);
+    /* users created in byte order, names escaped, last game name wins */
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('alice'),('bob'),('o\\'hara\\\\')"));
+    assert_non_null(strstr(q, "INSERT INTO games (id, name) VALUES (42,'Quiz 2') ON DUPLICATE KEY UPDATE"));
+    assert_non_null(strstr(q, "LOCK IN SHARE MODE"));
+    /* alice's current score is near the top of BIGINT: +10 overflows */
+    row(a, "7", "alice", "9223372036854775800");
+    row(a, "3", "bob", NULL);
+    row(a, "9", "o'hara\\", "4");
+    char err[200];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    q = sk_buf_cstr(&sql);
+    assert_string_equal(q, "INSERT INTO game_players (game_id, user_id, score) VALUES "
+                           "(42,3,5),(42,7,101),(42,9,1) ON DUPLICATE KEY UPDATE score = "
+                           "VALUES(score);\nCOMMIT");
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->status, SK_ST_REJECTED);
+    assert_int_equal(ms[0]->reject, SK_E_SCORE_OVERFLOW);
+    assert_int_equal(ms[1]->score, 5);
+    assert_int_equal(ms[1]->user_id, 3);
+    assert_int_equal(ms[2]->status, SK_ST_REJECTED);
+    assert_int_equal(ms[3]->score, 100);
+    assert_int_equal(ms[4]->score, 101);
+    assert_int_equal(ms[4]->status, SK_ST_APPLIED);
+    assert_int_equal(ms[5]->score, 1);
+    /* a retry starts from scratch */
+    assert_int_equal(sk_apply_first(a, &sql), 0);
+    row(a, "7", "alice", "0");
+    row(a, "3", "bob", "1");
+    row(a, "9", "o'hara\\", NULL);
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_int_equal(ms[0]->status, SK_ST_APPLIED);
+    assert_int_equal(ms[0]->score, 10);
+    assert_int_equal(ms[2]->score, 20);
+    assert_int_equal(ms[5]->score, -3);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+static void score_missing_user_is_an_error(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {score(1, "alice", SK_OP_DELTA, 1, NULL), score(2, "zed", SK_OP_DELTA, 1, NULL)};
+    struct sk_batch *b = batch(42, ms, 2);
+    struct sk_apply *a = sk_apply_new(b);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    sk_apply_first(a, &sql);
+    row(a, "1", "alice", NULL);
+    char err[200];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -1);
+    assert_non_null(strstr(err, "zed"));
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+static void unnamed_game(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {score(1, "a", SK_OP_DELTA, 1, NULL)};
+    struct sk_batch *b = batch(42, ms, 1);
+    struct sk_apply *a = sk_apply_new(b);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    sk_apply_first(a, &sql);
+    assert_non_null(strstr(sk_buf_cstr(&sql), "INSERT IGNORE INTO games (id, name) VALUES (42,'unnamed game 42')"));
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+static void user_fold(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        user(1, "bob", SK_NICK_SET, "Bobby"), user(2, "alice", SK_NICK_ABSENT, NULL),
+        user(3, "bob", SK_NICK_NULL, NULL),   user(4, "carol", SK_NICK_SET, "C"),
+        user(5, "carol", SK_NICK_ABSENT, NULL),
+    };
+    struct sk_batch *b = batch(0, ms, 5);
+    struct sk_apply *a = sk_apply_new(b);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_string_equal(sk_buf_cstr(&sql),
+                        "START TRANSACTION;\nINSERT INTO users (username, nickname) VALUES "
+                        "('bob',NULL),('carol','C') ON DUPLICATE KEY UPDATE nickname = "
+                        "VALUES(nickname);\nINSERT IGNORE INTO users (username) VALUES "
+                        "('alice');\nSELECT id, username FROM users WHERE username IN "
+                        "('alice','bob','carol');\nCOMMIT");
+    char *r[2];
+    unsigned long len[2];
+    const char *rows[][2] = {{"1", "alice"}, {"2", "bob"}, {"3", "carol"}};
+    for (int i = 0; i < 3; i++) {
+        r[0] = (char *)(uintptr_t)rows[i][0];
+        r[1] = (char *)(uintptr_t)rows[i][1];
+        len[0] = strlen(r[0]);
+        len[1] = strlen(r[1]);
+        sk_apply_row(a, r, len, 2);
+    }
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->user_id, 2);
+    assert_int_equal(ms[1]->user_id, 1);
+    assert_int_equal(ms[4]->user_id, 3);
+    assert_int_equal(ms[4]->status, SK_ST_APPLIED);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(score_fold),
+        cmocka_unit_test(score_missing_user_is_an_error),
+        cmocka_unit_test(unnamed_game),
+        cmocka_unit_test(user_fold),
+    };
+    return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
+}
