@@ -3,7 +3,8 @@
  * Untrusted bytes in, a validated sk_event (or one specific rejection) out.
  * Nothing that leaves sk_event_parse() successfully can carry invalid UTF-8,
  * control characters, out-of-range numbers or over-long strings; the SQL and
- * JSON builders downstream rely on that.  Contract: schemas/*.schema.json. */
+ * JSON builders downstream rely on that.  Contract: schemas/<kind>-event.schema.json,
+ * schemas/README.md. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,8 @@ enum sk_reject {
     SK_E_SCORE_OVERFLOW,   /* "score_overflow": the new total would leave BIGINT */
     SK_E_DB_REJECTED,      /* "db_rejected": the database refused this event */
     SK_E_UNKNOWN_TOPIC,    /* "unknown_topic": message from a topic we do not serve */
+    SK_E_NO_MEMORY,        /* "no_memory": not a verdict on the message: allocation
+                            * failed, the caller should retry, never reject */
     SK_E__COUNT
 };
 
