@@ -3,7 +3,8 @@
  * Untrusted bytes in, a validated sk_event (or one specific rejection) out.
  * Nothing that leaves sk_event_parse() successfully can carry invalid UTF-8,
  * control characters, out-of-range numbers or over-long strings; the SQL and
- * JSON builders downstream rely on that.  Contract: the files in schemas/. */
+ * JSON builders downstream rely on that.  Contract: schemas/<kind>-event.schema.json,
+ * schemas/README.md. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,8 @@ enum sk_reject {
     SK_E_SCORE_OVERFLOW,   /* "score_overflow": the new total would leave BIGINT */
     SK_E_DB_REJECTED,      /* "db_rejected": the database refused this event */
     SK_E_UNKNOWN_TOPIC,    /* "unknown_topic": message from a topic we do not serve */
+    SK_E_NO_MEMORY,        /* "no_memory": not a verdict on the message: allocation
+                            * failed, the caller should retry, never reject */
     SK_E__COUNT
 };
 
@@ -86,8 +89,13 @@ struct sk_parse_error {
 };
 
 /* Parse one message.  payload == NULL means a tombstone.  key may be NULL
- * (no key).  Returns SK_OK and fills *ev, or a rejection code and fills
- * *err; *ev is untouched on failure. */
+ * (no key); an empty key counts as no key.  Neither needs a terminating NUL.
+ * lim may be NULL (defaults).  Returns SK_OK and fills *ev, or a rejection
+ * code and fills *err; *ev is untouched on failure.  SK_E_NO_MEMORY is not
+ * a verdict on the message.  The order of checks and the decisions (-0 is
+ * 0, 1.0 and 1e3 are not_integer, lone \u surrogates are invalid_utf8)
+ * are documented in schemas/README.md.  Costs one strict scan of the
+ * payload and, on success only, one malloc. */
 enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size_t len,
                               const void *key, size_t key_len, const struct sk_limits *lim,
                               struct sk_event *ev, struct sk_parse_error *err);

@@ -1,0 +1,394 @@
+/* jsonscan — strict JSON validator recording top-level members, see
+ * include/jsonscan.h. */
+#include "jsonscan.h"
+
+#include "utf8.h"
+
+#include <string.h>
+
+struct scan {
+    const unsigned char *p;
+    size_t len;
+    size_t i;
+    struct sk_json_error *err;
+};
+
+static enum sk_json_status fail_at(struct scan *s, size_t at, enum sk_json_status st,
+                                   const char *what)
+{
+    s->err->offset = at;
+    s->err->what = what;
+    return st;
+}
+
+static enum sk_json_status bad(struct scan *s, const char *what)
+{
+    return fail_at(s, s->i, SK_JSON_SYNTAX, what);
+}
+
+static void skip_ws(struct scan *s)
+{
+    while (s->i < s->len) {
+        unsigned char c = s->p[s->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        s->i++;
+    }
+}
+
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* Four hex digits at p (caller checked they are there), or -1. */
+static long hex4(const unsigned char *p)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = p[k];
+        long d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Decode the escape at p[0] == '\\' of a validated string; returns the
+ * bytes consumed and the code point. */
+static size_t unescape(const unsigned char *p, uint32_t *cp)
+{
+    switch (p[1]) {
+    case 'b': *cp = '\b'; return 2;
+    case 'f': *cp = '\f'; return 2;
+    case 'n': *cp = '\n'; return 2;
+    case 'r': *cp = '\r'; return 2;
+    case 't': *cp = '\t'; return 2;
+    case 'u': {
+        uint32_t v = (uint32_t)hex4(p + 2);
+        if (v >= 0xd800 && v <= 0xdbff) {
+            uint32_t lo = (uint32_t)hex4(p + 8);
+            *cp = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+            return 12;
+        }
+        *cp = v;
+        return 6;
+    }
+    default: *cp = p[1]; return 2; /* " \ / */
+    }
+}
+
+static enum sk_json_status scan_string(struct scan *s, struct sk_json_str *out)
+{
+    const unsigned char *p = s->p;
+    size_t len = s->len;
+    size_t start = ++s->i; /* past the opening quote */
+    struct sk_json_str t = {0};
+    for (;;) {
+        /* fast path: plain printable ASCII */
+        size_t i = s->i;
+        while (i < len && p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+            i++;
+        t.len += i - s->i;
+        t.chars += i - s->i;
+        s->i = i;
+        if (i >= len)
+            return bad(s, "unterminated string");
+        unsigned char c = p[i];
+        if (c == '"')
+            break;
+        uint32_t cp;
+        if (c == '\\') {
+            t.escaped = true;
+            if (i + 1 >= len)
+                return bad(s, "unterminated string");
+            switch (p[i + 1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                cp = p[i + 1];
+                if (cp == 'b' || cp == 'f' || cp == 'n' || cp == 'r' || cp == 't')
+                    cp = 0x08; /* any C0 control: only "control" matters */
+                s->i += 2;
+                break;
+            case 'u': {
+                if (len - i < 6 || hex4(p + i + 2) < 0)
+                    return bad(s, "invalid \\u escape");
+                cp = (uint32_t)hex4(p + i + 2);
+                if (cp >= 0xdc00 && cp <= 0xdfff)
+                    return fail_at(s, i, SK_JSON_BAD_SURROGATE,
+                                   "\\u escape is a lone low surrogate");
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    long lo = -1;
+                    if (len - i >= 12 && p[i + 6] == '\\' && p[i + 7] == 'u')
+                        lo = hex4(p + i + 8);
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return fail_at(s, i, SK_JSON_BAD_SURROGATE,
+                                       "\\u escape is a high surrogate without a low one");
+                    cp = 0x10000;
+                    s->i += 6;
+                }
+                s->i += 6;
+                break;
+            }
+            default:
+                return bad(s, "invalid escape in string");
+            }
+        } else if (c < 0x20) {
+            return bad(s, "unescaped control character in string");
+        } else if (c < 0x80) {
+            cp = c; /* DEL */
+            s->i++;
+        } else {
+            size_t n = sk_utf8_decode(p + i, len - i, &cp);
+            if (n == 0)
+                return bad(s, "invalid UTF-8 in string");
+            s->i += n;
+        }
+        t.len += sk_utf8_len(cp);
+        t.chars++;
+        if (sk_utf8_is_control(cp))
+            t.control = true;
+        if (cp >= 0x80)
+            t.non_ascii = true;
+    }
+    t.raw = (const char *)p + start;
+    t.raw_len = s->i - start;
+    s->i++; /* closing quote */
+    if (out)
+        *out = t;
+    return SK_JSON_OK;
+}
+
+static enum sk_json_status scan_number(struct scan *s, struct sk_json_num *out)
+{
+    const unsigned char *p = s->p;
+    size_t len = s->len, start = s->i;
+    bool neg = false, overflow = false, integer = true;
+    uint64_t mag = 0;
+    if (p[s->i] == '-') {
+        neg = true;
+        s->i++;
+    }
+    if (s->i >= len || !is_digit(p[s->i]))
+        return bad(s, "expected a digit");
+    if (p[s->i] == '0') {
+        s->i++; /* a following digit is caught as trailing garbage */
+    } else {
+        while (s->i < len && is_digit(p[s->i])) {
+            unsigned d = (unsigned)(p[s->i] - '0');
+            if (mag > (UINT64_MAX - d) / 10)
+                overflow = true;
+            else
+                mag = mag * 10 + d;
+            s->i++;
+        }
+    }
+    if (s->i < len && p[s->i] == '.') {
+        integer = false;
+        s->i++;
+        if (s->i >= len || !is_digit(p[s->i]))
+            return bad(s, "expected a digit after '.'");
+        while (s->i < len && is_digit(p[s->i]))
+            s->i++;
+    }
+    if (s->i < len && (p[s->i] == 'e' || p[s->i] == 'E')) {
+        integer = false;
+        s->i++;
+        if (s->i < len && (p[s->i] == '+' || p[s->i] == '-'))
+            s->i++;
+        if (s->i >= len || !is_digit(p[s->i]))
+            return bad(s, "expected a digit in the exponent");
+        while (s->i < len && is_digit(p[s->i]))
+            s->i++;
+    }
+    if (out) {
+        out->raw = (const char *)p + start;
+        out->raw_len = s->i - start;
+        out->integer = integer;
+        out->fits = integer && !overflow && mag <= (uint64_t)INT64_MAX;
+        out->value = out->fits ? (neg ? -(int64_t)mag : (int64_t)mag) : 0;
+    }
+    return SK_JSON_OK;
+}
+
+static enum sk_json_status scan_literal(struct scan *s, const char *word, size_t n)
+{
+    if (s->len - s->i < n || memcmp(s->p + s->i, word, n) != 0)
+        return bad(s, "invalid literal");
+    s->i += n;
+    return SK_JSON_OK;
+}
+
+enum sk_json_status sk_json_scan(const char *text, size_t len, unsigned max_depth,
+                                 struct sk_json_doc *doc, struct sk_json_error *err)
+{
+    struct scan sc = {(const unsigned char *)text, len, 0, err};
+    struct scan *s = &sc;
+    uint64_t is_obj[SK_JSON_DEPTH_CAP / 64]; /* bit per open container */
+    unsigned d = 0, maxd = max_depth < SK_JSON_DEPTH_CAP ? max_depth : SK_JSON_DEPTH_CAP;
+    struct sk_json_member *cur = NULL;
+    struct sk_json_value *rec;
+    enum sk_json_status st = SK_JSON_OK;
+    enum sk_json_type t;
+    bool top_obj = false, in_obj;
+
+    doc->type = 0;
+    doc->n_members = doc->total_members = 0;
+    err->offset = 0;
+    err->what = "";
+    skip_ws(s);
+
+value:
+    if (s->i >= len)
+        return bad(s, "expected a value");
+    /* members of the top-level object are recorded */
+    rec = (d == 1 && top_obj && cur) ? &cur->value : NULL;
+    switch (s->p[s->i]) {
+    case '{':
+    case '[':
+        t = s->p[s->i] == '{' ? SK_JT_OBJECT : SK_JT_ARRAY;
+        if (d == 0) {
+            doc->type = t;
+            top_obj = t == SK_JT_OBJECT;
+        }
+        if (rec)
+            rec->type = t;
+        if (d >= maxd)
+            return fail_at(s, s->i, SK_JSON_TOO_DEEP, "nesting too deep");
+        if (t == SK_JT_OBJECT)
+            is_obj[d / 64] |= (uint64_t)1 << (d % 64);
+        else
+            is_obj[d / 64] &= ~((uint64_t)1 << (d % 64));
+        d++;
+        s->i++;
+        skip_ws(s);
+        if (s->i < len && s->p[s->i] == (t == SK_JT_OBJECT ? '}' : ']')) {
+            s->i++;
+            d--;
+            goto after;
+        }
+        if (t == SK_JT_OBJECT)
+            goto member;
+        goto value;
+    case '"':
+        t = SK_JT_STRING;
+        st = scan_string(s, rec ? &rec->str : NULL);
+        break;
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        t = SK_JT_NUMBER;
+        st = scan_number(s, rec ? &rec->num : NULL);
+        break;
+    case 't':
+        t = SK_JT_TRUE;
+        st = scan_literal(s, "true", 4);
+        break;
+    case 'f':
+        t = SK_JT_FALSE;
+        st = scan_literal(s, "false", 5);
+        break;
+    case 'n':
+        t = SK_JT_NULL;
+        st = scan_literal(s, "null", 4);
+        break;
+    default:
+        return bad(s, "expected a value");
+    }
+    if (st != SK_JSON_OK)
+        return st;
+    if (d == 0)
+        doc->type = t;
+    if (rec)
+        rec->type = t;
+
+after:
+    skip_ws(s);
+    if (d == 0) {
+        if (s->i != len)
+            return bad(s, "unexpected data after the JSON value");
+        return SK_JSON_OK;
+    }
+    in_obj = (is_obj[(d - 1) / 64] >> ((d - 1) % 64)) & 1;
+    if (s->i >= len)
+        return bad(s, in_obj ? "unterminated object" : "unterminated array");
+    if (s->p[s->i] == ',') {
+        s->i++;
+        skip_ws(s);
+        if (in_obj)
+            goto member;
+        goto value;
+    }
+    if (s->p[s->i] == (in_obj ? '}' : ']')) {
+        s->i++;
+        d--;
+        goto after;
+    }
+    return bad(s, in_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+
+member:
+    if (s->i >= len || s->p[s->i] != '"')
+        return bad(s, "expected a member name");
+    if (d == 1 && top_obj) {
+        doc->total_members++;
+        cur = NULL;
+        if (doc->n_members < SK_JSON_MAX_MEMBERS) {
+            cur = &doc->m[doc->n_members++];
+            memset(cur, 0, sizeof *cur);
+        }
+    }
+    st = scan_string(s, (d == 1 && cur) ? &cur->name : NULL);
+    if (st != SK_JSON_OK)
+        return st;
+    skip_ws(s);
+    if (s->i >= len || s->p[s->i] != ':')
+        return bad(s, "expected ':' after member name");
+    s->i++;
+    skip_ws(s);
+    goto value;
+}
+
+size_t sk_json_decode(const struct sk_json_str *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s->raw;
+    size_t n = s->raw_len;
+    if (!s->escaped) {
+        if (n > cap) { /* cut at a character boundary */
+            n = cap;
+            while (n > 0 && (p[n] & 0xc0) == 0x80)
+                n--;
+        }
+        memcpy(out, p, n);
+        return n;
+    }
+    size_t i = 0, o = 0;
+    while (i < n) {
+        if (p[i] == '\\') {
+            uint32_t cp;
+            size_t adv = unescape(p + i, &cp);
+            if (o + sk_utf8_len(cp) > cap)
+                break;
+            o += sk_utf8_put(out + o, cp);
+            i += adv;
+            continue;
+        }
+        size_t run = i; /* a run of raw bytes up to the next escape */
+        while (run < n && p[run] != '\\')
+            run++;
+        size_t take = run - i;
+        if (o + take > cap) {
+            take = cap - o;
+            while (take > 0 && (p[i + take] & 0xc0) == 0x80)
+                take--;
+            memcpy(out + o, p + i, take);
+            o += take;
+            break;
+        }
+        memcpy(out + o, p + i, take);
+        o += take;
+        i = run;
+    }
+    return o;
+}

@@ -1,0 +1,83 @@
+/* result — JSON text of a result event, see include/result.h and
+ * schemas/result-event.schema.json.  Member order is fixed:
+ * event_id, status, game_id, user_id, username, nickname | score | error,
+ * source. */
+#include "result.h"
+
+#include <string.h>
+
+const char *sk_status_name(enum sk_status s)
+{
+    switch (s) {
+    case SK_ST_APPLIED: return "applied";
+    case SK_ST_REJECTED: return "rejected";
+    case SK_ST_DUPLICATE: return "duplicate";
+    }
+    return "unknown";
+}
+
+static void key(struct sk_buf *b, const char *name)
+{
+    sk_buf_putc(b, ',');
+    sk_buf_json_str(b, name, strlen(name));
+    sk_buf_putc(b, ':');
+}
+
+static void str_or_empty(struct sk_buf *b, const char *s, size_t len)
+{
+    sk_buf_json_str(b, s ? s : "", s ? len : 0);
+}
+
+void sk_result_json(struct sk_buf *b, const struct sk_result *r)
+{
+    sk_buf_putc(b, '{');
+    if (r->event_id && r->event_id_len) {
+        sk_buf_puts(b, "\"event_id\":");
+        sk_buf_json_str(b, r->event_id, r->event_id_len);
+        sk_buf_putc(b, ',');
+    }
+    sk_buf_puts(b, "\"status\":");
+    const char *st = sk_status_name(r->status);
+    sk_buf_json_str(b, st, strlen(st));
+
+    if (r->status == SK_ST_REJECTED) {
+        const char *code = sk_reject_code(r->error);
+        const char *msg = r->error_message ? r->error_message : code;
+        key(b, "error");
+        sk_buf_puts(b, "{\"code\":");
+        sk_buf_json_str(b, code, strlen(code));
+        sk_buf_puts(b, ",\"message\":");
+        sk_buf_json_str(b, msg, strlen(msg));
+        sk_buf_putc(b, '}');
+    } else if (r->kind == SK_EV_SCORE) {
+        key(b, "game_id");
+        sk_buf_i64(b, r->game_id);
+        key(b, "user_id");
+        sk_buf_i64(b, r->user_id);
+        key(b, "username");
+        str_or_empty(b, r->username, r->username_len);
+        key(b, "score");
+        sk_buf_i64(b, r->score);
+    } else if (r->kind == SK_EV_USER) {
+        key(b, "user_id");
+        sk_buf_i64(b, r->user_id);
+        key(b, "username");
+        str_or_empty(b, r->username, r->username_len);
+        if (r->nick == SK_NICK_SET) {
+            key(b, "nickname");
+            str_or_empty(b, r->nickname, r->nickname_len);
+        } else if (r->nick == SK_NICK_NULL) {
+            key(b, "nickname");
+            sk_buf_puts(b, "null");
+        }
+    }
+
+    key(b, "source");
+    sk_buf_puts(b, "{\"topic\":");
+    str_or_empty(b, r->topic, r->topic ? strlen(r->topic) : 0);
+    sk_buf_puts(b, ",\"partition\":");
+    sk_buf_i64(b, r->partition);
+    sk_buf_puts(b, ",\"offset\":");
+    sk_buf_i64(b, r->offset);
+    sk_buf_puts(b, "}}");
+}
