@@ -256,9 +256,14 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         struct sk_msg *m = a->msgs[i];
         struct player *p = &a->players[a->pidx[i]];
         m->status = SK_ST_APPLIED;
+        int64_t sum;
         if (m->ev.op == SK_OP_SET) {
             p->score = m->ev.value;
-        } else if (__builtin_add_overflow(p->score, m->ev.value, &p->score)) {
+        } else if (!__builtin_add_overflow(p->score, m->ev.value, &sum)) {
+            p->score = sum;
+        } else {
+            /* the score stays as it was: __builtin_add_overflow would have
+             * stored the wrapped sum */
             char msg[160];
             snprintf(msg, sizeof msg, "adding %lld to the current score %lld leaves the BIGINT range",
                      (long long)m->ev.value, (long long)p->score);
