@@ -813,8 +813,8 @@ static void begin_drain(struct daemon *d, const char *why)
     log_notice("%s: stopping; finishing %zu events in flight (deadline %u ms)", why, d->inflight,
                d->cfg->shutdown_timeout_ms);
     sd_notify(0, "STOPPING=1");
-    set_paused(d, true);
     d->phase = PH_DRAINING;
+    set_paused(d, true);
     set_sched_limits(d);
     sk_sched_flush_all(d->sched);
     sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_ONESHOT);

@@ -289,8 +289,7 @@ static void schedule_reconnect(struct sk_db_conn *c)
     if (d > db->cfg->db_retry_max_ms)
         d = db->cfg->db_retry_max_ms;
     d = d / 2 + db_rand(db) % (d / 2 + 1);
-    if (c->failures)
-        log_info("db#%d: reconnecting in %llu ms", c->id, (unsigned long long)d);
+    log_debug("db#%d: reconnecting in %llu ms", c->id, (unsigned long long)d);
     if (arm_timer(c, d * 1000u) < 0) {
         log_error("db#%d: cannot arm reconnect timer", c->id);
         abort();
@@ -327,8 +326,7 @@ static void conn_connect(struct sk_db_conn *c)
      * silent truncation). */
     static const char init_cmd[] =
         "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,"
-        "ERROR_FOR_DIVISION_BY_ZERO', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, "
-        "SESSION autocommit=1";
+        "ERROR_FOR_DIVISION_BY_ZERO', SESSION tx_isolation='READ-COMMITTED', SESSION autocommit=1";
     if (mysql_options(&c->mysql, MYSQL_OPT_NONBLOCK, 0) ||
         mysql_options(&c->mysql, MYSQL_OPT_CONNECT_TIMEOUT, &ct) ||
         mysql_options(&c->mysql, MYSQL_OPT_READ_TIMEOUT, &rt) ||
@@ -421,8 +419,8 @@ static void conn_step(struct sk_db_conn *c, int status)
             /* Log the first failure and then every tenth: a server that stays
              * down must not flood the journal. */
             if (c->failures % 10 == 0)
-                sk_logc(SK_LOG_WARNING, &x, "db#%d %s: connect failed: %s", c->id,
-                        c->db->cfg->db.socket ? c->db->cfg->db.socket : c->db->host,
+                sk_logc(SK_LOG_WARNING, &x, "db#%d %s: connect failed: %s; retrying with backoff",
+                        c->id, c->db->cfg->db.socket ? c->db->cfg->db.socket : c->db->host,
                         mysql_error(&c->mysql));
             c->failures++;
             c->db->reconnects++;

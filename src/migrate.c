@@ -144,6 +144,10 @@ static void apply_next(struct mig *m)
         finish(m, 66);
         return;
     }
+    /* An empty statement (";;") is a syntax error: drop the file's own
+     * trailing terminator before appending ours. */
+    while (m->sql.len && strchr(" \t\r\n;", m->sql.p[m->sql.len - 1]))
+        m->sql.p[--m->sql.len] = '\0';
     /* Record the version in the same request, after the file's own
      * statements, so a failure leaves it unrecorded and retried next time. */
     sk_buf_printf(&m->sql, ";\nINSERT IGNORE INTO schema_migrations (version, name) VALUES (%u, ",
@@ -225,7 +229,10 @@ int sk_migrate_run(const struct sk_config *cfg)
         free(m.applied);
         return 70;
     }
-    int r = sk_db_new(m.loop, cfg, on_idle, &m, &m.db);
+    /* One connection: migrations run one after the other. */
+    struct sk_config one = *cfg;
+    one.db_pool_size = 1;
+    int r = sk_db_new(m.loop, &one, on_idle, &m, &m.db);
     if (r >= 0)
         r = sd_event_add_time_relative(m.loop, &m.deadline, CLOCK_MONOTONIC,
                                        (uint64_t)cfg->db_connect_timeout_ms * 2000u, 1000,
