@@ -19,8 +19,13 @@
 
 struct sk_group;
 
+/* Why a batch was cut: logged at debug level, asserted by tests. */
+enum sk_flush { SK_FLUSH_FULL = 1, SK_FLUSH_LINGER, SK_FLUSH_BACKLOG, SK_FLUSH_DRAIN };
+const char *sk_flush_name(enum sk_flush f);
+
 struct sk_batch {
     struct sk_group *group;
+    enum sk_flush reason;
     int64_t key;            /* game id, or 0 for the users group */
     struct sk_msg *head;    /* events in partition order */
     unsigned n;

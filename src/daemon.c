@@ -483,6 +483,12 @@ static void start_batch(struct daemon *d, struct sk_batch *b, struct sk_db_conn 
     ex->c = c;
     if (sk_apply_first(ex->a, &ex->sql) < 0)
         goto oom;
+    if (sk_log_enabled(SK_LOG_DEBUG)) {
+        char name[48];
+        struct sk_log_ctx x = batch_ctx(b, ex, 0);
+        sk_logc(SK_LOG_DEBUG, &x, "%s: batch of %u events (%s), attempt %u",
+                batch_name(b, name, sizeof name), b->n, sk_flush_name(b->reason), b->attempt + 1);
+    }
     if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_first_done, ex) < 0) {
         struct sk_db_error e = {.fault = SK_DB_CONN};
         snprintf(e.message, sizeof e.message, "connection not ready");

@@ -162,7 +162,7 @@ static bool group_full(const struct sk_sched *s, const struct sk_group *g)
 
 /* Cut the next batch from the group's queue: up to max_events events and
  * max_bytes bytes, at least one event. */
-static void make_batch(struct sk_sched *s, struct sk_group *g)
+static void make_batch(struct sk_sched *s, struct sk_group *g, enum sk_flush why)
 {
     if (!g->head)
         return;
@@ -173,6 +173,7 @@ static void make_batch(struct sk_sched *s, struct sk_group *g)
     }
     wait_unlink(s, g);
     b->group = g;
+    b->reason = why;
     b->key = g->key;
     b->head = g->head;
     struct sk_msg *last = NULL, *m = g->head;
@@ -222,10 +223,10 @@ int sk_sched_add(struct sk_sched *s, int64_t key, struct sk_msg *m, uint64_t now
             g->due = true;
             wait_unlink(s, g);
         } else {
-            make_batch(s, g);
+            make_batch(s, g, SK_FLUSH_FULL);
         }
     } else if (!g->batch && g->due) {
-        make_batch(s, g);
+        make_batch(s, g, SK_FLUSH_BACKLOG);
     }
     return 0;
 }
@@ -238,7 +239,7 @@ void sk_sched_expire(struct sk_sched *s, uint64_t now)
         if (g->batch)
             g->due = true;
         else
-            make_batch(s, g);
+            make_batch(s, g, SK_FLUSH_LINGER);
     }
 }
 
@@ -255,7 +256,7 @@ void sk_sched_flush_all(struct sk_sched *s)
         if (g->batch)
             g->due = true;
         else
-            make_batch(s, g);
+            make_batch(s, g, SK_FLUSH_DRAIN);
     }
 }
 
@@ -317,7 +318,7 @@ void sk_sched_done(struct sk_sched *s, struct sk_batch *b, uint64_t now)
     g->batch = NULL;
     free(b);
     if (g->n && (g->due || group_full(s, g))) {
-        make_batch(s, g);
+        make_batch(s, g, group_full(s, g) ? SK_FLUSH_FULL : SK_FLUSH_BACKLOG);
     } else if (g->n) {
         if (!g->waiting) {
             g->since = now;
@@ -387,6 +388,17 @@ void sk_sched_free(struct sk_sched *s, void (*drop)(struct sk_msg *))
     }
     free(s->buckets);
     free(s);
+}
+
+const char *sk_flush_name(enum sk_flush f)
+{
+    switch (f) {
+    case SK_FLUSH_FULL: return "full";
+    case SK_FLUSH_LINGER: return "linger";
+    case SK_FLUSH_BACKLOG: return "backlog";
+    case SK_FLUSH_DRAIN: return "drain";
+    }
+    return "?";
 }
 
 size_t sk_sched_queued(const struct sk_sched *s) { return s->queued; }

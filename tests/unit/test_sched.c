@@ -54,6 +54,7 @@ static void flush_by_size(void **state)
     struct sk_batch *b = sk_sched_pop_ready(s);
     assert_non_null(b);
     assert_int_equal(b->n, 3);
+    assert_int_equal(b->reason, SK_FLUSH_FULL);
     assert_int_equal(b->key, 42);
     assert_int_equal(b->head->offset, 0);
     assert_int_equal(take(s, b), 3);
@@ -79,6 +80,7 @@ static void flush_by_bytes(void **state)
     b = sk_sched_pop_ready(s);
     assert_non_null(b);
     assert_int_equal(b->head->offset, 2);
+    assert_int_equal(b->reason, SK_FLUSH_BACKLOG);
     take(s, b);
     sk_sched_free(s, drop);
 }
@@ -96,6 +98,7 @@ static void flush_by_linger(void **state)
     struct sk_batch *b = sk_sched_pop_ready(s);
     assert_non_null(b);
     assert_int_equal(b->key, 7);
+    assert_int_equal(b->reason, SK_FLUSH_LINGER);
     assert_null(sk_sched_pop_ready(s));
     assert_int_equal(sk_sched_next_deadline(s), 6500);
     take(s, b);
