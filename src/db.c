@@ -471,7 +471,7 @@ static void conn_step(struct sk_db_conn *c, int status)
             while ((row = mysql_fetch_row(c->r_res))) /* stored: no I/O */
                 if (c->on_row)
                     c->on_row(c->ud, c->stmt, row, mysql_fetch_lengths(c->r_res), nf);
-            mysql_free_result(c->r_res);
+            mysql_free_result(c->r_res); /* stored result: no I/O */
             c->r_res = NULL;
         } else if (mysql_field_count(&c->mysql) > 0) {
             query_failed(c);
@@ -564,7 +564,7 @@ static void conn_lost(struct sk_db_conn *c, const char *why)
     sk_logc(SK_LOG_WARNING, &x, "db#%d: closing: %s", c->id, why);
     c->db->reconnects++;
     if (c->r_res) {
-        mysql_free_result(c->r_res);
+        mysql_free_result(c->r_res); /* stored result: no I/O */
         c->r_res = NULL;
     }
     c->state = CS_CLOSING;
@@ -674,9 +674,9 @@ void sk_db_free(struct sk_db *db)
             if (fd >= 0)
                 shutdown(fd, SHUT_RDWR);
             if (c->r_res)
-                mysql_free_result(c->r_res);
+                mysql_free_result(c->r_res); /* stored result: no I/O */
             c->r_res = NULL;
-            mysql_close(&c->mysql);
+            mysql_close(&c->mysql); /* after the loop, socket shut down: no I/O wait */
         }
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
