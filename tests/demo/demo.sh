@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# make demo: install what is missing, build, start a private Kafka broker and
+# MariaDB server, migrate, run the daemon, play a scripted quiz through Kafka,
+# print the leaderboard from MariaDB and a few result events, stop it all.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "Installing missing packages (make deps)"
+tests/tools/deps.sh
+say "Building"
+make -s -j2 build/scorekeeper
+
+started_stack=0
+if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${SCOREKEEPER_DB_URL:-}" ]; then
+    if ! tests/stack/stack-check.sh >/dev/null 2>&1; then
+        say "Starting a private Kafka broker and MariaDB server (make stack-up)"
+        tests/stack/stack-up.sh
+        started_stack=1
+    fi
+    # shellcheck disable=SC1091
+    . build/stack.env
+fi
+
+demo=build/demo
+rm -rf "$demo"
+mkdir -p "$demo"
+run_id="demo$(date +%s)$$"
+users_topic="demo.users.$run_id"
+scores_topic="demo.scores.$run_id"
+results_topic="demo.results.$run_id"
+group="scorekeeper-$run_id"
+daemon_pid=
+
+cleanup() {
+    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    if [ "$started_stack" = 1 ]; then
+        say "Stopping the private stack (make stack-down)"
+        tests/stack/stack-down.sh
+    fi
+}
+trap cleanup EXIT
+
+admin_url="mariadb://root@localhost/scorekeeper?socket=${SCOREKEEPER_DB_SOCKET}"
+say "Migrating the schema (scorekeeper migrate)"
+build/scorekeeper -o db.url="$admin_url" -o kafka.bootstrap.servers="$KAFKA_BROKERS" \
+    -o sql.dir="$top/sql" migrate
+
+say "Starting the daemon"
+build/scorekeeper \
+    -o db.url="$SCOREKEEPER_DB_URL" -o db.password_file="$SCOREKEEPER_DB_PASSWORD_FILE" \
+    -o kafka.bootstrap.servers="$KAFKA_BROKERS" -o kafka.group.id="$group" \
+    -o topic.users="$users_topic" -o topic.scores="$scores_topic" \
+    -o topic.results="$results_topic" -o batch.linger_ms=50 \
+    >"$demo/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 1 300); do
+    grep -q 'ready:' "$demo/daemon.log" && break
+    kill -0 "$daemon_pid" 2>/dev/null || { cat "$demo/daemon.log"; echo "daemon exited"; exit 1; }
+    sleep 0.1
+done
+grep -q 'ready:' "$demo/daemon.log" || { cat "$demo/daemon.log"; echo "daemon not ready in 30 s"; exit 1; }
+echo "daemon pid $daemon_pid is ready (log: $demo/daemon.log)"
+
+say "Playing a quiz: 5 players, 3 games, 4 rounds"
+players=(alice bob chloé dmitri "eve 🎲")
+nicks=("Alice" "Bobby" "Chloé" "Dima" "Eve")
+: >"$demo/users.txt"
+for i in "${!players[@]}"; do
+    printf '%s\t{"event_id":"join-%d","username":"%s","nickname":"%s"}\n' \
+        "${players[$i]}" "$i" "${players[$i]}" "${nicks[$i]}" >>"$demo/users.txt"
+done
+kcat -b "$KAFKA_BROKERS" -P -t "$users_topic" -K $'\t' -l "$demo/users.txt"
+
+games=(101 102 103)
+names=("Friday quiz" "Science night" "Movie trivia")
+: >"$demo/scores.txt"
+seq_no=0
+RANDOM=42 # the same quiz every time
+for round in 1 2 3 4; do
+    for g in "${!games[@]}"; do
+        for p in "${players[@]}"; do
+            # not everyone plays every game
+            if [ $(((RANDOM + g) % 5)) -eq 0 ]; then continue; fi
+            pts=$(((RANDOM % 6) * 100))
+            seq_no=$((seq_no + 1))
+            printf '%s\t{"event_id":"r%d-%d","game_id":%d,"game_name":"%s","username":"%s","delta":%d}\n' \
+                "${games[$g]}" "$round" "$seq_no" "${games[$g]}" "${names[$g]}" "$p" "$pts" >>"$demo/scores.txt"
+        done
+    done
+done
+# A late correction and a malformed event: the daemon rejects the bad one
+# with a reason, and everything around it still applies.
+printf '102\t{"event_id":"fix-1","game_id":102,"username":"bob","set":1000}\n' >>"$demo/scores.txt"
+printf '103\t{"event_id":"oops","game_id":103,"username":"alice","delta":"lots"}\n' >>"$demo/scores.txt"
+kcat -b "$KAFKA_BROKERS" -P -t "$scores_topic" -K $'\t' -H correlation-id=demo -l "$demo/scores.txt"
+total=$(($(wc -l <"$demo/users.txt") + $(wc -l <"$demo/scores.txt")))
+echo "published $total events"
+
+say "Waiting for $total result events"
+kcat -b "$KAFKA_BROKERS" -C -t "$results_topic" -o beginning -c "$total" -e -q -f '%s\n' \
+    >"$demo/results.jsonl" &
+kc=$!
+for _ in $(seq 1 300); do kill -0 "$kc" 2>/dev/null || break; sleep 0.1; done
+kill "$kc" 2>/dev/null || true
+got=$(wc -l <"$demo/results.jsonl")
+echo "received $got of $total results"
+
+say "Leaderboard (from MariaDB)"
+# shellcheck disable=SC2086
+mariadb $SCOREKEEPER_DB_ADMIN scorekeeper --table -e "
+  SELECT g.name AS game, RANK() OVER (PARTITION BY g.id ORDER BY gp.score DESC) AS place,
+         COALESCE(u.nickname, u.username) AS player, gp.score
+    FROM game_players gp JOIN games g ON g.id = gp.game_id JOIN users u ON u.id = gp.user_id
+   WHERE g.id IN (101, 102, 103)
+   ORDER BY g.id, place, player"
+
+say "A few result events (from $results_topic)"
+grep -m3 '"applied"' "$demo/results.jsonl" || true
+grep -m1 '"rejected"' "$demo/results.jsonl" || true
+
+say "Stopping the daemon (SIGTERM)"
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+daemon_pid=
+tail -n 2 "$demo/daemon.log"
+echo "daemon exited with $rc"
+[ "$got" -eq "$total" ] && [ "$rc" -eq 0 ]

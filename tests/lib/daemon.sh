@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# Helpers to run the real daemon (the sanitizer build) in integration tests,
+# on private topics, a private consumer group and a private database.
+# Source after testlib.sh.
+#
+#   sk_daemon_setup NAME [PARTITIONS]   create db + topics; sets D_DB, T_USERS,
+#                                       T_SCORES, T_RESULTS, D_GROUP
+#   sk_daemon_start [-o k=v ...]        start it, wait for READY; sets D_PID, D_LOG
+#   sk_daemon_stop                      SIGTERM and wait; sets D_RC
+#   sk_send TOPIC FILE                  produce "key<TAB>json" lines in order
+#   sk_results COUNT [TIMEOUT]          the first COUNT results, one JSON per line
+#   sk_score DB GAME USERNAME           a player's score ('' when no row)
+
+SK_DAEMON=${SK_DAEMON:-$SK_ROOT/build/san/scorekeeper}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+D_PID=
+_d_n=0
+
+sk_daemon_setup() {
+    local name=$1 parts=${2:-1}
+    D_DB=$(sk_new_db "$name")
+    T_USERS=$(sk_unique "$name.users")
+    T_SCORES=$(sk_unique "$name.scores")
+    T_RESULTS=$(sk_unique "$name.results")
+    D_GROUP=$(sk_unique "$name.group")
+    sk_mktopic "$T_USERS" "$parts" >/dev/null
+    sk_mktopic "$T_SCORES" "$parts" >/dev/null
+    sk_mktopic "$T_RESULTS" 1 >/dev/null
+}
+
+# The arguments every daemon of this test gets; extra -o settings follow.
+sk_daemon_args() {
+    printf '%s\n' -o "db.url=mariadb://${SK_DB_USER}@${SK_DB_HOST}:${SK_DB_PORT}/${D_DB}" \
+        -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_FILE" \
+        -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o "kafka.group.id=$D_GROUP" \
+        -o "topic.users=$T_USERS" -o "topic.scores=$T_SCORES" -o "topic.results=$T_RESULTS" \
+        -o "kafka.session.timeout.ms=6000" -o "kafka.heartbeat.interval.ms=500"
+}
+
+sk_daemon_start() {
+    _d_n=$((_d_n + 1))
+    D_LOG=$SK_TEST_TMP/daemon.$_d_n.log
+    local args
+    mapfile -t args < <(sk_daemon_args)
+    "$SK_DAEMON" "${args[@]}" "$@" >"$D_LOG" 2>&1 &
+    D_PID=$!
+    local i
+    for i in $(seq 1 600); do
+        if grep -q 'ready:' "$D_LOG"; then return 0; fi
+        if ! kill -0 "$D_PID" 2>/dev/null; then
+            tap_diag "daemon exited before READY:"
+            tap_diag "$(tail -n 30 "$D_LOG")"
+            D_PID=
+            return 1
+        fi
+        sleep 0.1
+    done
+    tap_diag "daemon not READY within 60 s:"
+    tap_diag "$(tail -n 30 "$D_LOG")"
+    return 1
+}
+
+sk_daemon_stop() {
+    D_RC=
+    [[ -n $D_PID ]] || return 0
+    kill -TERM "$D_PID" 2>/dev/null || true
+    D_RC=0
+    wait "$D_PID" || D_RC=$?
+    D_PID=
+}
+
+# Sanitizer reports in any daemon log of this test are failures of their own.
+sk_daemon_logs_clean() {
+    ! grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SK_TEST_TMP"/daemon.*.log 2>/dev/null
+}
+
+_sk_daemon_cleanup() {
+    if [[ -n ${D_PID:-} ]] && kill -0 "$D_PID" 2>/dev/null; then
+        kill -KILL "$D_PID" 2>/dev/null || true
+        wait "$D_PID" 2>/dev/null || true
+    fi
+}
+# Chain onto testlib's EXIT trap: kill a daemon left running, then clean up.
+trap '_d_rc=$?; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
+
+sk_send() {
+    timeout 60 kcat -b "$KAFKA_BROKERS" -P -t "$1" -K $'\t' -X acks=all -l "$2"
+}
+
+sk_results() {
+    sk_consume "$T_RESULTS" "$1" "${2:-60}" -f '%s\n'
+}
+
+sk_score() {
+    sk_sql "$1" "SELECT gp.score FROM game_players gp JOIN users u ON u.id = gp.user_id
+                 WHERE gp.game_id = $2 AND u.username = '$3'"
+}
