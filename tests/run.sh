@@ -105,8 +105,10 @@ if [[ ! -x $probe ]]; then
     printf '#include <stdlib.h>\nint main(void){void *volatile p = malloc(7); p = 0; (void)p; return 0;}\n' |
         gcc -x c -fsanitize=address -o "$probe" - 2>/dev/null || true
 fi
-if [[ -x $probe ]] && ASAN_OPTIONS=detect_leaks=1 "$probe" 2>&1 |
-    grep -q 'LeakSanitizer: detected memory leaks'; then
+probe_out=''
+# The probe exits non-zero when it works, hence `|| true`.
+[[ -x $probe ]] && probe_out=$(ASAN_OPTIONS=detect_leaks=1 "$probe" 2>&1 || true)
+if [[ $probe_out == *'LeakSanitizer: detected memory leaks'* ]]; then
     detect_leaks=1
 else
     say "note: LeakSanitizer does not work here; running with detect_leaks=0"
