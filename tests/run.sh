@@ -31,6 +31,9 @@ say() { printf '%s\n' "$*"; }
 fail() { failed=$((failed + 1)); failures+=("$1"); say "FAIL: $1"; }
 
 summary_and_exit() {
+    # Stop a stack we started before printing, so the summary really is the
+    # last line of output.
+    cleanup
     if [[ ${#failures[@]} -gt 0 ]]; then
         say ""
         say "Failures:"
@@ -46,6 +49,18 @@ summary_and_exit() {
     if ((failed == 0 && passed > 0)); then exit 0; fi
     exit 1
 }
+
+stack_ok=1
+started_stack=0
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    if ((started_stack)); then
+        started_stack=0
+        tests/stack/stack-down.sh || fail "stack: tests/stack/stack-down.sh failed"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------ test selection
 # Unit tests are named after their sources so a binary left over from a
@@ -124,16 +139,6 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 export SK_ROOT=$root
 
 # -------------------------------------------------------------------- stack
-stack_ok=1
-started_stack=0
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    if ((started_stack)); then
-        tests/stack/stack-down.sh || say "warning: stack-down failed"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 if [[ ${#integ[@]} -gt 0 ]]; then
     if sk_external_services; then
