@@ -197,7 +197,7 @@ run_one() {
                 ok=$((ok + 1))
             else
                 notok=$((notok + 1))
-                fail "$name: ${line#not }"
+                fail "$name: $line"
             fi
         elif [[ $line =~ ^1\.\.([0-9]+) ]]; then
             n=${BASH_REMATCH[1]}
