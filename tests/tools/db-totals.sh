@@ -15,6 +15,7 @@
 # The client is $MARIADB (default: mariadb).  Output is LC_ALL=C sorted, so
 #   diff <(tests/tools/ledger-totals.sh L) <(tests/tools/db-totals.sh ARGS DB PREFIX)
 # is empty when the database matches the ledger.
+# The connection uses utf8mb4 (the client default would turn emoji into "?").
 # Values are printed raw (mariadb -r): loadgen's usernames and nicknames contain no
 # TAB, newline or backslash.
 set -eu
@@ -48,4 +49,4 @@ else
 fi
 
 # shellcheck disable=SC2086  # the client arguments are meant to be split
-"${MARIADB:-mariadb}" $args -N -B -r -e "$sql" "$db" | LC_ALL=C sort
+"${MARIADB:-mariadb}" $args --default-character-set=utf8mb4 -N -B -r -e "$sql" "$db" | LC_ALL=C sort
