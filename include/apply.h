@@ -1,9 +1,9 @@
 /* apply — the SQL of one batch and what its answers mean.
  *
- * A score batch (one game) takes two round trips in one transaction:
- *   1. START TRANSACTION; create missing users (INSERT IGNORE, sorted by
- *      username); create or rename the game; read each player's id and
- *      current score, share-locking the rows;
+ * A score batch (one game) takes two round trips:
+ *   1. create missing users (INSERT IGNORE, sorted by username, autocommit);
+ *      START TRANSACTION; upsert the game row (its exclusive lock is the
+ *      per-game mutex); read each player's id and current score;
  *   2. upsert the players' final scores (sorted by user id); COMMIT.
  * Between them the events are folded in partition order in C, which gives
  * every event its exact running total and lets an event that would push a

@@ -112,35 +112,41 @@ static void name_list(struct sk_buf *sql, const struct sk_apply *a)
 static int first_score(struct sk_apply *a, struct sk_buf *sql)
 {
     int64_t game = a->b->key;
-    sk_buf_puts(sql, "START TRANSACTION;\nINSERT IGNORE INTO users (username) VALUES ");
+    /* Missing users are created by a statement of their own, before the
+     * transaction (autocommit): its locks last only as long as it runs, so
+     * batches of different games sharing players never hold locks on the
+     * same users rows while they wait on each other. */
+    sk_buf_puts(sql, "INSERT IGNORE INTO users (username) VALUES ");
     for (unsigned k = 0; k < a->np; k++) {
         sk_buf_puts(sql, k ? ",(" : "(");
         sk_buf_sql_str(sql, a->players[k].name, a->players[k].len);
         sk_buf_putc(sql, ')');
     }
-    /* The last game_name of the batch wins; without one the game is created
-     * with a name that says it had none, and an existing name is kept. */
+    /* The upsert of the game row takes its exclusive lock first in the
+     * transaction: that lock is the per-game mutex every writer of the
+     * game's rows goes through, so the scores read below cannot change
+     * before this transaction commits.  The last game_name of the batch
+     * wins; without one the game is created with a name that says so, and
+     * an existing name is kept. */
     const struct sk_event *named = NULL;
     for (unsigned i = 0; i < a->b->n; i++)
         if (a->msgs[i]->ev.game_name_len)
             named = &a->msgs[i]->ev;
+    sk_buf_puts(sql, ";\nSTART TRANSACTION;\nINSERT INTO games (id, name) VALUES (");
+    sk_buf_i64(sql, game);
+    sk_buf_putc(sql, ',');
     if (named) {
-        sk_buf_puts(sql, ";\nINSERT INTO games (id, name) VALUES (");
-        sk_buf_i64(sql, game);
-        sk_buf_putc(sql, ',');
         sk_buf_sql_str(sql, named->game_name, named->game_name_len);
         sk_buf_puts(sql, ") ON DUPLICATE KEY UPDATE name = VALUES(name)");
     } else {
-        sk_buf_puts(sql, ";\nINSERT IGNORE INTO games (id, name) VALUES (");
-        sk_buf_i64(sql, game);
-        sk_buf_printf(sql, ",'unnamed game %lld')", (long long)game);
+        sk_buf_printf(sql, "'unnamed game %lld') ON DUPLICATE KEY UPDATE id = id", (long long)game);
     }
     sk_buf_puts(sql, ";\nSELECT u.id, u.username, gp.score FROM users u LEFT JOIN game_players gp"
                      " ON gp.game_id = ");
     sk_buf_i64(sql, game);
     sk_buf_puts(sql, " AND gp.user_id = u.id WHERE u.username IN (");
     name_list(sql, a);
-    sk_buf_puts(sql, ") LOCK IN SHARE MODE");
+    sk_buf_puts(sql, ")");
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 

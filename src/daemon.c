@@ -80,6 +80,7 @@ static void kick(struct daemon *d);
 static void check_drained(struct daemon *d);
 static void rearm_linger(struct daemon *d);
 static void on_db_closed(void *ud);
+static void maybe_ready(struct daemon *d);
 
 static uint64_t now_usec(struct daemon *d)
 {
@@ -669,6 +670,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (d->paused || d->phase >= PH_DRAINING)
             rd_kafka_pause_partitions(rk, parts);
         d->assigned_once = true;
+        maybe_ready(d);
     } else {
         bool lost = rd_kafka_assignment_lost(rk);
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !lost)
@@ -823,6 +825,7 @@ static void begin_drain(struct daemon *d, const char *why)
     set_paused(d, true);
     set_sched_limits(d);
     sk_sched_flush_all(d->sched);
+    sd_event_source_set_time_relative(d->deadline_timer, (uint64_t)d->cfg->shutdown_timeout_ms * 1000u);
     sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_ONESHOT);
     kick(d);
     check_drained(d);

@@ -61,12 +61,13 @@ tap_is "unicode username in results" \
 tap_is "user ids agree between user and score results" \
     "$(jq -r 'select(.event_id=="u-1" or .event_id=="s-9") | .user_id' "$res" | sort -u | wc -l)" 1
 
-keys=$(kcat -b "$KAFKA_BROKERS" -C -t "$T_RESULTS" -o beginning -c 12 -q -f '%k %h\n' | sort | uniq -c | awk '{$1=$1};1')
-tap_is "result keys are the input keys; correlation ids echoed" "$keys" "1 alice 
-4 1 correlation-id=req-77
+keys=$(kcat -b "$KAFKA_BROKERS" -C -t "$T_RESULTS" -o beginning -c 12 -q -f '%k %h\n' |
+    LC_ALL=C sort | uniq -c | awk '{$1=$1};1')
+tap_is "result keys are the input keys; correlation ids echoed" "$keys" "5 1 correlation-id=req-77
 4 2 correlation-id=req-77
-1 bob 
-1 zoë 🎲 "
+1 alice
+1 bob
+1 zoë 🎲"
 
 rows=$(sk_sql "$D_DB" "SELECT gp.game_id, u.username, gp.score FROM game_players gp
                         JOIN users u ON u.id = gp.user_id ORDER BY gp.game_id, u.username")

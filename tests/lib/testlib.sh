@@ -128,9 +128,9 @@ sk_unique() { printf '%s_%s_%s' "$1" "$$" "$(_sk_rand)"; }
 sk_sql() {
     local db=$1 sql=$2
     if [[ -n $db ]]; then
-        mariadb "${SK_DB_ADMIN[@]}" -N -B "$db" <<<"$sql"
+        mariadb "${SK_DB_ADMIN[@]}" --default-character-set=utf8mb4 -N -B "$db" <<<"$sql"
     else
-        mariadb "${SK_DB_ADMIN[@]}" -N -B <<<"$sql"
+        mariadb "${SK_DB_ADMIN[@]}" --default-character-set=utf8mb4 -N -B <<<"$sql"
     fi
 }
 
