@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A slow game never stalls the others: an outside transaction holds the
+# lock on game 1's row (the lock every batch of the game takes first) while
+# events for games 1, 2 and 3 arrive.  Games 2 and 3 must flow meanwhile;
+# game 1's events wait (lock wait timeouts are retried, not rejected) and
+# apply once the lock is released.
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$(dirname "$0")/../lib/daemon.sh"
+
+sk_daemon_setup blocked 1
+sk_daemon_start -o batch.linger_ms=10 -o db.pool_size=3 -o db.retry_min_ms=200 ||
+    sk_bail "daemon did not start"
+f=$SK_TEST_TMP/warm.txt
+printf '1\t{"event_id":"w1","game_id":1,"username":"a","delta":1}\n' >"$f"
+sk_send "$T_SCORES" "$f"
+sk_results 1 30 >/dev/null || sk_bail "warm-up event got no result"
+
+coproc LOCKER { mariadb "${SK_DB_ADMIN[@]}" --unbuffered -N -B "$D_DB" 2>&1; }
+echo "SET SESSION innodb_lock_wait_timeout = 100; START TRANSACTION; SELECT id FROM games WHERE id = 1 FOR UPDATE;" >&"${LOCKER[1]}"
+read -r -t 10 locked <&"${LOCKER[0]}" || true
+tap_is "outside transaction holds game 1's lock" "$locked" 1
+
+f=$SK_TEST_TMP/mix.txt
+for i in $(seq 1 30); do
+    g=$((i % 3 + 1))
+    printf '%d\t{"event_id":"m%d","game_id":%d,"username":"u%d","delta":%d}\n' "$g" "$i" "$g" $((i % 4)) "$i"
+done >"$f"
+sk_send "$T_SCORES" "$f"
+# 20 events of games 2 and 3, plus the warm-up: 21 results while 1 is held.
+if sk_results 21 30 >"$SK_TEST_TMP/during"; then
+    tap_ok "games 2 and 3 flow while game 1 is locked"
+else
+    tap_fail "games 2 and 3 flow while game 1 is locked" "$(tail -n 20 "$D_LOG")"
+fi
+tap_is "no result for game 1 while its lock is held" \
+    "$(jq -r 'select(.game_id == 1 and .event_id != "w1") | .event_id' "$SK_TEST_TMP/during" | wc -l)" 0
+sleep 2 # let game 1's batch sit in a lock wait for a while
+tap_check "the daemon is still alive and polling" kill -0 "$D_PID"
+
+echo "COMMIT;" >&"${LOCKER[1]}"
+exec {LOCKER[1]}>&-
+wait "$LOCKER_PID" || true
+
+sk_results 31 60 >"$SK_TEST_TMP/after" || true
+tap_is "game 1's events apply after the lock is released" \
+    "$(jq -r 'select(.game_id == 1 and .status == "applied") | .event_id' "$SK_TEST_TMP/after" | wc -l)" 11
+tap_is "no event was rejected for the lock wait" \
+    "$(jq -r 'select(.status != "applied") | .event_id' "$SK_TEST_TMP/after")" ""
+tap_is "game 1 totals are right" "$(sk_sql "$D_DB" "SELECT SUM(score) FROM game_players WHERE game_id = 1")" \
+    $((1 + 3 + 6 + 9 + 12 + 15 + 18 + 21 + 24 + 27 + 30))
+sk_daemon_stop
+tap_is "exit 0 after SIGTERM" "$D_RC" 0
+tap_check "no sanitizer reports" sk_daemon_logs_clean
+tap_done
