@@ -16,9 +16,19 @@ struct player {
     int nick_last;    /* user batch: index of the last msg setting the nickname, -1 none */
 };
 
+/* The applied position of this batch's game in one input partition. */
+struct poff {
+    int32_t partition;
+    int64_t next;      /* first offset not applied yet, as read (-1: none) */
+    int64_t batch_max; /* highest offset of the batch in this partition */
+};
+
 struct sk_apply {
     struct sk_batch *b;
     enum sk_event_kind kind;
+    const char *topic;    /* input topic of the batch (score batches: one) */
+    struct poff *offs;    /* one per partition present in the batch */
+    unsigned noffs;
     struct sk_msg **msgs; /* batch order */
     unsigned *pidx;       /* msgs[i] belongs to players[pidx[i]] */
     struct player *players; /* sorted by username bytes */
@@ -64,10 +74,12 @@ struct sk_apply *sk_apply_new(struct sk_batch *b)
         return NULL;
     a->b = b;
     a->kind = b->head->ev.kind;
+    a->topic = b->head->part->topic;
     a->msgs = malloc(b->n * sizeof *a->msgs);
     a->pidx = malloc(b->n * sizeof *a->pidx);
     a->players = malloc(b->n * sizeof *a->players);
-    if (!a->msgs || !a->pidx || !a->players) {
+    a->offs = calloc(b->n, sizeof *a->offs);
+    if (!a->msgs || !a->pidx || !a->players || !a->offs) {
         sk_apply_free(a);
         return NULL;
     }
@@ -75,6 +87,16 @@ struct sk_apply *sk_apply_new(struct sk_batch *b)
     for (struct sk_msg *m = b->head; m && i < b->n; m = m->next, i++) {
         a->msgs[i] = m;
         a->players[i] = (struct player){.name = m->ev.username, .len = m->ev.username_len};
+        struct poff *o = NULL;
+        for (unsigned k = 0; k < a->noffs && !o; k++)
+            if (a->offs[k].partition == m->part->partition)
+                o = &a->offs[k];
+        if (!o) {
+            o = &a->offs[a->noffs++];
+            o->partition = m->part->partition;
+        }
+        if (m->offset > o->batch_max)
+            o->batch_max = m->offset;
     }
     /* Unique players in byte order of their names: the order every lock
      * on users is taken in, by every batch, so that batches cannot wait on
@@ -97,6 +119,7 @@ void sk_apply_free(struct sk_apply *a)
     free(a->msgs);
     free(a->pidx);
     free(a->players);
+    free(a->offs);
     free(a);
 }
 
@@ -141,6 +164,12 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql)
     } else {
         sk_buf_printf(sql, "'unnamed game %lld') ON DUPLICATE KEY UPDATE id = id", (long long)game);
     }
+    /* statement 3: how far this game has been applied, per partition */
+    sk_buf_puts(sql, ";\nSELECT `partition`, next_offset FROM game_offsets WHERE topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_puts(sql, " AND game_id = ");
+    sk_buf_i64(sql, game);
+    /* statement 4: the players */
     sk_buf_puts(sql, ";\nSELECT u.id, u.username, gp.score FROM users u LEFT JOIN game_players gp"
                      " ON gp.game_id = ");
     sk_buf_i64(sql, game);
@@ -195,6 +224,8 @@ static int first_user(struct sk_apply *a, struct sk_buf *sql)
 
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql)
 {
+    for (unsigned k = 0; k < a->noffs; k++)
+        a->offs[k].next = -1;
     for (unsigned k = 0; k < a->np; k++) {
         a->players[k].uid = 0;
         a->players[k].score = 0;
@@ -222,9 +253,29 @@ static bool parse_i64(const char *s, unsigned long len, int64_t *out)
     return true;
 }
 
-void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsigned nfields)
+/* Statement numbers of the first round trip of a score batch. */
+enum { STMT_OFFSETS = 3, STMT_PLAYERS = 4 };
+
+static void offset_row(struct sk_apply *a, char **row, unsigned long *lengths)
 {
-    if (nfields < 2 || !row[1])
+    int64_t part, next;
+    if (!parse_i64(row[0], lengths[0], &part) || !parse_i64(row[1], lengths[1], &next))
+        return;
+    for (unsigned k = 0; k < a->noffs; k++)
+        if (a->offs[k].partition == part)
+            a->offs[k].next = next;
+}
+
+void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
+                  unsigned nfields)
+{
+    if (nfields < 2 || !row[0] || !row[1])
+        return;
+    if (a->kind == SK_EV_SCORE && stmt == STMT_OFFSETS) {
+        offset_row(a, row, lengths);
+        return;
+    }
+    if (a->kind == SK_EV_SCORE && stmt != STMT_PLAYERS)
         return;
     long k = find_player(a, row[1], lengths[1]);
     if (k < 0)
@@ -237,6 +288,14 @@ void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsign
         if (!p->has_row)
             p->score = 0;
     }
+}
+
+static int64_t next_offset(const struct sk_apply *a, int32_t partition)
+{
+    for (unsigned k = 0; k < a->noffs; k++)
+        if (a->offs[k].partition == partition)
+            return a->offs[k].next;
+    return -1;
 }
 
 static int cmp_uid(const void *x, const void *y)
@@ -261,6 +320,13 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     for (unsigned i = 0; i < a->b->n; i++) {
         struct sk_msg *m = a->msgs[i];
         struct player *p = &a->players[a->pidx[i]];
+        if (m->offset < next_offset(a, m->part->partition)) {
+            /* Applied before (a retry after an ambiguous commit, or
+             * consumed again after a crash or rebalance): never twice. */
+            m->status = SK_ST_DUPLICATE;
+            m->score = p->score;
+            continue;
+        }
         m->status = SK_ST_APPLIED;
         int64_t sum;
         if (m->ev.op == SK_OP_SET) {
@@ -303,7 +369,18 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     free(order);
     if (n)
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE score = VALUES(score);\n");
-    sk_buf_puts(sql, "COMMIT");
+    /* The mark moves in the same transaction as the rows it describes. */
+    for (unsigned k = 0; k < a->noffs; k++) {
+        sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_offsets (topic, `partition`, game_id, next_offset) VALUES (");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, ",%d,", (int)a->offs[k].partition);
+        sk_buf_i64(sql, a->b->key);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, a->offs[k].batch_max + 1);
+        sk_buf_putc(sql, ')');
+    }
+    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset));\n"
+                     "COMMIT");
     if (sk_buf_failed(sql)) {
         snprintf(err, errlen, "out of memory building SQL");
         return -1;

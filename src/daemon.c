@@ -35,7 +35,8 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 #define CONSUME_BURST 2000
 
 struct stats {
-    unsigned long long consumed, applied, rejected, results, result_errors, batches, retries;
+    unsigned long long consumed, applied, rejected, duplicates, results, result_errors, batches,
+        retries;
 };
 
 struct daemon {
@@ -220,6 +221,8 @@ static void emit_result(struct daemon *d, struct sk_msg *m)
 {
     if (m->status == SK_ST_REJECTED)
         d->st.rejected++;
+    else if (m->status == SK_ST_DUPLICATE)
+        d->st.duplicates++;
     else
         d->st.applied++;
     if (sk_msg_build_result(m) < 0) {
@@ -417,9 +420,8 @@ static void batch_failed(struct daemon *d, struct exec *ex, const struct sk_db_e
 
 static void on_batch_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
 {
-    (void)stmt;
     struct exec *ex = ud;
-    sk_apply_row(ex->a, row, lengths, nf);
+    sk_apply_row(ex->a, stmt, row, lengths, nf);
 }
 
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -1105,8 +1107,9 @@ int sk_daemon_run(struct sk_config *cfg)
         r = EXIT_FAILURE;
     }
     if (d->phase == PH_CLOSING || d->phase == PH_DONE)
-        log_notice("stopped: consumed %llu, applied %llu, rejected %llu, results delivered %llu",
-                   d->st.consumed, d->st.applied, d->st.rejected, d->st.results);
+        log_notice("stopped: consumed %llu, applied %llu, rejected %llu, duplicate %llu, results "
+                   "delivered %llu",
+                   d->st.consumed, d->st.applied, d->st.rejected, d->st.duplicates, d->st.results);
     teardown(d);
     return r;
 }

@@ -9,9 +9,12 @@
 
 #include "apply.h"
 
+static struct sk_part part3 = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
+
 static struct sk_msg *score(int64_t off, const char *user, enum sk_op op, int64_t v, const char *gname)
 {
     struct sk_msg *m = sk_msg_new(NULL, off);
+    m->part = &part3; /* not ref-counted here: freed as NULL below */
     m->ev.kind = SK_EV_SCORE;
     m->ev.username = user;
     m->ev.username_len = strlen(user);
@@ -28,6 +31,7 @@ static struct sk_msg *score(int64_t off, const char *user, enum sk_op op, int64_
 static struct sk_msg *user(int64_t off, const char *name, enum sk_nick nick, const char *nn)
 {
     struct sk_msg *m = sk_msg_new(NULL, off);
+    m->part = &part3;
     m->ev.kind = SK_EV_USER;
     m->ev.username = name;
     m->ev.username_len = strlen(name);
@@ -55,6 +59,7 @@ static void free_batch(struct sk_batch *b)
     while (b->head) {
         struct sk_msg *m = b->head;
         b->head = m->next;
+        m->part = NULL;
         sk_msg_free(m);
     }
     free(b);
@@ -64,7 +69,14 @@ static void row(struct sk_apply *a, const char *id, const char *name, const char
 {
     char *r[3] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name, (char *)(uintptr_t)sc};
     unsigned long len[3] = {strlen(id), strlen(name), sc ? strlen(sc) : 0};
-    sk_apply_row(a, r, len, 3);
+    sk_apply_row(a, 4, r, len, 3);
+}
+
+static void offsets_row(struct sk_apply *a, const char *part, const char *next)
+{
+    char *r[2] = {(char *)(uintptr_t)part, (char *)(uintptr_t)next};
+    unsigned long len[2] = {strlen(part), strlen(next)};
+    sk_apply_row(a, 3, r, len, 2);
 }
 
 static void score_fold(void **state)
@@ -95,7 +107,9 @@ static void score_fold(void **state)
     q = sk_buf_cstr(&sql);
     assert_string_equal(q, "INSERT INTO game_players (game_id, user_id, score) VALUES "
                            "(42,3,5),(42,7,101),(42,9,1) ON DUPLICATE KEY UPDATE score = "
-                           "VALUES(score);\nCOMMIT");
+                           "VALUES(score);\nINSERT INTO game_offsets (topic, `partition`, game_id, "
+                           "next_offset) VALUES ('game.scores',3,42,7) ON DUPLICATE KEY UPDATE "
+                           "next_offset = GREATEST(next_offset, VALUES(next_offset));\nCOMMIT");
     sk_apply_outcome(a);
     assert_int_equal(ms[0]->status, SK_ST_REJECTED);
     assert_int_equal(ms[0]->reject, SK_E_SCORE_OVERFLOW);
@@ -154,6 +168,43 @@ static void unnamed_game(void **state)
     free_batch(b);
 }
 
+/* Events below the game's applied offset are duplicates: reported with
+ * the current total, never applied again; the rest apply on top. */
+static void duplicates_are_not_applied(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {score(10, "alice", SK_OP_DELTA, 5, NULL), score(11, "alice", SK_OP_DELTA, 7, NULL),
+                           score(12, "alice", SK_OP_DELTA, 100, NULL)};
+    struct sk_batch *b = batch(42, ms, 3);
+    struct sk_apply *a = sk_apply_new(b);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    sk_apply_first(a, &sql);
+    assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, next_offset FROM game_offsets WHERE topic = 'game.scores' AND game_id = 42"));
+    offsets_row(a, "3", "12");
+    row(a, "1", "alice", "12");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_int_equal(ms[0]->status, SK_ST_DUPLICATE);
+    assert_int_equal(ms[0]->score, 12);
+    assert_int_equal(ms[1]->status, SK_ST_DUPLICATE);
+    assert_int_equal(ms[2]->status, SK_ST_APPLIED);
+    assert_int_equal(ms[2]->score, 112);
+    assert_non_null(strstr(sk_buf_cstr(&sql), "VALUES (42,1,112)"));
+    assert_non_null(strstr(sk_buf_cstr(&sql), "('game.scores',3,42,13)"));
+    /* all duplicates: no score row is written, the mark is kept */
+    assert_int_equal(sk_apply_first(a, &sql), 0);
+    offsets_row(a, "3", "13");
+    row(a, "1", "alice", "112");
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_null(strstr(sk_buf_cstr(&sql), "game_players"));
+    assert_int_equal(ms[2]->status, SK_ST_DUPLICATE);
+    assert_int_equal(ms[2]->score, 112);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
 static void user_fold(void **state)
 {
     (void)state;
@@ -181,7 +232,7 @@ static void user_fold(void **state)
         r[1] = (char *)(uintptr_t)rows[i][1];
         len[0] = strlen(r[0]);
         len[1] = strlen(r[1]);
-        sk_apply_row(a, r, len, 2);
+        sk_apply_row(a, 5, r, len, 2);
     }
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
@@ -201,6 +252,7 @@ int main(void)
         cmocka_unit_test(score_fold),
         cmocka_unit_test(score_missing_user_is_an_error),
         cmocka_unit_test(unnamed_game),
+        cmocka_unit_test(duplicates_are_not_applied),
         cmocka_unit_test(user_fold),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
