@@ -11,7 +11,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "Installing missing packages (make deps)"
 tests/tools/deps.sh
 say "Building"
-make -s -j2 build/scorekeeper
+make -s -j2 build/scorekeeper build/tools/mktopic
 
 started_stack=0
 if [ -z "${KAFKA_BROKERS:-}" ] || [ -z "${SCOREKEEPER_DB_URL:-}" ]; then
@@ -46,14 +46,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
-admin_url="mariadb://root@localhost/scorekeeper?socket=${SCOREKEEPER_DB_SOCKET}"
+# The demo's own database, created fresh each run, so that the leaderboard
+# is this quiz's alone even on a stack that other runs use.
+db=demo
+read -r -a admin <<<"$SCOREKEEPER_DB_ADMIN"
+runtime_user=${SCOREKEEPER_DB_URL#mariadb://}
+runtime_user=${runtime_user%%@*}
+db_hostport=${SCOREKEEPER_DB_URL#*@}
+db_hostport=${db_hostport%%/*}
+mariadb "${admin[@]}" -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db CHARACTER SET utf8mb4"
+sed -e "s/\`scorekeeper\`\\.\\*/\`$db\`.*/g" -e "s/'scorekeeper'@/'$runtime_user'@/g" sql/grants.sql |
+    mariadb "${admin[@]}"
 say "Migrating the schema (scorekeeper migrate)"
-build/scorekeeper -o db.url="$admin_url" -o kafka.bootstrap.servers="$KAFKA_BROKERS" \
-    -o sql.dir="$top/sql" migrate
+build/scorekeeper -o db.url="mariadb://root@localhost/$db?socket=${SCOREKEEPER_DB_SOCKET}" \
+    -o kafka.bootstrap.servers="$KAFKA_BROKERS" -o sql.dir="$top/sql" migrate
+
+say "Creating the topics (3 partitions each)"
+for t in "$users_topic" "$scores_topic" "$results_topic"; do
+    build/tools/mktopic -b "$KAFKA_BROKERS" "$t" 3
+done
 
 say "Starting the daemon"
 build/scorekeeper \
-    -o db.url="$SCOREKEEPER_DB_URL" -o db.password_file="$SCOREKEEPER_DB_PASSWORD_FILE" \
+    -o db.url="mariadb://$runtime_user@$db_hostport/$db" -o db.password_file="$SCOREKEEPER_DB_PASSWORD_FILE" \
     -o kafka.bootstrap.servers="$KAFKA_BROKERS" -o kafka.group.id="$group" \
     -o topic.users="$users_topic" -o topic.scores="$scores_topic" \
     -o topic.results="$results_topic" -o batch.linger_ms=50 \
@@ -103,22 +118,35 @@ total=$(($(wc -l <"$demo/users.txt") + $(wc -l <"$demo/scores.txt")))
 echo "published $total events"
 
 say "Waiting for $total result events"
-kcat -b "$KAFKA_BROKERS" -C -t "$results_topic" -o beginning -c "$total" -e -q -f '%s\n' \
-    >"$demo/results.jsonl" &
-kc=$!
-for _ in $(seq 1 300); do kill -0 "$kc" 2>/dev/null || break; sleep 0.1; done
-kill "$kc" 2>/dev/null || true
+timeout 60 kcat -b "$KAFKA_BROKERS" -C -t "$results_topic" -o beginning -c "$total" -q -f '%s\n' \
+    >"$demo/results.jsonl" || true
 got=$(wc -l <"$demo/results.jsonl")
 echo "received $got of $total results"
 
 say "Leaderboard (from MariaDB)"
-# shellcheck disable=SC2086
-mariadb $SCOREKEEPER_DB_ADMIN scorekeeper --table -e "
+mariadb "${admin[@]}" --default-character-set=utf8mb4 "$db" --table -e "
   SELECT g.name AS game, RANK() OVER (PARTITION BY g.id ORDER BY gp.score DESC) AS place,
          COALESCE(u.nickname, u.username) AS player, gp.score
     FROM game_players gp JOIN games g ON g.id = gp.game_id JOIN users u ON u.id = gp.user_id
-   WHERE g.id IN (101, 102, 103)
    ORDER BY g.id, place, player"
+
+# The same totals computed from what was published, without the daemon:
+# deltas add, a set replaces, the malformed event counts for nothing.
+expected=$(cut -f2 "$demo/scores.txt" | jq -r 'select((.delta|type) != "string") |
+    [.game_id, .username, (if has("set") then "set" else "delta" end), (.set // .delta)] | @tsv' |
+    awk -F'\t' '{k=$1"\t"$2; if ($3=="set") t[k]=$4; else t[k]+=$4} END {for (k in t) print k"\t"t[k]}' |
+    LC_ALL=C sort)
+actual=$(mariadb "${admin[@]}" --default-character-set=utf8mb4 -N -B "$db" -e "
+  SELECT gp.game_id, u.username, gp.score FROM game_players gp JOIN users u ON u.id = gp.user_id" |
+    LC_ALL=C sort)
+if [ "$expected" = "$actual" ]; then
+    echo "leaderboard verified: it equals the totals computed from the published events"
+    verified=1
+else
+    echo "LEADERBOARD MISMATCH:"
+    diff <(echo "$expected") <(echo "$actual") || true
+    verified=0
+fi
 
 say "A few result events (from $results_topic)"
 grep -m3 '"applied"' "$demo/results.jsonl" || true
@@ -131,4 +159,4 @@ wait "$daemon_pid" || rc=$?
 daemon_pid=
 tail -n 2 "$demo/daemon.log"
 echo "daemon exited with $rc"
-[ "$got" -eq "$total" ] && [ "$rc" -eq 0 ]
+[ "$got" -eq "$total" ] && [ "$rc" -eq 0 ] && [ "$verified" = 1 ]
