@@ -42,6 +42,7 @@ struct sk_config {
     unsigned db_query_timeout_ms;   /* db.query_timeout_ms, default 30000 */
     unsigned db_retry_min_ms;  /* db.retry_min_ms, default 100 */
     unsigned db_retry_max_ms;  /* db.retry_max_ms, default 10000 */
+    unsigned db_idle_ping_ms;  /* db.idle_ping_ms, default 30000 */
     /* kafka */
     char *kafka_brokers;       /* kafka.bootstrap.servers (also settable as kafka.brokers) */
     char *group_id;            /* kafka.group.id, default "scorekeeper" */

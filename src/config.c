@@ -107,6 +107,8 @@ static const struct opt opts[] = {
      .def = "100", .help = "First delay before retrying a failed database operation"},
     {.key = "db.retry_max_ms", .type = OT_MS, AT(db_retry_max_ms), .min = 10, .max = 600000,
      .def = "10000", .help = "Longest retry delay (the delay doubles up to this)"},
+    {.key = "db.idle_ping_ms", .type = OT_MS, AT(db_idle_ping_ms), .min = 1000, .max = 3600000,
+     .def = "30000", .help = "Ping a connection idle this long (finds silently dropped ones)"},
     {.key = "kafka.bootstrap.servers", .alias = "kafka.brokers", .type = OT_STR,
      AT(kafka_brokers), .flags = OF_EMPTY_UNSET,
      .help = "Kafka brokers, host:port[,host:port...] (required)"},

@@ -58,7 +58,7 @@ struct daemon {
     struct sk_part *parts; /* assigned partitions */
     size_t inflight;       /* messages alive: consumed, result not yet delivered */
     bool paused;
-    bool assigned_once;
+    bool kafka_answered; /* the group assigned us, or a broker answered about our topics */
     bool ready_sent;
     bool closing_consumer;
     struct sk_msg *resend; /* results waiting to be (re)produced */
@@ -671,7 +671,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (d->paused || d->phase >= PH_DRAINING)
             rd_kafka_pause_partitions(rk, parts);
-        d->assigned_once = true;
+        d->kafka_answered = true;
         maybe_ready(d);
     } else {
         bool lost = rd_kafka_assignment_lost(rk);
@@ -719,6 +719,13 @@ static void drain_consumer(struct daemon *d)
             goto out;
         }
         if (rm->err) {
+            /* A broker saying a topic does not exist (yet) has answered:
+             * the daemon is ready and consumes the topic once it exists. */
+            if (rm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                rm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+                d->kafka_answered = true;
+                maybe_ready(d);
+            }
             if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 log_warning("consumer: %s", rd_kafka_message_errstr(rm));
         } else {
@@ -775,7 +782,7 @@ static void maybe_ready(struct daemon *d)
 {
     if (d->ready_sent || d->phase != PH_STARTING)
         return;
-    if (!d->assigned_once || sk_db_count_up(d->db) == 0)
+    if (!d->kafka_answered || sk_db_count_up(d->db) == 0)
         return;
     d->phase = PH_RUNNING;
     d->ready_sent = true;

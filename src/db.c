@@ -24,9 +24,11 @@
 
 #include "log.h"
 
-enum conn_state { CS_DOWN, CS_CONNECTING, CS_IDLE, CS_BUSY, CS_CLOSING };
+enum conn_state { CS_DOWN, CS_CONNECTING, CS_IDLE, CS_PINGING, CS_BUSY, CS_CLOSING };
 /* The Connector/C call in flight (only while waiting on the loop). */
-enum conn_op { OP_NONE, OP_CONNECT, OP_QUERY, OP_STORE, OP_NEXT, OP_ROLLBACK, OP_CLOSE };
+enum conn_op { OP_NONE, OP_CONNECT, OP_QUERY, OP_STORE, OP_NEXT, OP_ROLLBACK, OP_PING, OP_CLOSE };
+
+
 
 struct sk_db_conn {
     struct sk_db *db;
@@ -70,6 +72,7 @@ struct sk_db {
 static void conn_step(struct sk_db_conn *c, int status);
 static void conn_connect(struct sk_db_conn *c);
 static void conn_lost(struct sk_db_conn *c, const char *why);
+static void conn_close_gracefully(struct sk_db_conn *c);
 
 static struct sk_log_ctx conn_ctx(const struct sk_db_conn *c, unsigned err)
 {
@@ -234,6 +237,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
     return 0;
 }
 
+static void conn_ping(struct sk_db_conn *c);
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
@@ -241,6 +246,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
     struct sk_db_conn *c = ud;
     if (c->state == CS_DOWN) {
         conn_connect(c); /* backoff over */
+        return 0;
+    }
+    if (c->state == CS_IDLE && c->op == OP_NONE) {
+        conn_ping(c); /* idle long enough */
         return 0;
     }
     conn_step(c, MYSQL_WAIT_TIMEOUT);
@@ -256,8 +265,24 @@ static void become_idle(struct sk_db_conn *c)
     bool was_idle = c->state == CS_IDLE;
     c->state = CS_IDLE;
     conn_wait(c, MYSQL_WAIT_READ);
+    /* An idle connection is pinged after db.idle_ping_ms: a server or
+     * firewall that dropped it silently (no FIN) is found before a batch
+     * needs it. */
+    if (arm_timer(c, (uint64_t)c->db->cfg->db_idle_ping_ms * 1000u) < 0)
+        log_warning("db#%d: cannot arm the idle ping timer", c->id);
     if (!was_idle && !c->db->shutting_down && c->db->on_idle)
         c->db->on_idle(c->db->ud);
+}
+
+static void conn_ping(struct sk_db_conn *c)
+{
+    c->state = CS_PINGING;
+    c->op = OP_PING;
+    int st = mysql_ping_start(&c->r_int, &c->mysql);
+    if (st)
+        conn_wait(c, st);
+    else
+        conn_step(c, 0);
 }
 
 static void maybe_all_closed(struct sk_db *db)
@@ -534,6 +559,29 @@ static void conn_step(struct sk_db_conn *c, int status)
         }
         return;
 
+    case OP_PING:
+        if (status)
+            st = mysql_ping_cont(&c->r_int, &c->mysql, status);
+        if (st) {
+            conn_wait(c, st);
+            return;
+        }
+        if (c->r_int) {
+            char why[300];
+            snprintf(why, sizeof why, "idle ping failed: %s", mysql_error(&c->mysql));
+            conn_lost(c, why);
+            return;
+        }
+        c->op = OP_NONE;
+        log_debug("db#%d: idle ping ok", c->id);
+        if (c->db->shutting_down || c->closing_for_good) {
+            c->state = CS_IDLE;
+            conn_close_gracefully(c);
+            return;
+        }
+        become_idle(c);
+        return;
+
     case OP_CLOSE:
         if (status)
             st = mysql_close_cont(&c->mysql, status);
@@ -740,7 +788,8 @@ unsigned sk_db_count_up(const struct sk_db *db)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < db->n; i++)
-        n += db->conns[i].state == CS_IDLE || db->conns[i].state == CS_BUSY;
+        n += db->conns[i].state == CS_IDLE || db->conns[i].state == CS_BUSY ||
+             db->conns[i].state == CS_PINGING;
     return n;
 }
 

@@ -38,6 +38,12 @@ tap_check "tables equal the ledger's totals" \
 tap_check "the daemon logged the lost connections" grep -q 'closing\|connection lost' "$D_LOG"
 tap_check "and reconnected" grep -q 'connected' "$D_LOG"
 sk_daemon_stop
+
+# Idle connections are pinged (non-blocking) after db.idle_ping_ms.
+sk_daemon_start -o log.level=debug -o db.idle_ping_ms=1000 -o db.pool_size=2 || sk_bail "daemon did not start"
+sleep 2.5
+tap_check "idle connections are pinged" grep -q 'db#[01]: idle ping ok' "$D_LOG"
+sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean
 tap_done

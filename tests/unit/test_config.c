@@ -175,7 +175,8 @@ static void test_defaults(void **state)
 
 static const char *const all_keys[] = {
     "db.url", "db.password_file", "db.pool_size", "db.connect_timeout_ms",
-    "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "kafka.bootstrap.servers",
+    "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "db.idle_ping_ms",
+    "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
     "batch.max_events", "batch.linger_ms", "batch.max_bytes", "pipeline.max_inflight_events",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
