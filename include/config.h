@@ -63,6 +63,7 @@ struct sk_config {
     enum sk_log_level log_level;    /* log.level: err|warning|notice|info|debug, default info */
     unsigned shutdown_timeout_ms;   /* shutdown.timeout_ms, default 30000 */
     unsigned commit_interval_ms;    /* offsets.commit_interval_ms, default 1000 */
+    char *echo_headers;             /* results.echo_headers: comma-separated header names */
     char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
 };
 

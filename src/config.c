@@ -154,6 +154,10 @@ static const struct opt opts[] = {
      .help = "How long a stop may take to drain in-flight events"},
     {.key = "offsets.commit_interval_ms", .type = OT_MS, AT(commit_interval_ms), .min = 100,
      .max = 60000, .def = "1000", .help = "How often processed offsets are committed"},
+    {.key = "results.echo_headers", .type = OT_STR, AT(echo_headers),
+     .def = "correlation-id,correlation_id,x-correlation-id,x-request-id,traceparent,tracestate",
+     .check = check_nonempty,
+     .help = "Input headers copied onto the result event (comma-separated names, any case)"},
     {.key = "sql.dir", .type = OT_STR, AT(sql_dir), .def = SQL_DIR_DEFAULT,
      .check = check_nonempty, .help = "Directory of the SQL migrations (for `migrate`)"},
 };

@@ -543,19 +543,28 @@ static void rearm_linger(struct daemon *d)
 
 /* ---- consuming ------------------------------------------------------- */
 
-/* Header names whose values are echoed into the result event, so callers
- * can match results to their requests. */
-static bool echoed_header(const char *name)
+/* Is this input header one of results.echo_headers (so callers can match
+ * results to their requests)?  The list is short; a scan is cheapest. */
+static bool echoed_header(const char *list, const char *name)
 {
-    static const char *const names[] = {"correlation-id", "correlation_id", "x-correlation-id",
-                                        "correlationid", "x-request-id", "traceparent", "tracestate"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcasecmp(name, names[i]))
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == n && !strncasecmp(p, name, n))
             return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
     return false;
 }
 
-static int copy_headers(struct sk_msg *m, rd_kafka_message_t *rm)
+static int copy_headers(const char *list, struct sk_msg *m, rd_kafka_message_t *rm)
 {
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(rm, &h) || !h)
@@ -567,7 +576,7 @@ static int copy_headers(struct sk_msg *m, rd_kafka_message_t *rm)
         size_t len;
         if (rd_kafka_header_get_all(h, i, &name, &val, &len))
             break;
-        if (!echoed_header(name) || m->n_hdrs >= 8)
+        if (!echoed_header(list, name) || m->n_hdrs >= 8)
             continue;
         struct sk_hdr *nh = realloc(m->hdrs, (m->n_hdrs + 1) * sizeof *nh);
         if (!nh)
@@ -614,7 +623,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
             m->key_len = rm->key_len;
         }
     }
-    if (copy_headers(m, rm) < 0)
+    if (copy_headers(d->cfg->echo_headers, m, rm) < 0)
         log_warning("out of memory copying headers; the result goes without them");
 
     struct sk_parse_error perr = {0};
