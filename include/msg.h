@@ -27,6 +27,10 @@ struct sk_msg {
     struct sk_hdr *hdrs;  /* headers echoed into the result */
     size_t n_hdrs;
     size_t bytes;         /* payload size, for batch.max_bytes */
+    /* the payload as consumed, byte for byte: a rejected event is copied to
+     * the dead-letter topic unchanged (NULL with raw_null for a tombstone) */
+    void *raw;
+    bool raw_null;
     struct sk_event ev;   /* valid when status is not yet rejected */
     bool parsed;
     /* outcome */
@@ -39,7 +43,13 @@ struct sk_msg {
     /* the result payload, kept until delivered so it can be re-sent */
     char *result;
     size_t result_len;
+    /* outputs not yet delivered (SK_OUT_*), and those still to be produced */
+    uint8_t todo;
+    uint8_t unsent;
+    bool in_resend;
 };
+
+enum { SK_OUT_RESULT = 1, SK_OUT_DEAD_LETTER = 2 };
 
 struct sk_msg *sk_msg_new(struct sk_part *part, int64_t offset);
 void sk_msg_free(struct sk_msg *m);

@@ -35,8 +35,8 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 #define CONSUME_BURST 2000
 
 struct stats {
-    unsigned long long consumed, applied, rejected, duplicates, results, result_errors, batches,
-        retries;
+    unsigned long long consumed, applied, rejected, duplicates, results, dead_letters,
+        result_errors, batches, retries;
 };
 
 struct daemon {
@@ -134,9 +134,8 @@ static void set_paused(struct daemon *d, bool pause)
         return;
     }
     d->paused = pause;
-    if (d->phase == PH_RUNNING)
-        log_info("%s consuming: %zu events in flight (limit %u)", pause ? "paused" : "resumed",
-                 d->inflight, d->cfg->max_inflight_events);
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        p->paused = pause;
 }
 
 static void commit_offsets(struct daemon *d, const struct sk_part *only)
@@ -178,28 +177,93 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- results --------------------------------------------------------- */
 
+/* Backpressure is per partition: each may hold its share of
+ * pipeline.max_inflight_events.  A partition whose games are slow (a locked
+ * game, a database falling behind) is paused alone, the others keep
+ * flowing, and memory stays bounded whatever the backlog in Kafka.  Paused
+ * partitions are still polled (the poll timer), so the group keeps us. */
+static size_t part_limit(const struct daemon *d)
+{
+    size_t n = 0;
+    for (const struct sk_part *p = d->parts; p; p = p->next)
+        n++;
+    size_t lim = d->cfg->max_inflight_events / (n ? n : 1);
+    return lim ? lim : 1;
+}
+
+static void pause_part(struct daemon *d, struct sk_part *p, bool pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(d->consumer, l)
+                                  : rd_kafka_resume_partitions(d->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    struct sk_log_ctx x = SK_LOG_CTX_NONE;
+    x.topic = p->topic;
+    x.partition = p->partition;
+    if (e) {
+        sk_logc(SK_LOG_WARNING, &x, "cannot %s partition: %s", pause ? "pause" : "resume",
+                rd_kafka_err2str(e));
+        return;
+    }
+    p->paused = pause;
+    sk_logc(SK_LOG_INFO, &x, "%s %s [%d]: %zu events in flight (limit %zu per partition)",
+            pause ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_inflight(p),
+            part_limit(d));
+}
+
 static void msg_gone(struct daemon *d, struct sk_msg *m)
 {
+    struct sk_part *p = m->part;
+    bool was_paused = p && p->paused && !p->revoked; /* revoked: may be freed below */
     sk_msg_free(m);
     d->inflight--;
-    if (d->paused && d->phase == PH_RUNNING && d->inflight <= d->cfg->max_inflight_events / 2)
-        set_paused(d, false);
+    if (was_paused && !d->paused && sk_part_inflight(p) <= part_limit(d) / 2)
+        pause_part(d, p, false);
 }
 
 static void drop_msg(struct sk_msg *m) { msg_gone(g_daemon, m); }
 
-static int produce_one(struct daemon *d, struct sk_msg *m)
+static rd_kafka_headers_t *echo_headers(const struct sk_msg *m)
 {
-    rd_kafka_headers_t *h = NULL;
-    if (m->n_hdrs) {
-        h = rd_kafka_headers_new(m->n_hdrs);
-        for (size_t i = 0; i < m->n_hdrs; i++)
-            rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
-    }
+    if (!m->n_hdrs)
+        return NULL;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(m->n_hdrs);
+    for (size_t i = 0; i < m->n_hdrs; i++)
+        rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
+    return h;
+}
+
+/* The dead-letter copy: the input bytes unchanged, with where they came
+ * from and why they were rejected in headers. */
+static rd_kafka_headers_t *dead_letter_headers(const struct sk_msg *m)
+{
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", (int)m->part->partition);
+    snprintf(off, sizeof off, "%lld", (long long)m->offset);
+    const char *msg = m->reject_msg ? m->reject_msg : sk_reject_code(m->reject);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5 + m->n_hdrs);
+    rd_kafka_header_add(h, "sk-source-topic", -1, m->part->topic, -1);
+    rd_kafka_header_add(h, "sk-source-partition", -1, part, -1);
+    rd_kafka_header_add(h, "sk-source-offset", -1, off, -1);
+    rd_kafka_header_add(h, "sk-error-code", -1, sk_reject_code(m->reject), -1);
+    rd_kafka_header_add(h, "sk-error-message", -1, msg, -1);
+    for (size_t i = 0; i < m->n_hdrs; i++)
+        rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
+    return h;
+}
+
+static int produce_out(struct daemon *d, struct sk_msg *m, int which)
+{
+    bool dlq = which == SK_OUT_DEAD_LETTER;
+    rd_kafka_headers_t *h = dlq ? dead_letter_headers(m) : echo_headers(m);
+    const void *val = dlq ? m->raw : m->result;
+    size_t len = dlq ? (m->raw_null ? 0 : m->bytes) : m->result_len;
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        d->producer, RD_KAFKA_V_TOPIC(d->cfg->topic_results), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->result, m->result_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        d->producer, RD_KAFKA_V_TOPIC(dlq ? d->cfg->topic_dead_letter : d->cfg->topic_results),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m),
+        RD_KAFKA_V_END);
     if (e) {
         if (h)
             rd_kafka_headers_destroy(h); /* not taken over on failure */
@@ -208,15 +272,23 @@ static int produce_one(struct daemon *d, struct sk_msg *m)
     return 0;
 }
 
-static void queue_resend(struct daemon *d, struct sk_msg *m)
+/* Produce every output of m not yet handed to the producer; whatever cannot
+ * be queued now (producer queue full) waits in d->resend and goes out after
+ * the next delivery reports. */
+static void produce_unsent(struct daemon *d, struct sk_msg *m)
 {
-    m->next = d->resend;
-    d->resend = m;
+    for (int which = SK_OUT_RESULT; which <= SK_OUT_DEAD_LETTER; which <<= 1)
+        if ((m->unsent & which) && produce_out(d, m, which) == 0)
+            m->unsent &= (uint8_t)~which;
+    if (m->unsent && !m->in_resend) {
+        m->in_resend = true;
+        m->next = d->resend;
+        d->resend = m;
+    }
 }
 
-/* Hand a finished message's result to the producer.  Results that cannot
- * be queued now (producer queue full) wait in d->resend and go out after
- * the next delivery reports. */
+/* A message is finished: its result (and, if rejected, its dead-letter
+ * copy) go to the producer.  Its offset is done once both are delivered. */
 static void emit_result(struct daemon *d, struct sk_msg *m)
 {
     if (m->status == SK_ST_REJECTED)
@@ -229,8 +301,11 @@ static void emit_result(struct daemon *d, struct sk_msg *m)
         log_error("out of memory building a result; the event will be consumed again after restart");
         exit(EXIT_FAILURE); /* nothing sane left: let systemd restart us */
     }
-    if (produce_one(d, m) < 0)
-        queue_resend(d, m);
+    m->todo = SK_OUT_RESULT;
+    if (m->status == SK_ST_REJECTED)
+        m->todo |= SK_OUT_DEAD_LETTER;
+    m->unsent = m->todo;
+    produce_unsent(d, m);
 }
 
 static void flush_resend(struct daemon *d)
@@ -240,8 +315,8 @@ static void flush_resend(struct daemon *d)
     while (list) {
         struct sk_msg *m = list;
         list = m->next;
-        if (produce_one(d, m) < 0)
-            queue_resend(d, m);
+        m->in_resend = false;
+        produce_unsent(d, m);
     }
 }
 
@@ -250,18 +325,31 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaq
     (void)rk;
     struct daemon *d = opaque;
     struct sk_msg *m = rm->_private;
+    int which = strcmp(rd_kafka_topic_name(rm->rkt), d->cfg->topic_dead_letter) ? SK_OUT_RESULT
+                                                                               : SK_OUT_DEAD_LETTER;
     if (rm->err) {
         d->st.result_errors++;
         struct sk_log_ctx x = SK_LOG_CTX_NONE;
         x.topic = m->part->topic;
         x.partition = m->part->partition;
         x.offset = m->offset;
-        sk_logc(SK_LOG_WARNING, &x, "result delivery to %s failed: %s; sending it again",
-                d->cfg->topic_results, rd_kafka_err2str(rm->err));
-        queue_resend(d, m);
+        sk_logc(SK_LOG_WARNING, &x, "delivery to %s failed: %s; sending it again",
+                rd_kafka_topic_name(rm->rkt), rd_kafka_err2str(rm->err));
+        m->unsent |= (uint8_t)which;
+        if (!m->in_resend) {
+            m->in_resend = true;
+            m->next = d->resend;
+            d->resend = m;
+        }
         return;
     }
-    d->st.results++;
+    if (which == SK_OUT_RESULT)
+        d->st.results++;
+    else
+        d->st.dead_letters++;
+    m->todo &= (uint8_t)~which;
+    if (m->todo)
+        return;
     sk_part_done(m->part, m->offset);
     msg_gone(d, m);
 }
@@ -613,9 +701,20 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         log_error("out of memory consuming a message; exiting so that it is consumed again");
         exit(EXIT_FAILURE);
     }
+    if (!p->paused && sk_part_inflight(p) >= part_limit(d))
+        pause_part(d, p, true);
     d->inflight++;
     d->st.consumed++;
     m->bytes = rm->len;
+    m->raw_null = rm->payload == NULL;
+    if (rm->len) {
+        m->raw = malloc(rm->len);
+        if (!m->raw) {
+            log_error("out of memory consuming a message; exiting so that it is consumed again");
+            exit(EXIT_FAILURE);
+        }
+        memcpy(m->raw, rm->payload, rm->len);
+    }
     if (rm->key_len) {
         m->key = malloc(rm->key_len);
         if (m->key) {
@@ -746,8 +845,6 @@ static void drain_consumer(struct daemon *d)
      * (the pipe would not wake us again while the queue stays non-empty). */
     sd_event_source_set_enabled(d->cdefer, SD_EVENT_ON);
 out:
-    if (!d->paused && d->phase == PH_RUNNING && d->inflight >= d->cfg->max_inflight_events)
-        set_paused(d, true);
     rearm_linger(d);
     kick(d);
     if (d->closing_consumer && rd_kafka_consumer_closed(d->consumer)) {
@@ -775,6 +872,14 @@ static int on_consumer_io(sd_event_source *s, int fd, uint32_t revents, void *ud
 
 /* ---- lifecycle ------------------------------------------------------- */
 
+static unsigned paused_parts(const struct daemon *d)
+{
+    unsigned n = 0;
+    for (const struct sk_part *p = d->parts; p; p = p->next)
+        n += p->paused;
+    return n;
+}
+
 static void notify_status(struct daemon *d)
 {
     char buf[320];
@@ -783,7 +888,7 @@ static void notify_status(struct daemon *d)
              "%s",
              d->phase == PH_RUNNING ? "running" : d->phase == PH_STARTING ? "starting" : "stopping",
              d->st.consumed, d->st.applied, d->st.rejected, d->inflight, sk_db_count_up(d->db),
-             d->cfg->db_pool_size, d->paused ? "paused (backpressure)" : "consuming");
+             d->cfg->db_pool_size, paused_parts(d) ? "some partitions paused (backpressure)" : "consuming");
     sd_notify(0, buf);
 }
 
@@ -949,6 +1054,7 @@ static int setup_kafka(struct daemon *d)
         return -EINVAL;
     }
     rd_kafka_poll_set_consumer(d->consumer);
+    rd_kafka_set_log_queue(d->consumer, NULL); /* main queue = consumer queue now */
 
     rd_kafka_conf_t *pc = sk_kafka_conf(d->cfg, false, err, sizeof err);
     if (!pc) {
@@ -965,6 +1071,7 @@ static int setup_kafka(struct daemon *d)
         log_error("cannot create Kafka producer: %s", err);
         return -EINVAL;
     }
+    rd_kafka_set_log_queue(d->producer, NULL);
 
     d->cq = rd_kafka_queue_get_consumer(d->consumer);
     d->pq = rd_kafka_queue_get_main(d->producer);

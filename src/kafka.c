@@ -28,7 +28,11 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
         return NULL;
     }
     const char *def = "built-in default";
-    if (set(c, "bootstrap.servers", cfg->kafka_brokers ? cfg->kafka_brokers : "", def, err, errlen) < 0 ||
+    /* log.queue: librdkafka's log lines come through our loop (see
+     * rd_kafka_set_log_queue in the daemon), never from its own threads,
+     * so the logger needs no locking. */
+    if (set(c, "log.queue", "true", def, err, errlen) < 0 ||
+        set(c, "bootstrap.servers", cfg->kafka_brokers ? cfg->kafka_brokers : "", def, err, errlen) < 0 ||
         set(c, "client.id", consumer ? "scorekeeper-consumer" : "scorekeeper-producer", def, err, errlen) < 0)
         goto fail;
     if (consumer) {

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,20 @@
 #include <systemd/sd-journal.h>
 
 static enum sk_log_level g_level = SK_LOG_INFO;
+
+/* Rate limit per call site (its format string): at most RL_BURST lines
+ * per RL_WINDOW; the rest are counted and summed up in one line when the
+ * window ends, so a flapping database cannot flood the journal. */
+#define RL_BURST 10
+#define RL_WINDOW_NS (10ll * 1000000000ll)
+#define RL_SLOTS 128
+struct rl_slot {
+    const char *fmt;
+    long long window_start;
+    unsigned count;
+    unsigned suppressed;
+};
+static struct rl_slot g_rl[RL_SLOTS];
 static bool g_journal;
 static const char *g_ident = "scorekeeper";
 
@@ -55,15 +70,57 @@ static const char *level_name(enum sk_log_level l)
     return "?";
 }
 
+static long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void emit(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *msg);
+
+/* Returns how many lines of this call site were suppressed in the window
+ * that just ended (to be reported), or -1 when this line is suppressed. */
+static long rate_limit(const char *fmt)
+{
+    size_t h = ((size_t)(uintptr_t)fmt >> 4) % RL_SLOTS;
+    struct rl_slot *r = &g_rl[h];
+    long long now = mono_ns();
+    if (r->fmt != fmt || now - r->window_start >= RL_WINDOW_NS) {
+        long prev = r->fmt == fmt ? (long)r->suppressed : 0;
+        *r = (struct rl_slot){.fmt = fmt, .window_start = now, .count = 1};
+        return prev;
+    }
+    if (++r->count <= RL_BURST)
+        return 0;
+    r->suppressed++;
+    return -1;
+}
+
 void sk_logc(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *fmt, ...)
 {
     if (level > g_level)
+        return;
+    long suppressed = level < SK_LOG_DEBUG ? rate_limit(fmt) : 0;
+    if (suppressed < 0)
         return;
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (suppressed > 0) {
+        char note[2200];
+        snprintf(note, sizeof note, "%ld similar messages suppressed in the last %lld s; latest: %s",
+                 suppressed, RL_WINDOW_NS / 1000000000ll, msg);
+        emit(level, ctx, note);
+        return;
+    }
+    emit(level, ctx, msg);
+}
+
+static void emit(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *msg)
+{
     struct sk_log_ctx none = SK_LOG_CTX_NONE;
     if (!ctx)
         ctx = &none;

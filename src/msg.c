@@ -31,6 +31,7 @@ void sk_msg_free(struct sk_msg *m)
     free(m->key);
     free(m->reject_msg);
     free(m->reject_event_id);
+    free(m->raw);
     free(m->result);
     if (m->part)
         sk_part_unref(m->part);

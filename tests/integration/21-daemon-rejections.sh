@@ -101,6 +101,23 @@ tap_is "score pushed past BIGINT is rejected alone" \
 of-2 applied 9223372036854775000"
 tap_is "the stored score reflects only the applied event" "$(sk_score "$D_DB" 5 "ok$n")" 9223372036854775000
 
+# Dead-letter topic: every rejected input, bytes unchanged, with headers.
+rejected=$(grep -vc ' applied$' "$expect")
+rejected=$((rejected + 1)) # the BIGINT overflow
+dlq=$SK_TEST_TMP/dlq
+sk_consume "$T_DLQ" "$rejected" 60 -f '%t|%p|%o|%h\n' >"$dlq" 2>/dev/null || true
+tap_is "every rejected input is copied to the dead-letter topic" "$(wc -l <"$dlq")" "$rejected"
+tap_check "dead-letter headers give source topic, partition, offset, code and message" \
+    grep -q "sk-source-topic=$T_SCORES,sk-source-partition=0,sk-source-offset=[0-9]*,sk-error-code=score_overflow,sk-error-message=adding 100" "$dlq"
+# Bytes unchanged: the invalid-UTF-8 example comes back byte for byte.
+# (the first invalid_utf8 user example in file order is the first one produced)
+f=$(ls "$SK_ROOT"/schemas/examples/user/invalid/invalid_utf8--*.json | head -n 1)
+off=$(awk '$1 == "user" && $3 == "invalid_utf8" {print $2; exit}' "$expect")
+got_hex=$(kcat -b "$KAFKA_BROKERS" -C -t "$T_DLQ" -o beginning -c "$rejected" -q \
+    -f '%h\t%s\n' 2>/dev/null | grep -a "sk-source-topic=$T_USERS,sk-source-partition=0,sk-source-offset=$off," |
+    cut -f2- | head -c "$(stat -c %s "$f")" | od -An -tx1 | tr -d ' \n')
+tap_is "the dead-letter copy is the input byte for byte" "$got_hex" "$(od -An -tx1 "$f" | tr -d ' \n')"
+
 sk_daemon_stop
 tap_is "SIGTERM: clean exit 0" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean

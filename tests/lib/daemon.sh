@@ -4,7 +4,7 @@
 # Source after testlib.sh.
 #
 #   sk_daemon_setup NAME [PARTITIONS]   create db + topics; sets D_DB, T_USERS,
-#                                       T_SCORES, T_RESULTS, D_GROUP
+#                                       T_SCORES, T_RESULTS, T_DLQ, D_GROUP
 #   sk_daemon_start [-o k=v ...]        start it, wait for READY; sets D_PID, D_LOG
 #   sk_daemon_stop                      SIGTERM and wait; sets D_RC
 #   sk_send TOPIC FILE                  produce "key<TAB>json" lines in order
@@ -24,10 +24,12 @@ sk_daemon_setup() {
     T_USERS=$(sk_unique "$name.users")
     T_SCORES=$(sk_unique "$name.scores")
     T_RESULTS=$(sk_unique "$name.results")
+    T_DLQ=$(sk_unique "$name.dlq")
     D_GROUP=$(sk_unique "$name.group")
     sk_mktopic "$T_USERS" "$parts" >/dev/null
     sk_mktopic "$T_SCORES" "$parts" >/dev/null
     sk_mktopic "$T_RESULTS" 1 >/dev/null
+    sk_mktopic "$T_DLQ" 1 >/dev/null
 }
 
 # The arguments every daemon of this test gets; extra -o settings follow.
@@ -35,7 +37,7 @@ sk_daemon_args() {
     printf '%s\n' -o "db.url=mariadb://${SK_DB_USER}@${SK_DB_HOST}:${SK_DB_PORT}/${D_DB}" \
         -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_FILE" \
         -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o "kafka.group.id=$D_GROUP" \
-        -o "topic.users=$T_USERS" -o "topic.scores=$T_SCORES" -o "topic.results=$T_RESULTS" \
+        -o "topic.users=$T_USERS" -o "topic.scores=$T_SCORES" -o "topic.results=$T_RESULTS" -o "topic.dead_letter=$T_DLQ" \
         -o "kafka.session.timeout.ms=6000" -o "kafka.heartbeat.interval.ms=500"
 }
 
