@@ -57,6 +57,7 @@ struct sk_config {
     unsigned batch_linger_ms;  /* batch.linger_ms, default 20 */
     size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
     unsigned max_inflight_events; /* pipeline.max_inflight_events, default 100000 */
+    unsigned stall_timeout_ms; /* pipeline.stall_timeout_ms, default 90000 */
     /* limits (reloadable) */
     struct sk_limits limits;   /* limits.max_message_bytes, limits.max_depth, ... */
     /* process */

@@ -10,6 +10,8 @@
 #pragma once
 
 #include "config.h"
+#include "settings.h"
 
-/* Runs until SIGTERM/SIGINT or a fatal error; returns the exit code. */
-int sk_daemon_run(struct sk_config *cfg);
+/* Runs until SIGTERM/SIGINT or a fatal error; returns the exit code.  src
+ * is read again on SIGHUP. */
+int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src);

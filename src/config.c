@@ -154,6 +154,10 @@ static const struct opt opts[] = {
      .help = "How long a stop may take to drain in-flight events"},
     {.key = "offsets.commit_interval_ms", .type = OT_MS, AT(commit_interval_ms), .min = 100,
      .max = 60000, .def = "1000", .help = "How often processed offsets are committed"},
+    {.key = "pipeline.stall_timeout_ms", .type = OT_MS, AT(stall_timeout_ms), .min = 1000,
+     .max = 3600000, .def = "90000", .flags = OF_RELOAD,
+     .help = "A batch running longer than this means the pipeline is wedged: the systemd "
+             "watchdog is no longer fed"},
     {.key = "results.echo_headers", .type = OT_STR, AT(echo_headers),
      .def = "correlation-id,correlation_id,x-correlation-id,x-request-id,traceparent,tracestate",
      .check = check_nonempty,

@@ -39,9 +39,14 @@ struct stats {
         result_errors, batches, retries;
 };
 
+struct exec;
+
 struct daemon {
     sd_event *loop;
     struct sk_config *cfg;
+    const struct sk_settings_src *src; /* read again on SIGHUP */
+    struct exec *running_head, *running_tail; /* attempts on a connection, oldest first */
+    bool wedged;
     enum phase phase;
     int exit_code;
 
@@ -73,6 +78,10 @@ struct exec {
     struct sk_db_conn *c;
     struct sk_buf sql;
     sd_event_source *retry;
+    uint64_t started;   /* when the current attempt got its connection */
+    struct sk_db_error err; /* kept while a ROLLBACK runs */
+    bool running;       /* in the daemon's running list */
+    struct exec *rprev, *rnext;
 };
 
 static struct daemon *g_daemon; /* for the msg drop callback of sched */
@@ -373,10 +382,42 @@ static int on_producer_io(sd_event_source *s, int fd, uint32_t revents, void *ud
 
 /* ---- batches --------------------------------------------------------- */
 
+/* The attempts holding a connection, oldest first: the watchdog looks at
+ * the head to tell a slow pipeline from a wedged one. */
+static void running_add(struct daemon *d, struct exec *ex)
+{
+    ex->started = now_usec(d);
+    ex->running = true;
+    ex->rnext = NULL;
+    ex->rprev = d->running_tail;
+    if (d->running_tail)
+        d->running_tail->rnext = ex;
+    else
+        d->running_head = ex;
+    d->running_tail = ex;
+}
+
+static void running_del(struct daemon *d, struct exec *ex)
+{
+    if (!ex->running)
+        return;
+    if (ex->rprev)
+        ex->rprev->rnext = ex->rnext;
+    else
+        d->running_head = ex->rnext;
+    if (ex->rnext)
+        ex->rnext->rprev = ex->rprev;
+    else
+        d->running_tail = ex->rprev;
+    ex->rprev = ex->rnext = NULL;
+    ex->running = false;
+}
+
 static void exec_free(struct exec *ex)
 {
     if (!ex)
         return;
+    running_del(ex->d, ex);
     sd_event_source_disable_unref(ex->retry);
     sk_apply_free(ex->a);
     sk_buf_free(&ex->sql);
@@ -454,6 +495,7 @@ static void batch_failed(struct daemon *d, struct exec *ex, const struct sk_db_e
     char name[48];
     batch_name(b, name, sizeof name);
     struct sk_log_ctx x = batch_ctx(b, ex, err->code);
+    running_del(d, ex);
     sk_db_release(ex->c);
     ex->c = NULL;
     b->attempt++;
@@ -526,6 +568,13 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     batch_finish(ex->d, ex);
 }
 
+static void on_rolled_back(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)c;
+    struct exec *ex = ud;
+    batch_failed(ex->d, ex, err ? err : &ex->err);
+}
+
 static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     struct exec *ex = ud;
@@ -536,14 +585,13 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
     struct sk_db_error e = {.fault = SK_DB_RETRY};
     int r = sk_apply_second(ex->a, &ex->sql, e.message, sizeof e.message);
     if (r < 0) {
-        /* Answers that do not add up (a user deleted under our feet): roll
-         * back by running nothing more on this transaction and retry. */
-        struct sk_db_error rb = e;
-        if (sk_db_query(c, "ROLLBACK", 8, NULL, NULL, NULL) < 0)
-            rb.fault = SK_DB_CONN;
-        /* the rollback's own completion is not awaited: released below only
-         * once it is done, via its done callback being NULL */
-        batch_failed(ex->d, ex, &rb);
+        /* Answers that do not add up (a user deleted under our feet): end
+         * the open transaction before the batch is retried. */
+        ex->err = e;
+        if (sk_db_query(c, "ROLLBACK", 8, NULL, on_rolled_back, ex) < 0) {
+            e.fault = SK_DB_CONN;
+            batch_failed(ex->d, ex, &e);
+        }
         return;
     }
     if (r == 0) {
@@ -580,6 +628,7 @@ static void start_batch(struct daemon *d, struct sk_batch *b, struct sk_db_conn 
         sk_logc(SK_LOG_DEBUG, &x, "%s: batch of %u events (%s), attempt %u",
                 batch_name(b, name, sizeof name), b->n, sk_flush_name(b->reason), b->attempt + 1);
     }
+    running_add(d, ex);
     if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_first_done, ex) < 0) {
         struct sk_db_error e = {.fault = SK_DB_CONN};
         snprintf(e.message, sizeof e.message, "connection not ready");
@@ -954,12 +1003,43 @@ static void begin_drain(struct daemon *d, const char *why)
     check_drained(d);
 }
 
+/* SIGHUP: read the same file and -o options again; apply what may change
+ * at run time (log level, batching, limits); a bad file or a change that
+ * needs a restart keeps every current setting. */
+static void reload(struct daemon *d)
+{
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading settings");
+    struct sk_config next;
+    char err[1024];
+    int changed = -1;
+    if (sk_settings_load(d->src, &next, err, sizeof err) < 0) {
+        log_error("reload failed, keeping the current settings: %s", err);
+    } else {
+        changed = sk_config_reload_diff(d->cfg, &next, err, sizeof err);
+        if (changed < 0)
+            log_error("reload refused, keeping the current settings: %s", err);
+        else if (sk_config_apply_reload(d->cfg, &next) < 0) {
+            log_error("reload failed (out of memory), keeping the current settings");
+            changed = -1;
+        }
+        sk_config_free(&next);
+    }
+    if (changed >= 0) {
+        sk_log_set_level(d->cfg->log_level);
+        set_sched_limits(d);
+        rearm_linger(d);
+        log_notice("reloaded settings: %d changed", changed);
+    }
+    sd_notify(0, "READY=1");
+    notify_status(d);
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
     (void)s;
     struct daemon *d = ud;
     if (si->ssi_signo == SIGHUP) {
-        log_notice("SIGHUP: reloading settings is not supported yet; nothing changed");
+        reload(d);
         return 0;
     }
     begin_drain(d, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -980,6 +1060,35 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
     return 0;
 }
 
+/* WATCHDOG=1 means progress, not just a turning loop: it is withheld while
+ * the oldest batch attempt has held its connection longer than
+ * pipeline.stall_timeout_ms (the statement timeouts should have ended it
+ * long before), so systemd restarts a daemon that is alive but stuck. */
+static void feed_watchdog(struct daemon *d, uint64_t now)
+{
+    const struct exec *ex = d->running_head;
+    uint64_t stall = (uint64_t)d->cfg->stall_timeout_ms * 1000u;
+    if (ex && now > ex->started + stall) {
+        if (!d->wedged) {
+            char name[48];
+            struct sk_log_ctx x = batch_ctx(ex->b, ex, 0);
+            sk_logc(SK_LOG_ERR, &x,
+                    "pipeline wedged: %s's batch has held db#%d for %llu s (limit %u s); "
+                    "withholding the watchdog so that systemd restarts the daemon",
+                    batch_name(ex->b, name, sizeof name), ex->c ? sk_db_conn_id(ex->c) : -1,
+                    (unsigned long long)((now - ex->started) / 1000000u),
+                    d->cfg->stall_timeout_ms / 1000u);
+            sd_notify(0, "STATUS=wedged: a batch is stuck past pipeline.stall_timeout_ms");
+        }
+        d->wedged = true;
+        return;
+    }
+    if (d->wedged)
+        log_notice("pipeline moving again; feeding the watchdog");
+    d->wedged = false;
+    sd_notify(0, "WATCHDOG=1");
+}
+
 static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
 {
     struct daemon *d = ud;
@@ -994,7 +1103,7 @@ static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
     } else if (s == d->status_timer) {
         notify_status(d);
     } else if (s == d->watchdog_timer) {
-        sd_notify(0, "WATCHDOG=1");
+        feed_watchdog(d, usec);
     }
     uint64_t period = s == d->commit_timer   ? d->cfg->commit_interval_ms * 1000ull
                       : s == d->poll_timer   ? 200000ull
@@ -1164,9 +1273,9 @@ static void teardown(struct daemon *d)
     sd_event_unref(d->loop);
 }
 
-int sk_daemon_run(struct sk_config *cfg)
+int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
 {
-    struct daemon dd = {.cfg = cfg, .cpipe = {-1, -1}, .ppipe = {-1, -1}};
+    struct daemon dd = {.cfg = cfg, .src = src, .cpipe = {-1, -1}, .ppipe = {-1, -1}};
     struct daemon *d = &dd;
     g_daemon = d;
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));

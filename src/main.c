@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
+#include "settings.h"
 
 #define EX_USAGE 64
 #define EX_CONFIG 78
@@ -15,7 +17,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: scorekeeper [--config FILE] [-o KEY=VALUE]... [COMMAND]\n"
+            "Usage: scorekeeper [--config FILE] [-o KEY=VALUE]... [--check-config] [COMMAND]\n"
             "\n"
             "Consumes user and score events from Kafka, applies them to MariaDB in\n"
             "per-game batches, and publishes a result event for every input event.\n"
@@ -27,14 +29,19 @@ static void usage(FILE *f)
             "Options:\n"
             "  -c, --config FILE   read settings from FILE (key = value lines)\n"
             "  -o KEY=VALUE        set one setting; overrides the file; repeatable\n"
+            "      --check-config  check the settings, print them (secrets masked), try to\n"
+            "                      reach MariaDB and Kafka, and exit\n"
             "  -h, --help          this text and every setting\n"
             "  -V, --version       print the version\n"
             "\n"
             "Secrets are never taken from the command line: the database password comes\n"
             "from db.password_file or $CREDENTIALS_DIRECTORY/db.password.\n"
             "\n"
-            "Exit codes: 0 ok, 64 usage, 65 migration failed, 69 service unreachable,\n"
-            "78 configuration error, 1 runtime failure.\n"
+            "Signals: TERM/INT drain and stop; HUP reloads the settings that may change at\n"
+            "run time (marked [reload] below) from the same file and -o options.\n"
+            "\n"
+            "Exit codes: 0 ok, 1 runtime failure, 64 usage, 65 migration failed,\n"
+            "69 service unreachable, 78 configuration error.\n"
             "\n"
             "Settings:\n%s",
             sk_config_help());
@@ -44,68 +51,54 @@ static int run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_file = NULL;
+    struct sk_settings_src src = {0};
+    bool check = false;
     int c;
-    /* Two passes: the file first, then every -o in order, so that -o wins
-     * whatever the order on the command line. */
+    src.overrides = calloc((size_t)argc, sizeof *src.overrides);
+    if (!src.overrides)
+        return EXIT_FAILURE;
     while ((c = getopt_long(argc, argv, "+c:o:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_file = optarg; break;
-        case 'o': break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("scorekeeper %s\n", SK_VERSION); return 0;
-        default: usage(stderr); return EX_USAGE;
+        case 'c': src.config_file = optarg; break;
+        case 'o': src.overrides[src.n_overrides++] = optarg; break;
+        case 'C': check = true; break;
+        case 'h': usage(stdout); free(src.overrides); return 0;
+        case 'V': printf("scorekeeper %s\n", SK_VERSION); free(src.overrides); return 0;
+        default: usage(stderr); free(src.overrides); return EX_USAGE;
         }
     }
     const char *command = optind < argc ? argv[optind] : "run";
     if (optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
         fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
+        free(src.overrides);
         return EX_USAGE;
     }
 
     sk_log_init("scorekeeper");
     struct sk_config cfg;
     char err[1024];
-    if (sk_config_init(&cfg) < 0) {
-        fprintf(stderr, "scorekeeper: out of memory\n");
-        return EXIT_FAILURE;
+    if (sk_settings_load(&src, &cfg, err, sizeof err) < 0) {
+        log_error("configuration: %s", err);
+        if (check)
+            printf("configuration: FAILED: %s\n", err);
+        free(src.overrides);
+        return EX_CONFIG;
     }
-    int rc = EX_CONFIG;
-    if (config_file && sk_config_load_file(&cfg, config_file, err, sizeof err) < 0)
-        goto config_error;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+c:o:hV", opts, NULL)) != -1) {
-        if (c != 'o')
-            continue;
-        char *eq = strchr(optarg, '=');
-        if (!eq) {
-            snprintf(err, sizeof err, "-o \"%s\": expected KEY=VALUE", optarg);
-            goto config_error;
-        }
-        *eq = '\0';
-        int r = sk_config_set(&cfg, optarg, eq + 1, "-o", err, sizeof err);
-        *eq = '=';
-        if (r < 0)
-            goto config_error;
-    }
-    if (sk_config_finish(&cfg, err, sizeof err) < 0)
-        goto config_error;
     sk_log_set_level(cfg.log_level);
-
-    if (!strcmp(command, "migrate"))
+    int rc;
+    if (check)
+        rc = sk_check_run(&cfg);
+    else if (!strcmp(command, "migrate"))
         rc = sk_migrate_run(&cfg);
     else
-        rc = sk_daemon_run(&cfg);
+        rc = sk_daemon_run(&cfg, &src);
     sk_config_free(&cfg);
-    return rc;
-
-config_error:
-    log_error("configuration: %s", err);
-    sk_config_free(&cfg);
+    free(src.overrides);
     return rc;
 }
 

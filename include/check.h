@@ -1,0 +1,10 @@
+/* check — `scorekeeper --check-config`: show the effective settings with
+ * secrets masked, then try to reach MariaDB and Kafka and say which one
+ * failed and why.  Exit codes follow sysexits: 0 all good, 69 a service
+ * is unreachable (EX_UNAVAILABLE).  Configuration errors (78) are caught
+ * before this runs. */
+#pragma once
+
+#include "config.h"
+
+int sk_check_run(const struct sk_config *cfg);

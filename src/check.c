@@ -1,0 +1,129 @@
+/* check — --check-config, see include/check.h.
+ *
+ * This is a command, not the daemon: nothing else runs, so waiting for the
+ * Kafka metadata request is fine.  The database is still reached through
+ * the non-blocking pool on a short-lived loop, like `migrate`, so that no
+ * blocking Connector/C call exists anywhere in the program. */
+#include "check.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+
+struct dbcheck {
+    sd_event *loop;
+    struct sk_db *db;
+    int ok;
+};
+
+static void print_line(void *ud, const char *text)
+{
+    (void)ud;
+    printf("  %s\n", text);
+}
+
+static void on_idle(void *ud)
+{
+    struct dbcheck *c = ud;
+    struct sk_db_conn *conn = sk_db_acquire(c->db);
+    if (!conn)
+        return;
+    sk_db_release(conn);
+    c->ok = 1;
+    sd_event_exit(c->loop, 0);
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct dbcheck *c = ud;
+    sd_event_exit(c->loop, 0);
+    return 0;
+}
+
+static int check_db(const struct sk_config *cfg)
+{
+    struct sk_config one = *cfg;
+    one.db_pool_size = 1;
+    struct dbcheck c = {0};
+    sd_event_source *t = NULL;
+    if (sd_event_new(&c.loop) < 0)
+        return -1;
+    int r = sk_db_new(c.loop, &one, on_idle, &c, &c.db);
+    if (r >= 0)
+        r = sd_event_add_time_relative(c.loop, &t, CLOCK_MONOTONIC,
+                                       (uint64_t)cfg->db_connect_timeout_ms * 1000u + 500000u, 1000,
+                                       on_timeout, &c);
+    if (r >= 0) {
+        sk_db_start(c.db);
+        sd_event_loop(c.loop);
+    }
+    sd_event_source_disable_unref(t);
+    sk_db_free(c.db);
+    sd_event_unref(c.loop);
+    return c.ok ? 0 : -1;
+}
+
+static int check_kafka(const struct sk_config *cfg)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = sk_kafka_conf(cfg, false, err, sizeof err);
+    if (!conf) {
+        printf("kafka:    FAILED: %s\n", err);
+        return -1;
+    }
+    rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0); /* the verdict below says it all */
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        printf("kafka:    FAILED: %s\n", err);
+        return -1;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+    int rc = 0;
+    if (e) {
+        printf("kafka:    FAILED: no answer from %s: %s\n", cfg->kafka_brokers, rd_kafka_err2str(e));
+        rc = -1;
+    } else {
+        printf("kafka:    ok (%d brokers answer at %s)\n", md->broker_cnt, cfg->kafka_brokers);
+        const char *topics[] = {cfg->topic_users, cfg->topic_scores, cfg->topic_results,
+                                cfg->topic_dead_letter};
+        for (size_t i = 0; i < sizeof topics / sizeof *topics; i++) {
+            bool found = false;
+            for (int t = 0; t < md->topic_cnt; t++)
+                if (!strcmp(md->topics[t].topic, topics[i]) && !md->topics[t].err) {
+                    printf("          topic %s: %d partitions\n", topics[i], md->topics[t].partition_cnt);
+                    found = true;
+                }
+            if (!found)
+                printf("          topic %s: does not exist (yet)\n", topics[i]);
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int sk_check_run(const struct sk_config *cfg)
+{
+    printf("configuration: ok\n");
+    sk_config_dump(cfg, print_line, NULL);
+    /* The pool logs why a connect failed; the verdict goes to stdout. */
+    int db = check_db(cfg);
+    const char *verdict = db == 0 ? "ok" : "FAILED: cannot connect (the reason is logged above)";
+    if (cfg->db.socket)
+        printf("database: %s (socket %s, database %s)\n", verdict, cfg->db.socket, cfg->db.dbname);
+    else
+        printf("database: %s (%s:%u, database %s)\n", verdict, cfg->db.host, cfg->db.port,
+               cfg->db.dbname);
+    int kafka = check_kafka(cfg);
+    return db == 0 && kafka == 0 ? 0 : 69;
+}
