@@ -10,9 +10,11 @@
 #     CapabilityBoundingSet= and AmbientCapabilities= leave it;
 #  2. the same, plus a seccomp filter equivalent to the units'
 #     SystemCallFilter=@system-service ~@privileged @resources,
-#     SystemCallErrorNumber=EPERM, SystemCallArchitectures=native and
-#     MemoryDenyWriteExecute=yes (tests/lib/seccomp-exec.c, with the
-#     system call sets taken from `systemd-analyze syscall-filter`).
+#     SystemCallErrorNumber=EPERM, SystemCallArchitectures=native,
+#     MemoryDenyWriteExecute=yes and RestrictAddressFamilies=AF_UNIX AF_INET
+#     AF_INET6 (tests/lib/seccomp-exec.c, with the system call sets taken
+#     from `systemd-analyze syscall-filter`).  Kafka is addressed as
+#     localhost there, so name resolution runs without AF_NETLINK.
 #
 # Each run processes events end to end (results arrive, rows are right) and
 # stops on SIGTERM with exit status 0.  Run 1 uses the sanitizer build, run
@@ -63,11 +65,12 @@ make_wrapper() {
 # status_of PID FIELD: a field of /proc/PID/status, blanks squeezed.
 status_of() { awk -v f="$2:" '$1 == f { $1 = ""; sub(/^ /, ""); print; exit }' "/proc/$1/status"; }
 
-# scenario NAME SECCOMP(0|2): one daemon run with checks.
+# scenario NAME SECCOMP(0|2) WHAT [-o k=v...]: one daemon run with checks.
 scenario() {
     local name=$1 seccomp=$2 what=$3
+    shift 3
     sk_daemon_setup "$name" 2
-    if ! sk_daemon_start --config "$conf" -o db.password_file= -o batch.linger_ms=20; then
+    if ! sk_daemon_start --config "$conf" -o db.password_file= -o batch.linger_ms=20 "$@"; then
         tap_fail "$what: daemon starts and reports READY" "see diagnostics above"
         return
     fi
@@ -162,20 +165,24 @@ fi
 if ((filter_ok)); then
     chmod 0755 "$helper"
     # Controls: the filter must deny what the units deny, or passing means
-    # nothing.  nice(1) calls setpriority() (@resources); python's mmap with
-    # PROT_WRITE|PROT_EXEC is what MemoryDenyWriteExecute= forbids.
+    # nothing.  nice(1) calls setpriority() (@resources), setpriv(1) setresuid()
+    # (@privileged); python's mmap with PROT_WRITE|PROT_EXEC is what
+    # MemoryDenyWriteExecute= forbids, AF_NETLINK what RestrictAddressFamilies= does.
     tap_check "seccomp control: an allowed program runs" "$helper" /bin/true
     tap_check "seccomp control: setpriority() (@resources) fails with EPERM" \
         bash -c "'$helper' /usr/bin/nice -n 5 /bin/true 2>&1 | grep -q 'Operation not permitted'"
     tap_check "seccomp control: setuid() (@privileged) fails with EPERM" \
         bash -c "'$helper' /usr/bin/setpriv --reuid=nobody /bin/true 2>&1 | grep -qi 'not permitted'"
     if command -v python3 >/dev/null; then
+        tap_check "seccomp control: an AF_NETLINK socket fails with EAFNOSUPPORT" \
+            bash -c "'$helper' /usr/bin/python3 -c 'import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)' 2>&1 | grep -q 'Address family not supported'"
         tap_check "seccomp control: a writable+executable mapping fails with EPERM" \
             bash -c "'$helper' /usr/bin/python3 -c 'import mmap; mmap.mmap(-1, 4096, prot=7)' 2>&1 | grep -q PermissionError"
     fi
     make_wrapper "$SK_TEST_TMP/filtered" "$helper" "$REAL_PLAIN"
     SK_DAEMON=$SK_TEST_TMP/filtered
-    scenario hard_seccomp 2 "nobody, no caps, seccomp"
+    scenario hard_seccomp 2 "nobody, no caps, seccomp" \
+        -o kafka.bootstrap.servers="localhost:${KAFKA_BROKERS##*:}"
 else
     tap_skip "seccomp run" "$why"
 fi

@@ -18,7 +18,10 @@
  * any other fails with EPERM (SystemCallErrorNumber=EPERM).
  * MemoryDenyWriteExecute=yes as systemd implements it: mmap() with
  * PROT_WRITE|PROT_EXEC, mprotect()/pkey_mprotect() with PROT_EXEC and
- * shmat() with SHM_EXEC fail with EPERM.
+ * shmat() with SHM_EXEC fail with EPERM.  RestrictAddressFamilies=AF_UNIX
+ * AF_INET AF_INET6 as systemd implements it: socket() of any other family
+ * fails with EAFNOSUPPORT (this is what makes glibc's getaddrinfo() do
+ * without netlink).
  *
  * Usage: seccomp-exec PROGRAM [ARGS...]  (no_new_privs is set here too). */
 #define _GNU_SOURCE
@@ -33,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,7 +61,7 @@ static const long allowed[] = {SK_ALLOWED};
 #define JUMP(c, k, t, f) ((struct sock_filter)BPF_JUMP((c), (k), (t), (f)))
 #define RET_ERRNO (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 
-static struct sock_filter prog[8 + 6 * 4 + 2 * N_ALLOWED + 1];
+static struct sock_filter prog[8 + 6 * 4 + 7 + 2 * N_ALLOWED + 1];
 static size_t n;
 
 static void add(struct sock_filter f) { prog[n++] = f; }
@@ -87,6 +91,20 @@ static void add_arg_rule(long nr, unsigned arg, unsigned bits, int all)
     add(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
 }
 
+/* RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 */
+static void add_socket_rule(void)
+{
+    if (!is_allowed(__NR_socket))
+        return;
+    add(JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 6));
+    add(STMT(BPF_LD | BPF_W | BPF_ABS, (unsigned)ARG_LO(0)));
+    add(JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 3, 0));
+    add(JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0));
+    add(JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0));
+    add(STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EAFNOSUPPORT & SECCOMP_RET_DATA)));
+    add(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -110,6 +128,7 @@ int main(int argc, char **argv)
 #ifdef __NR_shmat
     add_arg_rule(__NR_shmat, 2, SHM_EXEC, 0);
 #endif
+    add_socket_rule();
     for (size_t i = 0; i < N_ALLOWED; i++) {
         add(JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)allowed[i], 0, 1));
         add(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
