@@ -37,7 +37,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all help deps stack-up stack-down check unit demo clean tests
+.PHONY: all help deps stack-up stack-down check unit demo clean tests install uninstall
 all: $(BUILD)/scorekeeper
 
 help:
@@ -48,6 +48,9 @@ help:
 	@echo "make stack-down stop them and remove their data"
 	@echo "make check      build with sanitizers and run every test"
 	@echo "make demo       run the daemon on the local stack with a scripted quiz"
+	@echo "make install    install binary, units, man pages, sql/, schemas/, default config"
+	@echo "                (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc UNITDIR=PREFIX/lib/systemd/system)"
+	@echo "make uninstall  remove what make install installed (never the operator's config)"
 
 $(BUILD)/scorekeeper: $(MAIN_OBJ) $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -87,6 +90,93 @@ demo:
 	@tests/demo/demo.sh
 
 clean:
-	rm -rf build/obj build/san build/tests build/tools build/scorekeeper
+	rm -rf build/obj build/san build/tests build/tools build/scorekeeper build/install
 
--include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)
+# ------------------------------------------------------------------ install
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [UNITDIR=...]
+#
+# The installed binary is build/install/scorekeeper.  It differs from the
+# developer build (build/scorekeeper) in one thing: its default sql.dir is
+# $(DATADIR)/sql instead of "sql" (relative, for in-tree runs).  Only
+# src/config.c reads SK_SQL_DIR, so only it is compiled again, into
+# build/install/config.o; every other object is the plain build's.
+# build/install/sql-dir holds the directory compiled in, so a different
+# PREFIX recompiles it.  DESTDIR is a staging root: never compiled in.
+#
+# Units and the default configuration are templates: @bindir@ and
+# @sysconfdir@ are replaced while installing.  The configuration is not
+# overwritten when it exists; the new one goes next to it as
+# scorekeeper.conf.example.  It is mode 0644 because the service runs as a
+# DynamicUser= that must read it: secrets go into credentials, not there.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/scorekeeper
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+CONFDIR    := $(SYSCONFDIR)/scorekeeper
+INST       := build/install
+
+INST_SQL      := $(sort $(wildcard sql/*.sql))
+INST_SCHEMAS  := $(sort $(wildcard schemas/*.json)) schemas/README.md
+INST_UNITS    := systemd/scorekeeper.service systemd/scorekeeper@.service
+INST_MAN8     := man/scorekeeper.8
+INST_MAN5     := man/scorekeeper.conf.5
+
+$(INST):
+	@mkdir -p $@
+
+# Rewritten only when the directory changes, so config.o is rebuilt only then.
+$(INST)/sql-dir: FORCE | $(INST)
+	@printf '%s\n' '$(DATADIR)/sql' | cmp -s - $@ || printf '%s\n' '$(DATADIR)/sql' >$@
+
+$(INST)/config.o: src/config.c $(INST)/sql-dir | $(INST)
+	$(CC) $(CPPFLAGS) -DSK_SQL_DIR='"$(DATADIR)/sql"' $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(INST)/scorekeeper: $(MAIN_OBJ) $(filter-out $(OBJ)/config.o,$(LIB_OBJS)) $(INST)/config.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+SUBST = sed -e 's|@bindir@|$(BINDIR)|g' -e 's|@sysconfdir@|$(SYSCONFDIR)|g' -e 's|@datadir@|$(DATADIR)|g'
+
+install: $(INST)/scorekeeper
+ifeq ($(SANITIZE),1)
+	$(error make install installs the plain build; run it without SANITIZE=1)
+endif
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/sql \
+	    $(DESTDIR)$(DATADIR)/schemas $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(INST)/scorekeeper $(DESTDIR)$(BINDIR)/scorekeeper
+	for u in $(INST_UNITS); do \
+	    $(SUBST) $$u >$(DESTDIR)$(UNITDIR)/$${u##*/}.tmp && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp && \
+	    mv -f $(DESTDIR)$(UNITDIR)/$${u##*/}.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	install -m 0644 $(INST_SQL) $(DESTDIR)$(DATADIR)/sql/
+	install -m 0644 $(INST_SCHEMAS) $(DESTDIR)$(DATADIR)/schemas/
+	install -m 0644 $(INST_MAN8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(INST_MAN5) $(DESTDIR)$(MANDIR)/man5/
+	@conf=$(DESTDIR)$(CONFDIR)/scorekeeper.conf; \
+	if [ -e "$$conf" ]; then \
+	    echo "$$conf exists: not overwritten; the new default is $$conf.example"; \
+	    conf=$$conf.example; \
+	fi; \
+	$(SUBST) systemd/scorekeeper.conf >"$$conf.tmp" && chmod 0644 "$$conf.tmp" && \
+	    mv -f "$$conf.tmp" "$$conf"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/scorekeeper
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(INST_UNITS)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/sql/,$(notdir $(INST_SQL)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/schemas/,$(notdir $(INST_SCHEMAS)))
+	rm -f $(DESTDIR)$(MANDIR)/man8/$(notdir $(INST_MAN8)) \
+	    $(DESTDIR)$(MANDIR)/man5/$(notdir $(INST_MAN5))
+	rm -f $(DESTDIR)$(CONFDIR)/scorekeeper.conf.example
+	rmdir $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/schemas $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	@if [ -e $(DESTDIR)$(CONFDIR)/scorekeeper.conf ]; then \
+	    echo "kept $(DESTDIR)$(CONFDIR)/scorekeeper.conf and anything else in $(DESTDIR)$(CONFDIR) (yours)"; \
+	fi
+
+.PHONY: FORCE
+FORCE:
+
+-include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d $(INST)/*.d)
