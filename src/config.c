@@ -1115,7 +1115,7 @@ static once_flag help_once = ONCE_FLAG_INIT;
 static void build_help(void)
 {
     struct sk_buf b;
-    char exp[256], def[64];
+    char exp[256], def[256];
     sk_buf_init(&b);
     sk_buf_puts(&b,
         "Configuration file (-c FILE) and overrides (-o key=value, applied after the file):\n"
