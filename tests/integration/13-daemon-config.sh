@@ -46,6 +46,23 @@ run -o db.url=mariadb://u@127.0.0.1/d -o db.password_file=/nonexistent/pw -o kaf
 tap_is "unreadable password file: exit 78" "$rc" 78
 tap_check "unreadable password file: named" grep -q '/nonexistent/pw' <<<"$out"
 
+# --check-config: settings shown with secrets masked, services tried.
+run --check-config -o db.url=mariadb://u@127.0.0.1:1/d -o db.password_file="$pw" \
+    -o kafka.bootstrap.servers=127.0.0.1:1 -o db.connect_timeout_ms=300
+tap_is "--check-config with nothing reachable: exit 69" "$rc" 69
+tap_check "--check-config prints the effective settings" grep -q '^  batch.max_events = 500$' <<<"$out"
+tap_check "--check-config masks secrets" bash -c '! grep -q p4ss-w0rd-Z <<<"$1" && grep -q "db.password = (set)" <<<"$1"' _ "$out"
+tap_check "--check-config says the database failed" grep -q '^database: FAILED' <<<"$out"
+tap_check "--check-config says Kafka failed" grep -q '^kafka:    FAILED' <<<"$out"
+mapfile -t ok_args < <(printf '%s\n' -o "db.url=$SCOREKEEPER_DB_URL" -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_FILE" \
+    -o "kafka.bootstrap.servers=$KAFKA_BROKERS")
+run --check-config "${ok_args[@]}"
+tap_is "--check-config against the running stack: exit 0" "$rc" 0
+tap_check "--check-config: database ok and Kafka ok" bash -c 'grep -q "^database: ok" <<<"$1" && grep -q "^kafka:    ok" <<<"$1"' _ "$out"
+run --check-config -o batch.max_events=0 "${ok_args[@]}"
+tap_is "--check-config with a bad value: exit 78" "$rc" 78
+tap_check "--check-config names the bad key" grep -q 'configuration: FAILED: invalid value "0" for "batch.max_events"' <<<"$out"
+
 run --version
 tap_is "--version" "$rc:${out%% *}" "0:scorekeeper"
 run --help
