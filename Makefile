@@ -5,7 +5,7 @@
 # never mix and switching between them rebuilds nothing needlessly.
 
 CC       := gcc
-PKGS     := rdkafka libmariadb libcjson libsystemd
+PKGS     := rdkafka libmariadb libcjson libsystemd libmicrohttpd
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wconversion -Wformat=2 \

@@ -65,6 +65,7 @@ struct sk_config {
     unsigned shutdown_timeout_ms;   /* shutdown.timeout_ms, default 30000 */
     unsigned commit_interval_ms;    /* offsets.commit_interval_ms, default 1000 */
     char *echo_headers;             /* results.echo_headers: comma-separated header names */
+    char *metrics_listen;           /* metrics.listen: HOST:PORT or "off" */
     char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
 };
 

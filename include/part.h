@@ -27,6 +27,7 @@ struct sk_part {
     size_t head, count, cap;
     int64_t next_commit; /* first offset not yet known done, -1 before any */
     int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
+    int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
     struct sk_part *next;
 };
 

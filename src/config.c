@@ -158,6 +158,10 @@ static const struct opt opts[] = {
      .max = 3600000, .def = "90000", .flags = OF_RELOAD,
      .help = "A batch running longer than this means the pipeline is wedged: the systemd "
              "watchdog is no longer fed"},
+    {.key = "metrics.listen", .type = OT_STR, AT(metrics_listen), .def = "127.0.0.1:9464",
+     .check = check_nonempty,
+     .help = "Address of the Prometheus /metrics and /healthz endpoint, HOST:PORT (numeric "
+             "IPv4; port 0 picks a free one), or \"off\""},
     {.key = "results.echo_headers", .type = OT_STR, AT(echo_headers),
      .def = "correlation-id,correlation_id,x-correlation-id,x-request-id,traceparent,tracestate",
      .check = check_nonempty,

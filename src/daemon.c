@@ -9,6 +9,7 @@
  *   -> offset marked done -> committed once every earlier offset is done. */
 #include "daemon.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "part.h"
 #include "sched.h"
@@ -34,10 +36,18 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
  * other sources of the loop (fairness, not a limit). */
 #define CONSUME_BURST 2000
 
+/* Counters, by event kind where it matters (index: enum sk_event_kind). */
 struct stats {
     unsigned long long consumed, applied, rejected, duplicates, results, dead_letters,
         result_errors, batches, retries;
+    unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
+    struct sk_hist batch_size;  /* events per committed batch */
+    struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
 };
+
+static const double batch_size_bounds[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000};
+static const double txn_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,   0.25,   0.5,   1,    2.5,   5, 10};
 
 struct exec;
 
@@ -67,6 +77,7 @@ struct daemon {
     bool ready_sent;
     bool closing_consumer;
     struct sk_msg *resend; /* results waiting to be (re)produced */
+    struct sk_metrics *metrics;
     struct stats st;
 };
 
@@ -300,12 +311,17 @@ static void produce_unsent(struct daemon *d, struct sk_msg *m)
  * copy) go to the producer.  Its offset is done once both are delivered. */
 static void emit_result(struct daemon *d, struct sk_msg *m)
 {
-    if (m->status == SK_ST_REJECTED)
+    unsigned k = m->part->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER;
+    if (m->status == SK_ST_REJECTED) {
         d->st.rejected++;
-    else if (m->status == SK_ST_DUPLICATE)
+        d->st.k_rejected[k]++;
+    } else if (m->status == SK_ST_DUPLICATE) {
         d->st.duplicates++;
-    else
+        d->st.k_duplicates[k]++;
+    } else {
         d->st.applied++;
+        d->st.k_applied[k]++;
+    }
     if (sk_msg_build_result(m) < 0) {
         log_error("out of memory building a result; the event will be consumed again after restart");
         exit(EXIT_FAILURE); /* nothing sane left: let systemd restart us */
@@ -565,7 +581,10 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     sk_apply_outcome(ex->a);
     sk_db_release(ex->c);
     ex->c = NULL;
-    batch_finish(ex->d, ex);
+    struct daemon *d = ex->d;
+    sk_hist_observe(&d->st.txn_seconds, (double)(now_usec(d) - ex->started) / 1e6);
+    sk_hist_observe(&d->st.batch_size, ex->b->n);
+    batch_finish(d, ex);
 }
 
 static void on_rolled_back(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -754,6 +773,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         pause_part(d, p, true);
     d->inflight++;
     d->st.consumed++;
+    d->st.k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
     m->bytes = rm->len;
     m->raw_null = rm->payload == NULL;
     if (rm->len) {
@@ -1138,6 +1158,118 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     sk_logc(l, NULL, "librdkafka %s: %s", fac, buf);
 }
 
+/* ---- metrics --------------------------------------------------------- */
+
+/* librdkafka's statistics (every 5 s): keep each assigned partition's
+ * consumer lag.  Served from the consumer queue, on this thread. */
+static int on_kafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    struct daemon *d = opaque;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
+    for (struct sk_part *p = d->parts; p; p = p->next) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(topics, p->topic);
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(t, "partitions");
+        char key[16];
+        snprintf(key, sizeof key, "%d", (int)p->partition);
+        const cJSON *lag = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(ps, key), "consumer_lag");
+        p->lag = cJSON_IsNumber(lag) ? (int64_t)lag->valuedouble : -1;
+    }
+    cJSON_Delete(root);
+    return 0; /* librdkafka frees json */
+}
+
+static bool healthy(void *ud)
+{
+    const struct daemon *d = ud;
+    return d->phase == PH_RUNNING && sk_db_count_up(d->db) > 0 && !d->wedged;
+}
+
+static void counter(struct sk_buf *b, const char *name, const char *help, unsigned long long v)
+{
+    sk_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, v);
+}
+
+static void gauge(struct sk_buf *b, const char *name, const char *help, long long v)
+{
+    sk_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
+}
+
+static void per_topic(struct sk_buf *b, const struct daemon *d, const char *name, const char *help,
+                      const unsigned long long *v)
+{
+    sk_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    sk_buf_printf(b, "%s{topic=\"%s\"} %llu\n", name, d->cfg->topic_users, v[SK_EV_USER]);
+    sk_buf_printf(b, "%s{topic=\"%s\"} %llu\n", name, d->cfg->topic_scores, v[SK_EV_SCORE]);
+}
+
+static void render_metrics(void *ud, struct sk_buf *b)
+{
+    const struct daemon *d = ud;
+    const struct stats *st = &d->st;
+    per_topic(b, d, "scorekeeper_events_consumed_total", "Events consumed.", st->k_consumed);
+    per_topic(b, d, "scorekeeper_events_applied_total", "Events applied to the database.",
+              st->k_applied);
+    per_topic(b, d, "scorekeeper_events_rejected_total", "Events rejected (invalid or refused).",
+              st->k_rejected);
+    per_topic(b, d, "scorekeeper_events_duplicate_total",
+              "Events already applied before (consumed again), not applied twice.", st->k_duplicates);
+    counter(b, "scorekeeper_batches_total", "Batches committed.", st->batches);
+    sk_buf_puts(b, "# HELP scorekeeper_batch_events Events per committed batch.\n"
+                   "# TYPE scorekeeper_batch_events histogram\n");
+    sk_hist_render(&st->batch_size, "scorekeeper_batch_events", "", b);
+    sk_buf_puts(b, "# HELP scorekeeper_db_transaction_seconds Time from taking a connection to "
+                   "COMMIT, per committed batch.\n# TYPE scorekeeper_db_transaction_seconds histogram\n");
+    sk_hist_render(&st->txn_seconds, "scorekeeper_db_transaction_seconds", "", b);
+    counter(b, "scorekeeper_batch_retries_total",
+            "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",
+            st->retries);
+    counter(b, "scorekeeper_db_reconnects_total", "Database connections lost or failed to open.",
+            sk_db_reconnects(d->db));
+    gauge(b, "scorekeeper_db_connections_up", "Database connections open.", sk_db_count_up(d->db));
+    counter(b, "scorekeeper_results_delivered_total", "Result events delivered.", st->results);
+    counter(b, "scorekeeper_dead_letters_delivered_total", "Dead-letter copies delivered.",
+            st->dead_letters);
+    counter(b, "scorekeeper_delivery_failures_total",
+            "Result or dead-letter deliveries that failed (and were sent again).", st->result_errors);
+    gauge(b, "scorekeeper_events_in_flight", "Events consumed whose results are not delivered yet.",
+          (long long)d->inflight);
+    unsigned n = 0, paused = 0;
+    for (const struct sk_part *p = d->parts; p; p = p->next) {
+        n++;
+        paused += p->paused;
+    }
+    gauge(b, "scorekeeper_partitions_assigned", "Input partitions assigned to this instance.", n);
+    gauge(b, "scorekeeper_partitions_paused", "Assigned partitions paused by backpressure.", paused);
+    sk_buf_puts(b, "# HELP scorekeeper_consumer_lag Messages behind the end of the partition "
+                   "(librdkafka statistics).\n# TYPE scorekeeper_consumer_lag gauge\n");
+    for (const struct sk_part *p = d->parts; p; p = p->next)
+        if (p->lag >= 0)
+            sk_buf_printf(b, "scorekeeper_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                          p->topic, (int)p->partition, (long long)p->lag);
+    gauge(b, "scorekeeper_ready", "1 once READY=1 was sent and the pipeline is healthy.",
+          healthy(ud) ? 1 : 0);
+}
+
+static int setup_metrics(struct daemon *d)
+{
+    if (!strcmp(d->cfg->metrics_listen, "off"))
+        return 0;
+    static const struct sk_metrics_ops ops = {.render = render_metrics, .healthy = healthy};
+    char err[256];
+    int r = sk_metrics_start(d->loop, d->cfg->metrics_listen, &ops, d, &d->metrics, err, sizeof err);
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    log_info("metrics on http://%.*s:%u/metrics",
+             (int)(strrchr(d->cfg->metrics_listen, ':') - d->cfg->metrics_listen),
+             d->cfg->metrics_listen, sk_metrics_port(d->metrics));
+    return 0;
+}
+
 static int periodic(struct daemon *d, sd_event_source **s, uint64_t period_usec)
 {
     return sd_event_add_time_relative(d->loop, s, CLOCK_MONOTONIC, period_usec, 10000, on_periodic, d);
@@ -1156,6 +1288,7 @@ static int setup_kafka(struct daemon *d)
     rd_kafka_conf_set_offset_commit_cb(cc, on_offset_commit);
     rd_kafka_conf_set_error_cb(cc, on_kafka_error);
     rd_kafka_conf_set_log_cb(cc, on_kafka_log);
+    rd_kafka_conf_set_stats_cb(cc, on_kafka_stats);
     d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
     if (!d->consumer) {
         rd_kafka_conf_destroy(cc); /* not taken over on failure */
@@ -1228,6 +1361,7 @@ static void teardown(struct daemon *d)
     d->resend = NULL;
     sk_sched_free(d->sched, drop_msg);
     d->sched = NULL;
+    sk_metrics_stop(d->metrics);
     sd_event_source_disable_unref(d->cio);
     sd_event_source_disable_unref(d->pio);
     sd_event_source_disable_unref(d->cdefer);
@@ -1298,9 +1432,15 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
         return EXIT_FAILURE;
     }
     set_sched_limits(d);
+    sk_hist_init(&d->st.batch_size, batch_size_bounds, sizeof batch_size_bounds / sizeof *batch_size_bounds);
+    sk_hist_init(&d->st.txn_seconds, txn_seconds_bounds, sizeof txn_seconds_bounds / sizeof *txn_seconds_bounds);
     if ((r = sk_db_new(d->loop, cfg, on_db_idle, d, &d->db)) < 0 || (r = setup_kafka(d)) < 0) {
         teardown(d);
         return r == -EINVAL ? 78 : 69; /* EX_CONFIG / EX_UNAVAILABLE */
+    }
+    if ((r = setup_metrics(d)) < 0) {
+        teardown(d);
+        return r == -EINVAL ? 78 : 69;
     }
     if ((r = sd_event_add_signal(d->loop, NULL, SIGTERM, on_signal, d)) < 0 ||
         (r = sd_event_add_signal(d->loop, NULL, SIGINT, on_signal, d)) < 0 ||

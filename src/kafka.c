@@ -42,7 +42,9 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
             set(c, "enable.auto.commit", "false", def, err, errlen) < 0 ||
             set(c, "enable.auto.offset.store", "false", def, err, errlen) < 0 ||
             set(c, "auto.offset.reset", "earliest", def, err, errlen) < 0 ||
-            set(c, "partition.assignment.strategy", "cooperative-sticky", def, err, errlen) < 0)
+            set(c, "partition.assignment.strategy", "cooperative-sticky", def, err, errlen) < 0 ||
+            /* consumer lag per partition, for /metrics */
+            set(c, "statistics.interval.ms", "5000", def, err, errlen) < 0)
             goto fail;
     } else {
         /* Results at least once and in order per key: idempotence gives

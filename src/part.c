@@ -19,6 +19,7 @@ struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_
     p->kind = kind;
     p->next_commit = -1;
     p->committed = -1;
+    p->lag = -1;
     return p;
 }
 

@@ -10,7 +10,7 @@ set -euo pipefail
 # tests/lib/testlib.sh and tests/demo/* invoke.
 packages=(
     build-essential gcc make pkg-config
-    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libcmocka-dev
+    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libmicrohttpd-dev libcmocka-dev
     mariadb-server mariadb-client
     kcat default-jre-headless maven
     jq gnuplot-nox

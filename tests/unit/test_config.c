@@ -182,7 +182,7 @@ static const char *const all_keys[] = {
     "pipeline.stall_timeout_ms",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
     "limits.max_name_chars", "limits.max_game_name_chars", "log.level", "shutdown.timeout_ms",
-    "offsets.commit_interval_ms", "results.echo_headers", "sql.dir",
+    "offsets.commit_interval_ms", "metrics.listen", "results.echo_headers", "sql.dir",
 };
 
 static void test_help(void **state)
