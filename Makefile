@@ -180,3 +180,57 @@ uninstall:
 FORCE:
 
 -include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d $(INST)/*.d)
+-include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)
+
+# ------------------------------------------------------------------- fuzz
+# `make fuzz`: the libFuzzer target for the event parser and validator
+# (tests/fuzz/README.md).  Built by clang with its own objects in
+# build/fuzz/obj, only the modules the target needs; seeded from
+# schemas/examples and tests/fuzz/regressions; runs FUZZ_RUNS inputs from
+# the fixed FUZZ_SEED and fails on any finding (crash files: build/fuzz/).
+FUZZ_CC      ?= clang
+FUZZ_RUNS    ?= 200000
+FUZZ_SEED    ?= 1
+FUZZ_MAX_LEN ?= 4096
+FUZZ_FLAGS   ?=
+FUZZ_DIR     := build/fuzz
+FUZZ_OBJ     := $(FUZZ_DIR)/obj
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c17 $(WARN) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -Iinclude -Itests/fuzz -D_GNU_SOURCE $(shell pkg-config --cflags libcjson 2>/dev/null)
+FUZZ_LIBS    := $(shell pkg-config --libs libcjson 2>/dev/null)
+FUZZ_OBJS    := $(patsubst %,$(FUZZ_OBJ)/%.o,event jsonscan utf8 result buf fuzz_check)
+
+.PHONY: fuzz fuzz-build fuzz-clean
+fuzz-build: $(FUZZ_DIR)/fuzz_event $(FUZZ_DIR)/mkcorpus
+
+fuzz: fuzz-build
+	@rm -rf $(FUZZ_DIR)/corpus $(FUZZ_DIR)/new
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/new
+	$(FUZZ_DIR)/mkcorpus schemas/examples $(FUZZ_DIR)/corpus
+	find tests/fuzz/regressions -maxdepth 1 -type f ! -name 'README*' ! -name '.*' \
+	    -exec cp {} $(FUZZ_DIR)/corpus/ \;
+	$(FUZZ_DIR)/fuzz_event -runs=$(FUZZ_RUNS) -seed=$(FUZZ_SEED) -max_len=$(FUZZ_MAX_LEN) \
+	    -timeout=10 -dict=tests/fuzz/event.dict -artifact_prefix=$(FUZZ_DIR)/ \
+	    -print_final_stats=1 $(FUZZ_FLAGS) $(FUZZ_DIR)/new $(FUZZ_DIR)/corpus
+
+$(FUZZ_OBJ)/%.o: src/%.c | $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_OBJ)/%.o: tests/fuzz/%.c | $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_event: $(FUZZ_OBJ)/fuzz_event.o $(FUZZ_OBJS)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_DIR)/mkcorpus: $(FUZZ_OBJ)/mkcorpus.o $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_OBJ):
+	@mkdir -p $@
+
+fuzz-clean:
+	rm -rf $(FUZZ_DIR)
+
+-include $(wildcard $(FUZZ_OBJ)/*.d)

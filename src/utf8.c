@@ -122,20 +122,23 @@ size_t sk_utf8_sanitize(char *out, size_t cap, const char *s, size_t len, size_t
     size_t o = 0, i = 0;
     bool cut = false;
     while (i < len) {
-        uint32_t cp;
+        uint32_t cp = 0;
         size_t n = sk_utf8_decode(u + i, len - i, &cp);
-        size_t w = (n == 0 || sk_utf8_is_control(cp)) ? 1 : n;
+        /* cp is only meaningful when n > 0 (it used to be read
+         * uninitialized for invalid bytes; MemorySanitizer found it). */
+        bool keep = n > 0 && !sk_utf8_is_control(cp);
         if (n == 0)
-            n = 1;
+            n = 1; /* an invalid byte becomes one '?' */
+        size_t w = keep ? n : 1;
         /* keep room for "..." and the NUL */
         if (i + n > max_in || o + w + sizeof more > cap) {
             cut = true;
             break;
         }
-        if (w == 1 && (n > 1 || sk_utf8_is_control(cp) || u[i] >= 0x80))
-            out[o] = '?';
-        else
+        if (keep)
             memcpy(out + o, s + i, w);
+        else
+            out[o] = '?';
         o += w;
         i += n;
     }

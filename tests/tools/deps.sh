@@ -14,6 +14,7 @@ packages=(
     mariadb-server mariadb-client
     kcat default-jre-headless maven
     jq gnuplot-nox
+    clang libclang-rt-14-dev
     procps iproute2 util-linux coreutils findutils sed gawk grep
     ca-certificates git
 )
