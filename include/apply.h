@@ -1,19 +1,27 @@
-/* apply — the SQL of one batch and what its answers mean.
+/* apply — the SQL of one transaction and what its answers mean.
  *
- * A score batch (one game) takes two round trips:
- *   1. create missing users (INSERT IGNORE, sorted by username, autocommit);
- *      START TRANSACTION; upsert the game row (its exclusive lock is the
- *      per-game mutex); read how far the game was applied in each partition
- *      (game_offsets) and each player's id and current score;
- *   2. upsert the players' final scores (sorted by user id) and the game's
- *      new applied offsets; COMMIT.
- * Events below the applied offset are reported as duplicates, never applied
- * twice.
- * Between them the events are folded in partition order in C, which gives
- * every event its exact running total and lets an event that would push a
- * score out of BIGINT be rejected alone.
- * A user batch takes one round trip: upsert nicknames, create the rest,
- * read ids, COMMIT.
+ * A transaction carries the batches of one or more games (score events),
+ * or the one users batch.  Several games share a transaction to share its
+ * COMMIT: a commit (an fsync) is the expensive part, and a game's batch is
+ * often small.  Each game is still only ever in one transaction at a time
+ * (the scheduler's rule), so the transactions of different connections
+ * never wait on each other's game rows.
+ *
+ * Score transactions take two round trips:
+ *   1. create missing users (INSERT IGNORE, sorted by username, autocommit,
+ *      before the transaction so that no users row lock is held across it);
+ *      START TRANSACTION; upsert the game rows (their exclusive locks are the
+ *      per-game mutexes every writer goes through); read how far each game
+ *      was applied per partition (game_offsets) and each player's id and
+ *      current score;
+ *   2. upsert the players' final scores (in key order) and the games' new
+ *      applied offsets; COMMIT.
+ * Between them the events are folded in partition order in C: every event
+ * gets its exact running total, an event that would push a score out of
+ * BIGINT is rejected alone, and an event below its game's applied offset is
+ * a duplicate, never applied twice.
+ * A users transaction takes one round trip: upsert nicknames, create the
+ * rest, read ids, COMMIT.
  *
  * Pure: builds SQL text and consumes rows; the executor owns the I/O. */
 #pragma once
@@ -26,17 +34,21 @@
 
 struct sk_apply;
 
-struct sk_apply *sk_apply_new(struct sk_batch *b);
+/* bs: nb batches of one kind (a users batch is always alone).  When more
+ * than one game shares the transaction, its lock-taking statements wait at
+ * most 1 s for a lock (then fail with 1205): a game locked from outside must
+ * not hold the other games of its transaction hostage; the executor then
+ * runs them apart. */
+struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb);
 void sk_apply_free(struct sk_apply *a);
 /* SQL of the first round trip (resets state: safe to call on every retry). */
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql);
-/* A row of a result set of a round trip; stmt numbers the statements of
- * the round trip from 0. */
-void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
-                  unsigned nfields);
+/* A row of a result set of a round trip. */
+void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsigned nfields);
 /* After the first round trip: fold the events, then build the second round
  * trip into sql.  Returns 1 when there is a second round trip, 0 when the
- * batch is complete, -1 (message in err) when the answers do not add up. */
+ * transaction is complete, -1 (message in err) when the answers do not add
+ * up. */
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);

@@ -30,8 +30,8 @@ struct sk_batch {
     struct sk_msg *head;    /* events in partition order */
     unsigned n;
     unsigned attempt;       /* failed attempts so far */
+    bool solo;              /* run in a transaction of its own (poison hunt) */
     struct sk_batch *next;  /* in the ready FIFO */
-    void *exec;             /* the executor's state while it runs */
 };
 
 struct sk_sched_limits {
@@ -56,6 +56,8 @@ uint64_t sk_sched_next_deadline(const struct sk_sched *s);
 void sk_sched_flush_all(struct sk_sched *s);
 
 struct sk_batch *sk_sched_pop_ready(struct sk_sched *s);
+/* The batch pop_ready would return next, left in place (NULL when none). */
+struct sk_batch *sk_sched_peek_ready(const struct sk_sched *s);
 /* Put a batch back at the front of the FIFO (retry after a fault). */
 void sk_sched_push_front(struct sk_sched *s, struct sk_batch *b);
 /* Poison isolation: keep the first half of b's events in b and give the
@@ -64,6 +66,9 @@ void sk_sched_split(struct sk_sched *s, struct sk_batch *b);
 /* The batch is finished (its msgs were taken by the caller); frees it and
  * lets its group form the next batch. */
 void sk_sched_done(struct sk_sched *s, struct sk_batch *b, uint64_t now);
+/* The batches of game `key` cut before `until` run in transactions of
+ * their own (a game contended from outside must not stall others). */
+void sk_sched_set_solo(struct sk_sched *s, int64_t key, uint64_t until);
 /* Remove queued (not yet batched) events of a revoked partition. */
 void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop)(struct sk_msg *));
 

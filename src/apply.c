@@ -1,4 +1,4 @@
-/* apply — SQL of a batch and the fold of its events, see include/apply.h. */
+/* apply — SQL of a transaction and the fold of its events, see include/apply.h. */
 #include "apply.h"
 
 #include <errno.h>
@@ -6,57 +6,83 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct player {
+/* A username of the transaction (score: for the users INSERT and lookup). */
+struct user {
     const char *name;
     size_t len;
-    int64_t uid;      /* 0 until read back */
-    int64_t score;    /* running total during the fold */
-    bool has_row;     /* a game_players row existed before the batch */
-    bool touched;     /* at least one event of this batch applies to it */
-    int nick_last;    /* user batch: index of the last msg setting the nickname, -1 none */
+    int64_t uid;    /* 0 until read back */
+    int nick_last;  /* users batch: index of the last msg naming a nickname, -1 none */
 };
 
-/* The applied position of this batch's game in one input partition. */
+/* One (game, user) row of game_players. */
+struct player {
+    int64_t game;
+    unsigned user;  /* index into users */
+    int64_t score;  /* running total during the fold */
+    bool touched;   /* an event of this transaction applies to it */
+};
+
+/* The applied position of one game in one input partition. */
 struct poff {
     int32_t partition;
+    int64_t game;
     int64_t next;      /* first offset not applied yet, as read (-1: none) */
-    int64_t batch_max; /* highest offset of the batch in this partition */
+    int64_t batch_max; /* highest offset of the transaction here */
 };
 
 struct sk_apply {
-    struct sk_batch *b;
     enum sk_event_kind kind;
-    const char *topic;    /* input topic of the batch (score batches: one) */
-    struct poff *offs;    /* one per partition present in the batch */
+    bool shared;           /* several games share this transaction */
+    const char *topic;     /* input topic (score transactions: one) */
+    struct sk_msg **msgs;  /* every event, each game's in partition order */
+    unsigned n;
+    struct user *users;    /* unique, sorted by name bytes */
+    unsigned nusers;
+    struct player *players; /* unique (game, user), sorted */
+    unsigned nplayers;
+    unsigned *mplayer;     /* msgs[i] -> players[mplayer[i]] (score) */
+    unsigned *muser;       /* msgs[i] -> users[muser[i]] */
+    struct poff *offs;     /* unique (partition, game), sorted */
     unsigned noffs;
-    struct sk_msg **msgs; /* batch order */
-    unsigned *pidx;       /* msgs[i] belongs to players[pidx[i]] */
-    struct player *players; /* sorted by username bytes */
-    unsigned np;
-    bool folded;
+    unsigned *moff;        /* msgs[i] -> offs[moff[i]] */
 };
 
 static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
 {
-    size_t n = al < bl ? al : bl;
-    int c = memcmp(a, b, n);
+    int c = memcmp(a, b, al < bl ? al : bl);
     if (c)
         return c;
     return al < bl ? -1 : al > bl;
 }
 
-static int cmp_player(const void *x, const void *y)
+static int cmp_user(const void *x, const void *y)
 {
-    const struct player *a = x, *b = y;
+    const struct user *a = x, *b = y;
     return cmp_bytes(a->name, a->len, b->name, b->len);
 }
 
-static long find_player(const struct sk_apply *a, const char *name, size_t len)
+static int cmp_player(const void *x, const void *y)
 {
-    size_t lo = 0, hi = a->np;
+    const struct player *a = x, *b = y;
+    if (a->game != b->game)
+        return a->game < b->game ? -1 : 1;
+    return (a->user > b->user) - (a->user < b->user);
+}
+
+static int cmp_poff(const void *x, const void *y)
+{
+    const struct poff *a = x, *b = y;
+    if (a->partition != b->partition)
+        return a->partition < b->partition ? -1 : 1;
+    return (a->game > b->game) - (a->game < b->game);
+}
+
+static long find_user(const struct sk_apply *a, const char *name, size_t len)
+{
+    size_t lo = 0, hi = a->nusers;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = cmp_bytes(a->players[mid].name, a->players[mid].len, name, len);
+        int c = cmp_bytes(a->users[mid].name, a->users[mid].len, name, len);
         if (c == 0)
             return (long)mid;
         if (c < 0)
@@ -67,48 +93,80 @@ static long find_player(const struct sk_apply *a, const char *name, size_t len)
     return -1;
 }
 
-struct sk_apply *sk_apply_new(struct sk_batch *b)
+/* bsearch over a sorted array with a key of the element type */
+static long find(const void *base, size_t n, size_t size, const void *key,
+                 int (*cmp)(const void *, const void *))
+{
+    const char *p = bsearch(key, base, n, size, cmp);
+    return p ? (long)((p - (const char *)base) / (ptrdiff_t)size) : -1;
+}
+
+/* Sort and drop duplicates; returns the new count. */
+static unsigned uniq(void *base, unsigned n, size_t size, int (*cmp)(const void *, const void *))
+{
+    qsort(base, n, size, cmp);
+    char *b = base;
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (k == 0 || cmp(b + (k - 1) * size, b + i * size) != 0)
+            memmove(b + (k++) * size, b + i * size, size);
+    return k;
+}
+
+struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
 {
     struct sk_apply *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->b = b;
-    a->kind = b->head->ev.kind;
-    a->topic = b->head->part->topic;
-    a->msgs = malloc(b->n * sizeof *a->msgs);
-    a->pidx = malloc(b->n * sizeof *a->pidx);
-    a->players = malloc(b->n * sizeof *a->players);
-    a->offs = calloc(b->n, sizeof *a->offs);
-    if (!a->msgs || !a->pidx || !a->players || !a->offs) {
+    for (unsigned k = 0; k < nb; k++)
+        a->n += bs[k]->n;
+    a->kind = bs[0]->head->ev.kind;
+    a->topic = bs[0]->head->part->topic;
+    a->shared = nb > 1;
+    size_t n = a->n;
+    a->msgs = malloc(n * sizeof *a->msgs);
+    a->users = malloc(n * sizeof *a->users);
+    a->players = malloc(n * sizeof *a->players);
+    a->offs = malloc(n * sizeof *a->offs);
+    a->mplayer = malloc(n * sizeof *a->mplayer);
+    a->muser = malloc(n * sizeof *a->muser);
+    a->moff = malloc(n * sizeof *a->moff);
+    if (!a->msgs || !a->users || !a->players || !a->offs || !a->mplayer || !a->muser || !a->moff) {
         sk_apply_free(a);
         return NULL;
     }
     unsigned i = 0;
-    for (struct sk_msg *m = b->head; m && i < b->n; m = m->next, i++) {
-        a->msgs[i] = m;
-        a->players[i] = (struct player){.name = m->ev.username, .len = m->ev.username_len};
-        struct poff *o = NULL;
-        for (unsigned k = 0; k < a->noffs && !o; k++)
-            if (a->offs[k].partition == m->part->partition)
-                o = &a->offs[k];
-        if (!o) {
-            o = &a->offs[a->noffs++];
-            o->partition = m->part->partition;
-        }
-        if (m->offset > o->batch_max)
-            o->batch_max = m->offset;
+    for (unsigned k = 0; k < nb; k++)
+        for (struct sk_msg *m = bs[k]->head; m; m = m->next)
+            a->msgs[i++] = m;
+    for (i = 0; i < a->n; i++) {
+        const struct sk_msg *m = a->msgs[i];
+        a->users[i] = (struct user){.name = m->ev.username, .len = m->ev.username_len};
+        a->offs[i] = (struct poff){.partition = m->part->partition, .game = m->ev.game_id};
     }
-    /* Unique players in byte order of their names: the order every lock
-     * on users is taken in, by every batch, so that batches cannot wait on
-     * each other in a cycle. */
-    qsort(a->players, b->n, sizeof *a->players, cmp_player);
-    unsigned np = 0;
-    for (unsigned k = 0; k < b->n; k++)
-        if (np == 0 || cmp_player(&a->players[np - 1], &a->players[k]) != 0)
-            a->players[np++] = a->players[k];
-    a->np = np;
-    for (unsigned k = 0; k < b->n; k++)
-        a->pidx[k] = (unsigned)find_player(a, a->msgs[k]->ev.username, a->msgs[k]->ev.username_len);
+    /* Users in byte order of their names: the order in which every
+     * transaction takes locks on users rows. */
+    a->nusers = uniq(a->users, a->n, sizeof *a->users, cmp_user);
+    a->noffs = uniq(a->offs, a->n, sizeof *a->offs, cmp_poff);
+    for (i = 0; i < a->n; i++) {
+        const struct sk_msg *m = a->msgs[i];
+        a->muser[i] = (unsigned)find_user(a, m->ev.username, m->ev.username_len);
+        a->players[i] = (struct player){.game = m->ev.game_id, .user = a->muser[i]};
+        struct poff k = {.partition = m->part->partition, .game = m->ev.game_id};
+        a->moff[i] = (unsigned)find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+    }
+    for (unsigned k = 0; k < a->noffs; k++)
+        a->offs[k].batch_max = -1;
+    for (i = 0; i < a->n; i++) {
+        struct poff *o = &a->offs[a->moff[i]];
+        if (a->msgs[i]->offset > o->batch_max)
+            o->batch_max = a->msgs[i]->offset;
+    }
+    a->nplayers = uniq(a->players, a->n, sizeof *a->players, cmp_player);
+    for (i = 0; i < a->n; i++) {
+        struct player k = {.game = a->msgs[i]->ev.game_id, .user = a->muser[i]};
+        a->mplayer[i] = (unsigned)find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
+    }
     return a;
 }
 
@@ -117,64 +175,105 @@ void sk_apply_free(struct sk_apply *a)
     if (!a)
         return;
     free(a->msgs);
-    free(a->pidx);
+    free(a->users);
     free(a->players);
     free(a->offs);
+    free(a->mplayer);
+    free(a->muser);
+    free(a->moff);
     free(a);
 }
 
-static void name_list(struct sk_buf *sql, const struct sk_apply *a)
+static void user_list(struct sk_buf *sql, const struct sk_apply *a)
 {
-    for (unsigned k = 0; k < a->np; k++) {
+    for (unsigned k = 0; k < a->nusers; k++) {
         if (k)
             sk_buf_putc(sql, ',');
-        sk_buf_sql_str(sql, a->players[k].name, a->players[k].len);
+        sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
     }
+}
+
+/* The name a game gets from this transaction: its last game_name, or NULL. */
+static const struct sk_event *game_named(const struct sk_apply *a, int64_t game)
+{
+    const struct sk_event *named = NULL;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->msgs[i]->ev.game_id == game && a->msgs[i]->ev.game_name_len)
+            named = &a->msgs[i]->ev;
+    return named;
+}
+
+/* Upsert the transaction's games, named ones renamed, the others created
+ * with a name that says they had none (an existing name is kept). */
+/* Prefix of a lock-taking statement in a shared transaction. */
+#define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
+
+static void upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
+{
+    bool any = false;
+    int64_t last = 0;
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        int64_t g = a->players[k].game;
+        if (any && g == last)
+            continue;
+        last = g;
+        const struct sk_event *ev = game_named(a, g);
+        if ((ev != NULL) != named)
+            continue;
+        if (!any)
+            sk_buf_puts(sql, a->shared ? ";\n" SHORT_WAIT "INSERT INTO games (id, name) VALUES ("
+                                       : ";\nINSERT INTO games (id, name) VALUES (");
+        else
+            sk_buf_puts(sql, ",(");
+        any = true;
+        sk_buf_i64(sql, g);
+        sk_buf_putc(sql, ',');
+        if (ev)
+            sk_buf_sql_str(sql, ev->game_name, ev->game_name_len);
+        else
+            sk_buf_printf(sql, "'unnamed game %lld'", (long long)g);
+        sk_buf_putc(sql, ')');
+    }
+    if (any)
+        sk_buf_puts(sql, named ? " ON DUPLICATE KEY UPDATE name = VALUES(name)"
+                               : " ON DUPLICATE KEY UPDATE id = id");
 }
 
 static int first_score(struct sk_apply *a, struct sk_buf *sql)
 {
-    int64_t game = a->b->key;
-    /* Missing users are created by a statement of their own, before the
-     * transaction (autocommit): its locks last only as long as it runs, so
-     * batches of different games sharing players never hold locks on the
-     * same users rows while they wait on each other. */
     sk_buf_puts(sql, "INSERT IGNORE INTO users (username) VALUES ");
-    for (unsigned k = 0; k < a->np; k++) {
+    for (unsigned k = 0; k < a->nusers; k++) {
         sk_buf_puts(sql, k ? ",(" : "(");
-        sk_buf_sql_str(sql, a->players[k].name, a->players[k].len);
+        sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
         sk_buf_putc(sql, ')');
     }
-    /* The upsert of the game row takes its exclusive lock first in the
-     * transaction: that lock is the per-game mutex every writer of the
-     * game's rows goes through, so the scores read below cannot change
-     * before this transaction commits.  The last game_name of the batch
-     * wins; without one the game is created with a name that says so, and
-     * an existing name is kept. */
-    const struct sk_event *named = NULL;
-    for (unsigned i = 0; i < a->b->n; i++)
-        if (a->msgs[i]->ev.game_name_len)
-            named = &a->msgs[i]->ev;
-    sk_buf_puts(sql, ";\nSTART TRANSACTION;\nINSERT INTO games (id, name) VALUES (");
-    sk_buf_i64(sql, game);
-    sk_buf_putc(sql, ',');
-    if (named) {
-        sk_buf_sql_str(sql, named->game_name, named->game_name_len);
-        sk_buf_puts(sql, ") ON DUPLICATE KEY UPDATE name = VALUES(name)");
-    } else {
-        sk_buf_printf(sql, "'unnamed game %lld') ON DUPLICATE KEY UPDATE id = id", (long long)game);
-    }
-    /* statement 3: how far this game has been applied, per partition */
-    sk_buf_puts(sql, ";\nSELECT `partition`, next_offset FROM game_offsets WHERE topic = ");
+    sk_buf_puts(sql, ";\nSTART TRANSACTION");
+    upsert_games(sql, a, true);
+    upsert_games(sql, a, false);
+    /* how far each game was applied, per partition: point lookups on the
+     * primary key (topic, partition, game_id) */
+    sk_buf_puts(sql, ";\nSELECT `partition`, game_id, next_offset FROM game_offsets WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-    sk_buf_puts(sql, " AND game_id = ");
-    sk_buf_i64(sql, game);
-    /* statement 4: the players */
-    sk_buf_puts(sql, ";\nSELECT u.id, u.username, gp.score FROM users u LEFT JOIN game_players gp"
-                     " ON gp.game_id = ");
-    sk_buf_i64(sql, game);
-    sk_buf_puts(sql, " AND gp.user_id = u.id WHERE u.username IN (");
-    name_list(sql, a);
+    sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
+    for (unsigned k = 0; k < a->noffs; k++) {
+        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
+        sk_buf_i64(sql, a->offs[k].game);
+        sk_buf_putc(sql, ')');
+    }
+    /* the players: ids, and current scores where a row exists */
+    sk_buf_puts(sql, ");\nSELECT u.id, u.username, gp.game_id, gp.score FROM users u LEFT JOIN "
+                     "game_players gp ON gp.user_id = u.id AND gp.game_id IN (");
+    int64_t last = 0;
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        if (k && a->players[k].game == last)
+            continue;
+        if (k)
+            sk_buf_putc(sql, ',');
+        last = a->players[k].game;
+        sk_buf_i64(sql, last);
+    }
+    sk_buf_puts(sql, ") WHERE u.username IN (");
+    user_list(sql, a);
     sk_buf_puts(sql, ")");
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
@@ -182,21 +281,21 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql)
 static int first_user(struct sk_apply *a, struct sk_buf *sql)
 {
     /* Fold: the last event that names a nickname (or null) decides it. */
-    for (unsigned k = 0; k < a->np; k++)
-        a->players[k].nick_last = -1;
-    for (unsigned i = 0; i < a->b->n; i++)
+    for (unsigned k = 0; k < a->nusers; k++)
+        a->users[k].nick_last = -1;
+    for (unsigned i = 0; i < a->n; i++)
         if (a->msgs[i]->ev.nick != SK_NICK_ABSENT)
-            a->players[a->pidx[i]].nick_last = (int)i;
+            a->users[a->muser[i]].nick_last = (int)i;
     sk_buf_puts(sql, "START TRANSACTION");
     bool any = false;
-    for (unsigned k = 0; k < a->np; k++) {
-        const struct player *p = &a->players[k];
-        if (p->nick_last < 0)
+    for (unsigned k = 0; k < a->nusers; k++) {
+        const struct user *u = &a->users[k];
+        if (u->nick_last < 0)
             continue;
-        const struct sk_event *ev = &a->msgs[p->nick_last]->ev;
+        const struct sk_event *ev = &a->msgs[u->nick_last]->ev;
         sk_buf_puts(sql, any ? ",(" : ";\nINSERT INTO users (username, nickname) VALUES (");
         any = true;
-        sk_buf_sql_str(sql, p->name, p->len);
+        sk_buf_sql_str(sql, u->name, u->len);
         sk_buf_putc(sql, ',');
         if (ev->nick == SK_NICK_SET)
             sk_buf_sql_str(sql, ev->nickname, ev->nickname_len);
@@ -207,32 +306,31 @@ static int first_user(struct sk_apply *a, struct sk_buf *sql)
     if (any)
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname)");
     any = false;
-    for (unsigned k = 0; k < a->np; k++) {
-        const struct player *p = &a->players[k];
-        if (p->nick_last >= 0)
+    for (unsigned k = 0; k < a->nusers; k++) {
+        const struct user *u = &a->users[k];
+        if (u->nick_last >= 0)
             continue;
         sk_buf_puts(sql, any ? ",(" : ";\nINSERT IGNORE INTO users (username) VALUES (");
         any = true;
-        sk_buf_sql_str(sql, p->name, p->len);
+        sk_buf_sql_str(sql, u->name, u->len);
         sk_buf_putc(sql, ')');
     }
     sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-    name_list(sql, a);
+    user_list(sql, a);
     sk_buf_puts(sql, ");\nCOMMIT");
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql)
 {
-    for (unsigned k = 0; k < a->noffs; k++)
-        a->offs[k].next = -1;
-    for (unsigned k = 0; k < a->np; k++) {
-        a->players[k].uid = 0;
+    for (unsigned k = 0; k < a->nusers; k++)
+        a->users[k].uid = 0;
+    for (unsigned k = 0; k < a->nplayers; k++) {
         a->players[k].score = 0;
-        a->players[k].has_row = false;
         a->players[k].touched = false;
     }
-    a->folded = false;
+    for (unsigned k = 0; k < a->noffs; k++)
+        a->offs[k].next = -1;
     sk_buf_reset(sql);
     return a->kind == SK_EV_SCORE ? first_score(a, sql) : first_user(a, sql);
 }
@@ -253,63 +351,57 @@ static bool parse_i64(const char *s, unsigned long len, int64_t *out)
     return true;
 }
 
-/* Statement numbers of the first round trip of a score batch. */
-enum { STMT_OFFSETS = 3, STMT_PLAYERS = 4 };
-
-static void offset_row(struct sk_apply *a, char **row, unsigned long *lengths)
+/* Rows are told apart by their width: offsets (partition, game_id,
+ * next_offset) have 3 columns, players (id, username, game_id, score) 4,
+ * users (id, username) 2. */
+void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsigned nfields)
 {
-    int64_t part, next;
-    if (!parse_i64(row[0], lengths[0], &part) || !parse_i64(row[1], lengths[1], &next))
+    if (nfields == 3) {
+        int64_t part, game, next;
+        if (!parse_i64(row[0], lengths[0], &part) || !parse_i64(row[1], lengths[1], &game) ||
+            !parse_i64(row[2], lengths[2], &next))
+            return;
+        struct poff k = {.partition = (int32_t)part, .game = game};
+        long i = find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+        if (i >= 0)
+            a->offs[i].next = next;
         return;
-    for (unsigned k = 0; k < a->noffs; k++)
-        if (a->offs[k].partition == part)
-            a->offs[k].next = next;
-}
-
-void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
-                  unsigned nfields)
-{
+    }
     if (nfields < 2 || !row[0] || !row[1])
         return;
-    if (a->kind == SK_EV_SCORE && stmt == STMT_OFFSETS) {
-        offset_row(a, row, lengths);
+    long u = find_user(a, row[1], lengths[1]);
+    if (u < 0)
         return;
-    }
-    if (a->kind == SK_EV_SCORE && stmt != STMT_PLAYERS)
-        return;
-    long k = find_player(a, row[1], lengths[1]);
-    if (k < 0)
-        return;
-    struct player *p = &a->players[k];
-    if (!parse_i64(row[0], lengths[0], &p->uid))
-        p->uid = 0;
-    if (nfields >= 3 && row[2]) {
-        p->has_row = parse_i64(row[2], lengths[2], &p->score);
-        if (!p->has_row)
-            p->score = 0;
+    if (!parse_i64(row[0], lengths[0], &a->users[u].uid))
+        a->users[u].uid = 0;
+    if (nfields == 4 && row[2] && row[3]) {
+        int64_t game, score;
+        if (!parse_i64(row[2], lengths[2], &game) || !parse_i64(row[3], lengths[3], &score))
+            return;
+        struct player k = {.game = game, .user = (unsigned)u};
+        long p = find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
+        if (p >= 0)
+            a->players[p].score = score;
     }
 }
 
-static int64_t next_offset(const struct sk_apply *a, int32_t partition)
+/* game_players rows in key order: (game_id, user_id). */
+static int cmp_row(const void *x, const void *y, void *ctx)
 {
-    for (unsigned k = 0; k < a->noffs; k++)
-        if (a->offs[k].partition == partition)
-            return a->offs[k].next;
-    return -1;
-}
-
-static int cmp_uid(const void *x, const void *y)
-{
-    const struct player *const *a = x, *const *b = y;
-    return ((*a)->uid > (*b)->uid) - ((*a)->uid < (*b)->uid);
+    const struct sk_apply *a = ctx;
+    const struct player *const *p = x, *const *q = y;
+    if ((*p)->game != (*q)->game)
+        return (*p)->game < (*q)->game ? -1 : 1;
+    int64_t u = a->users[(*p)->user].uid, v = a->users[(*q)->user].uid;
+    return (u > v) - (u < v);
 }
 
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen)
 {
-    for (unsigned k = 0; k < a->np; k++) {
-        if (a->players[k].uid <= 0) {
+    for (unsigned k = 0; k < a->nusers; k++) {
+        if (a->users[k].uid <= 0) {
             snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
-                     a->players[k].name);
+                     a->users[k].name);
             return -1;
         }
     }
@@ -317,10 +409,10 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         return 0;
     /* Fold in partition order: every event gets the total right after it;
      * one that would leave BIGINT is rejected alone, the others apply. */
-    for (unsigned i = 0; i < a->b->n; i++) {
+    for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
-        struct player *p = &a->players[a->pidx[i]];
-        if (m->offset < next_offset(a, m->part->partition)) {
+        struct player *p = &a->players[a->mplayer[i]];
+        if (m->offset < a->offs[a->moff[i]].next) {
             /* Applied before (a retry after an ambiguous commit, or
              * consumed again after a crash or rebalance): never twice. */
             m->status = SK_ST_DUPLICATE;
@@ -334,8 +426,8 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         } else if (!__builtin_add_overflow(p->score, m->ev.value, &sum)) {
             p->score = sum;
         } else {
-            /* the score stays as it was: __builtin_add_overflow would have
-             * stored the wrapped sum */
+            /* the score stays as it was (__builtin_add_overflow would have
+             * stored the wrapped sum) */
             char msg[160];
             snprintf(msg, sizeof msg, "adding %lld to the current score %lld leaves the BIGINT range",
                      (long long)m->ev.value, (long long)p->score);
@@ -345,36 +437,39 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         p->touched = true;
         m->score = p->score;
     }
-    a->folded = true;
     sk_buf_reset(sql);
-    struct player **order = malloc(a->np * sizeof *order);
-    if (!order)
-        return -1;
-    unsigned n = 0;
-    for (unsigned k = 0; k < a->np; k++)
-        if (a->players[k].touched)
-            order[n++] = &a->players[k];
     /* Rows in key order (game_id, user_id): two writers of overlapping rows
-     * then take their locks in the same order. */
-    qsort(order, n, sizeof *order, cmp_uid);
+     * take their locks in the same order. */
+    struct player **rows = malloc((a->nplayers ? a->nplayers : 1) * sizeof *rows);
+    if (!rows) {
+        snprintf(err, errlen, "out of memory building SQL");
+        return -1;
+    }
+    unsigned n = 0;
+    for (unsigned k = 0; k < a->nplayers; k++)
+        if (a->players[k].touched)
+            rows[n++] = &a->players[k];
+    qsort_r(rows, n, sizeof *rows, cmp_row, a);
     for (unsigned k = 0; k < n; k++) {
+        if (!k && a->shared)
+            sk_buf_puts(sql, SHORT_WAIT);
         sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_players (game_id, user_id, score) VALUES (");
-        sk_buf_i64(sql, a->b->key);
+        sk_buf_i64(sql, rows[k]->game);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, order[k]->uid);
+        sk_buf_i64(sql, a->users[rows[k]->user].uid);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, order[k]->score);
+        sk_buf_i64(sql, rows[k]->score);
         sk_buf_putc(sql, ')');
     }
-    free(order);
+    free(rows);
     if (n)
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE score = VALUES(score);\n");
-    /* The mark moves in the same transaction as the rows it describes. */
+    /* The marks move in the same transaction as the rows they describe. */
     for (unsigned k = 0; k < a->noffs; k++) {
         sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_offsets (topic, `partition`, game_id, next_offset) VALUES (");
         sk_buf_sql_str(sql, a->topic, strlen(a->topic));
         sk_buf_printf(sql, ",%d,", (int)a->offs[k].partition);
-        sk_buf_i64(sql, a->b->key);
+        sk_buf_i64(sql, a->offs[k].game);
         sk_buf_putc(sql, ',');
         sk_buf_i64(sql, a->offs[k].batch_max + 1);
         sk_buf_putc(sql, ')');
@@ -390,9 +485,9 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
 
 void sk_apply_outcome(struct sk_apply *a)
 {
-    for (unsigned i = 0; i < a->b->n; i++) {
+    for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
-        m->user_id = a->players[a->pidx[i]].uid;
+        m->user_id = a->users[a->muser[i]].uid;
         if (a->kind == SK_EV_USER)
             m->status = SK_ST_APPLIED;
     }

@@ -128,6 +128,10 @@ static const struct opt opts[] = {
      .help = "Most events written in one database transaction"},
     {.key = "batch.linger_ms", .type = OT_MS, AT(batch_linger_ms), .min = 0, .max = 60000,
      .def = "20", .flags = OF_RELOAD, .help = "How long to wait for a batch to fill"},
+    {.key = "batch.txn_max_events", .type = OT_UINT, AT(txn_max_events), .min = 1, .max = 1000000,
+     .def = "2000", .flags = OF_RELOAD,
+     .help = "Most events in one database transaction: ready batches of several games share "
+             "a transaction (and its commit) up to this many events"},
     {.key = "batch.max_bytes", .type = OT_SIZE, AT(batch_max_bytes), .min = KIB,
      .max = 64 * (uint64_t)MIB, .def = "1M", .flags = OF_RELOAD,
      .help = "Most payload bytes in one batch"},

@@ -39,7 +39,7 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 /* Counters, by event kind where it matters (index: enum sk_event_kind). */
 struct stats {
     unsigned long long consumed, applied, rejected, duplicates, results, dead_letters,
-        result_errors, batches, retries;
+        result_errors, batches, transactions, retries;
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
@@ -82,9 +82,16 @@ struct daemon {
 };
 
 /* Retry state of a batch while it waits out a backoff. */
+/* One database transaction: the batches of one or more games (or the users
+ * batch), kept here while it runs and while it waits out a retry. */
+#define TXN_MAX_BATCHES 256
+/* How long the games of a shared transaction that met a lock run apart. */
+#define SOLO_SECONDS 30u
 struct exec {
     struct daemon *d;
-    struct sk_batch *b;
+    struct sk_batch *bs[TXN_MAX_BATCHES];
+    unsigned nb;
+    unsigned nevents;
     struct sk_apply *a;
     struct sk_db_conn *c;
     struct sk_buf sql;
@@ -396,7 +403,7 @@ static int on_producer_io(sd_event_source *s, int fd, uint32_t revents, void *ud
     return 0;
 }
 
-/* ---- batches --------------------------------------------------------- */
+/* ---- transactions ---------------------------------------------------- */
 
 /* The attempts holding a connection, oldest first: the watchdog looks at
  * the head to tell a slow pipeline from a wedged one. */
@@ -464,20 +471,44 @@ static const char *batch_name(const struct sk_batch *b, char *buf, size_t n)
     return buf;
 }
 
-static void batch_finish(struct daemon *d, struct exec *ex)
+/* "game 42" or "17 games" */
+static const char *txn_name(const struct exec *ex, char *buf, size_t n)
 {
-    struct sk_batch *b = ex->b;
-    struct sk_msg *m = b->head;
-    b->head = NULL;
-    d->st.batches++;
+    if (ex->nb == 1)
+        return batch_name(ex->bs[0], buf, n);
+    snprintf(buf, n, "%u games", ex->nb);
+    return buf;
+}
+
+/* Give the transaction's batches back to the ready FIFO, first one first,
+ * and free the transaction. */
+static void txn_requeue(struct daemon *d, struct exec *ex)
+{
+    for (unsigned i = ex->nb; i-- > 0;)
+        sk_sched_push_front(d->sched, ex->bs[i]);
+    ex->nb = 0;
     exec_free(ex);
-    b->exec = NULL;
-    sk_sched_done(d->sched, b, now_usec(d));
-    while (m) {
-        struct sk_msg *next = m->next;
-        m->next = NULL;
-        emit_result(d, m);
-        m = next;
+}
+
+static void txn_finish(struct daemon *d, struct exec *ex)
+{
+    struct sk_msg *done = NULL, **tail = &done;
+    uint64_t now = now_usec(d);
+    for (unsigned i = 0; i < ex->nb; i++) {
+        struct sk_batch *b = ex->bs[i];
+        *tail = b->head;
+        while (*tail)
+            tail = &(*tail)->next;
+        b->head = NULL;
+        d->st.batches++;
+        sk_sched_done(d->sched, b, now);
+    }
+    exec_free(ex);
+    while (done) {
+        struct sk_msg *next = done->next;
+        done->next = NULL;
+        emit_result(d, done);
+        done = next;
     }
     rearm_linger(d);
     kick(d);
@@ -488,9 +519,9 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *ud)
     (void)s;
     (void)usec;
     struct exec *ex = ud;
-    ex->retry = sd_event_source_disable_unref(ex->retry);
-    sk_sched_push_front(ex->d->sched, ex->b);
-    kick(ex->d);
+    struct daemon *d = ex->d;
+    txn_requeue(d, ex);
+    kick(d);
     return 0;
 }
 
@@ -501,34 +532,46 @@ static uint64_t backoff_ms(struct daemon *d, unsigned attempt)
         ms *= 2;
     if (ms > d->cfg->db_retry_max_ms)
         ms = d->cfg->db_retry_max_ms;
-    /* jitter in [ms/2, ms] so that retries of colliding batches spread out */
+    /* jitter in [ms/2, ms] so that retries of colliding transactions spread out */
     return ms / 2 + (uint64_t)random() % (ms / 2 + 1);
 }
 
-static void batch_failed(struct daemon *d, struct exec *ex, const struct sk_db_error *err)
+static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_error *err)
 {
-    struct sk_batch *b = ex->b;
+    struct sk_batch *b = ex->bs[0];
     char name[48];
-    batch_name(b, name, sizeof name);
+    txn_name(ex, name, sizeof name);
     struct sk_log_ctx x = batch_ctx(b, ex, err->code);
     running_del(d, ex);
     sk_db_release(ex->c);
     ex->c = NULL;
-    b->attempt++;
+    unsigned attempt = 0;
+    for (unsigned i = 0; i < ex->nb; i++)
+        if (++ex->bs[i]->attempt > attempt)
+            attempt = ex->bs[i]->attempt;
     d->st.retries++;
 
     switch (err->fault) {
     case SK_DB_DATA:
+        if (ex->nb > 1) {
+            /* Poison isolation, step 1: which game's batch is it?  Each
+             * runs alone from now on. */
+            sk_logc(SK_LOG_INFO, &x, "%s: transaction refused (%s); running its games one by one",
+                    name, err->message);
+            for (unsigned i = 0; i < ex->nb; i++)
+                ex->bs[i]->solo = true;
+            txn_requeue(d, ex);
+            kick(d);
+            return;
+        }
         if (b->n > 1) {
-            /* Poison isolation: halve until the event the server refuses is
+            /* Step 2: halve the batch until the event the server refuses is
              * alone; the halves before it apply, in order. */
             sk_logc(SK_LOG_INFO, &x, "%s: batch of %u events refused (%s); splitting it", name, b->n,
                     err->message);
             sk_sched_split(d->sched, b);
-            sk_apply_free(ex->a);
-            ex->a = NULL;
             b->attempt = 0;
-            sk_sched_push_front(d->sched, b);
+            txn_requeue(d, ex);
             kick(d);
             return;
         }
@@ -538,78 +581,100 @@ static void batch_failed(struct daemon *d, struct exec *ex, const struct sk_db_e
             snprintf(msg, sizeof msg, "the database refused the event: %s", err->message);
             sk_msg_reject(b->head, SK_E_DB_REJECTED, msg);
         }
-        batch_finish(d, ex);
+        txn_finish(d, ex);
         return;
     case SK_DB_CONN:
-        sk_logc(SK_LOG_WARNING, &x, "%s: connection lost during batch of %u events (%s); retrying",
-                name, b->n, err->message);
-        sk_sched_push_front(d->sched, b);
+        sk_logc(SK_LOG_WARNING, &x, "%s: connection lost during a transaction of %u events (%s); "
+                "retrying", name, ex->nevents, err->message);
+        txn_requeue(d, ex);
         kick(d);
         return;
     case SK_DB_RETRY:
+        if (ex->nb > 1) {
+            /* A shared transaction met a lock (held from outside, or by
+             * another instance): its games go on apart, at once, so that
+             * only the contended one waits; and alone for a while. */
+            sk_logc(SK_LOG_INFO, &x, "%s: %s; running them apart for %u s", name, err->message,
+                    SOLO_SECONDS);
+            uint64_t until = now_usec(d) + SOLO_SECONDS * 1000000ull;
+            for (unsigned i = 0; i < ex->nb; i++) {
+                ex->bs[i]->solo = true;
+                ex->bs[i]->attempt = 0;
+                sk_sched_set_solo(d->sched, ex->bs[i]->key, until);
+            }
+            txn_requeue(d, ex);
+            kick(d);
+            return;
+        }
+        /* fall through */
     case SK_DB_OTHER:
     case SK_DB_OK: {
-        uint64_t ms = backoff_ms(d, b->attempt);
+        uint64_t ms = backoff_ms(d, attempt);
         sk_logc(err->fault == SK_DB_OTHER ? SK_LOG_ERR : SK_LOG_WARNING, &x,
-                "%s: batch of %u events failed: %s; retrying in %llu ms (attempt %u)", name, b->n,
-                err->message, (unsigned long long)ms, b->attempt + 1);
+                "%s: transaction of %u events failed: %s; retrying in %llu ms (attempt %u)", name,
+                ex->nevents, err->message, (unsigned long long)ms, attempt + 1);
+        sk_apply_free(ex->a);
+        ex->a = NULL;
         int r = sd_event_add_time_relative(d->loop, &ex->retry, CLOCK_MONOTONIC, ms * 1000u, 1000,
                                            on_retry_timer, ex);
         if (r < 0) {
             log_error("cannot arm retry timer: %s", strerror(-r));
-            sk_sched_push_front(d->sched, b);
+            txn_requeue(d, ex);
         }
         return;
     }
     }
 }
 
-static void on_batch_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
+static void on_txn_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
 {
+    (void)stmt;
     struct exec *ex = ud;
-    sk_apply_row(ex->a, stmt, row, lengths, nf);
+    sk_apply_row(ex->a, row, lengths, nf);
 }
 
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     (void)c;
     struct exec *ex = ud;
+    struct daemon *d = ex->d;
     if (err) {
-        batch_failed(ex->d, ex, err);
+        txn_failed(d, ex, err);
         return;
     }
     sk_apply_outcome(ex->a);
     sk_db_release(ex->c);
     ex->c = NULL;
-    struct daemon *d = ex->d;
+    d->st.transactions++;
     sk_hist_observe(&d->st.txn_seconds, (double)(now_usec(d) - ex->started) / 1e6);
-    sk_hist_observe(&d->st.batch_size, ex->b->n);
-    batch_finish(d, ex);
+    for (unsigned i = 0; i < ex->nb; i++)
+        sk_hist_observe(&d->st.batch_size, ex->bs[i]->n);
+    txn_finish(d, ex);
 }
 
 static void on_rolled_back(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     (void)c;
     struct exec *ex = ud;
-    batch_failed(ex->d, ex, err ? err : &ex->err);
+    txn_failed(ex->d, ex, err ? err : &ex->err);
 }
 
 static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     struct exec *ex = ud;
     if (err) {
-        batch_failed(ex->d, ex, err);
+        txn_failed(ex->d, ex, err);
         return;
     }
     struct sk_db_error e = {.fault = SK_DB_RETRY};
     int r = sk_apply_second(ex->a, &ex->sql, e.message, sizeof e.message);
     if (r < 0) {
         /* Answers that do not add up (a user deleted under our feet): end
-         * the open transaction before the batch is retried. */
+         * the open transaction before it is retried. */
         ex->err = e;
         if (sk_db_query(c, "ROLLBACK", 8, NULL, on_rolled_back, ex) < 0) {
             e.fault = SK_DB_CONN;
-            batch_failed(ex->d, ex, &e);
+            txn_failed(ex->d, ex, &e);
         }
         return;
     }
@@ -617,61 +682,72 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         on_second_done(ex, c, NULL);
         return;
     }
-    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_second_done, ex) < 0) {
+    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_txn_row, on_second_done, ex) < 0) {
         e.fault = SK_DB_CONN;
         snprintf(e.message, sizeof e.message, "connection not ready for the second statement");
-        batch_failed(ex->d, ex, &e);
+        txn_failed(ex->d, ex, &e);
     }
 }
 
-static void start_batch(struct daemon *d, struct sk_batch *b, struct sk_db_conn *c)
+static void start_txn(struct daemon *d, struct exec *ex, struct sk_db_conn *c)
 {
-    struct exec *ex = b->exec;
-    if (!ex) {
-        ex = calloc(1, sizeof *ex);
-        if (!ex)
-            goto oom;
-        ex->d = d;
-        ex->b = b;
-        sk_buf_init(&ex->sql);
-        b->exec = ex;
-    }
-    if (!ex->a && !(ex->a = sk_apply_new(b)))
-        goto oom;
     ex->c = c;
-    if (sk_apply_first(ex->a, &ex->sql) < 0)
-        goto oom;
+    if (!(ex->a = sk_apply_new(ex->bs, ex->nb)) || sk_apply_first(ex->a, &ex->sql) < 0) {
+        /* Try again later rather than lose the batches. */
+        log_error("out of memory starting a transaction; retrying");
+        sk_db_release(c);
+        ex->c = NULL;
+        txn_requeue(d, ex);
+        return;
+    }
     if (sk_log_enabled(SK_LOG_DEBUG)) {
-        char name[48];
-        struct sk_log_ctx x = batch_ctx(b, ex, 0);
-        sk_logc(SK_LOG_DEBUG, &x, "%s: batch of %u events (%s), attempt %u",
-                batch_name(b, name, sizeof name), b->n, sk_flush_name(b->reason), b->attempt + 1);
+        for (unsigned i = 0; i < ex->nb; i++) {
+            char name[48];
+            const struct sk_batch *b = ex->bs[i];
+            struct sk_log_ctx x = batch_ctx(b, ex, 0);
+            sk_logc(SK_LOG_DEBUG, &x, "%s: batch of %u events (%s), attempt %u, in a transaction "
+                    "of %u games",
+                    batch_name(b, name, sizeof name), b->n, sk_flush_name(b->reason),
+                    b->attempt + 1, ex->nb);
+        }
     }
     running_add(d, ex);
-    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_batch_row, on_first_done, ex) < 0) {
+    if (sk_db_query(c, ex->sql.p, ex->sql.len, on_txn_row, on_first_done, ex) < 0) {
         struct sk_db_error e = {.fault = SK_DB_CONN};
         snprintf(e.message, sizeof e.message, "connection not ready");
-        batch_failed(d, ex, &e);
+        txn_failed(d, ex, &e);
     }
-    return;
-oom:
-    /* Try again later rather than lose the batch. */
-    log_error("out of memory starting a batch; retrying");
-    sk_db_release(c);
-    if (ex)
-        ex->c = NULL;
-    sk_sched_push_front(d->sched, b);
 }
 
-/* Give ready batches to free connections. */
+/* Give ready batches to free connections.  Ready score batches of several
+ * games share one transaction, up to batch.txn_max_events: one commit for
+ * all of them.  The users batch and batches hunting a poison event run
+ * alone. */
 static void kick(struct daemon *d)
 {
     while (sk_sched_ready(d->sched) > 0) {
         struct sk_db_conn *c = sk_db_acquire(d->db);
         if (!c)
             return;
+        struct exec *ex = calloc(1, sizeof *ex);
+        if (!ex) {
+            log_error("out of memory starting a transaction; retrying");
+            sk_db_release(c);
+            return;
+        }
+        ex->d = d;
+        sk_buf_init(&ex->sql);
         struct sk_batch *b = sk_sched_pop_ready(d->sched);
-        start_batch(d, b, c);
+        ex->bs[ex->nb++] = b;
+        ex->nevents = b->n;
+        while (b->key && !b->solo && ex->nb < TXN_MAX_BATCHES) {
+            struct sk_batch *n = sk_sched_peek_ready(d->sched);
+            if (!n || !n->key || n->solo || ex->nevents + n->n > d->cfg->txn_max_events)
+                break;
+            ex->bs[ex->nb++] = sk_sched_pop_ready(d->sched);
+            ex->nevents += n->n;
+        }
+        start_txn(d, ex, c);
     }
 }
 
@@ -1091,11 +1167,11 @@ static void feed_watchdog(struct daemon *d, uint64_t now)
     if (ex && now > ex->started + stall) {
         if (!d->wedged) {
             char name[48];
-            struct sk_log_ctx x = batch_ctx(ex->b, ex, 0);
+            struct sk_log_ctx x = batch_ctx(ex->bs[0], ex, 0);
             sk_logc(SK_LOG_ERR, &x,
-                    "pipeline wedged: %s's batch has held db#%d for %llu s (limit %u s); "
+                    "pipeline wedged: the transaction of %s has held db#%d for %llu s (limit %u s); "
                     "withholding the watchdog so that systemd restarts the daemon",
-                    batch_name(ex->b, name, sizeof name), ex->c ? sk_db_conn_id(ex->c) : -1,
+                    txn_name(ex, name, sizeof name), ex->c ? sk_db_conn_id(ex->c) : -1,
                     (unsigned long long)((now - ex->started) / 1000000u),
                     d->cfg->stall_timeout_ms / 1000u);
             sd_notify(0, "STATUS=wedged: a batch is stuck past pipeline.stall_timeout_ms");
@@ -1216,12 +1292,15 @@ static void render_metrics(void *ud, struct sk_buf *b)
               st->k_rejected);
     per_topic(b, d, "scorekeeper_events_duplicate_total",
               "Events already applied before (consumed again), not applied twice.", st->k_duplicates);
-    counter(b, "scorekeeper_batches_total", "Batches committed.", st->batches);
+    counter(b, "scorekeeper_batches_total", "Batches (one game's events) committed.", st->batches);
+    counter(b, "scorekeeper_transactions_total",
+            "Database transactions committed (each carries one or more games' batches).",
+            st->transactions);
     sk_buf_puts(b, "# HELP scorekeeper_batch_events Events per committed batch.\n"
                    "# TYPE scorekeeper_batch_events histogram\n");
     sk_hist_render(&st->batch_size, "scorekeeper_batch_events", "", b);
     sk_buf_puts(b, "# HELP scorekeeper_db_transaction_seconds Time from taking a connection to "
-                   "COMMIT, per committed batch.\n# TYPE scorekeeper_db_transaction_seconds histogram\n");
+                   "COMMIT, per committed transaction.\n# TYPE scorekeeper_db_transaction_seconds histogram\n");
     sk_hist_render(&st->txn_seconds, "scorekeeper_db_transaction_seconds", "", b);
     counter(b, "scorekeeper_batch_retries_total",
             "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",

@@ -20,6 +20,7 @@ struct sk_group {
     bool waiting;            /* in the linger list */
     bool due;                /* flush as soon as the current batch is done */
     struct sk_batch *batch;  /* the group's batch in flight, if any */
+    uint64_t solo_until;     /* batches cut before this run alone */
     struct sk_group *hnext;  /* hash chain */
     struct sk_group *wprev, *wnext; /* linger list, oldest first */
 };
@@ -32,6 +33,7 @@ struct sk_sched {
     size_t nready;
     size_t queued;
     struct sk_sched_limits lim;
+    uint64_t now; /* the latest time a caller told us */
 };
 
 static size_t bucket_of(const struct sk_sched *s, int64_t key)
@@ -174,6 +176,7 @@ static void make_batch(struct sk_sched *s, struct sk_group *g, enum sk_flush why
     wait_unlink(s, g);
     b->group = g;
     b->reason = why;
+    b->solo = g->solo_until > s->now;
     b->key = g->key;
     b->head = g->head;
     struct sk_msg *last = NULL, *m = g->head;
@@ -201,6 +204,7 @@ static void make_batch(struct sk_sched *s, struct sk_group *g, enum sk_flush why
 
 int sk_sched_add(struct sk_sched *s, int64_t key, struct sk_msg *m, uint64_t now)
 {
+    s->now = now;
     struct sk_group *g = group_get(s, key, true);
     if (!g)
         return -ENOMEM;
@@ -233,6 +237,7 @@ int sk_sched_add(struct sk_sched *s, int64_t key, struct sk_msg *m, uint64_t now
 
 void sk_sched_expire(struct sk_sched *s, uint64_t now)
 {
+    s->now = now;
     while (s->whead && s->whead->since + s->lim.linger_usec <= now) {
         struct sk_group *g = s->whead;
         wait_unlink(s, g);
@@ -272,6 +277,8 @@ struct sk_batch *sk_sched_pop_ready(struct sk_sched *s)
     s->nready--;
     return b;
 }
+
+struct sk_batch *sk_sched_peek_ready(const struct sk_sched *s) { return s->rhead; }
 
 void sk_sched_push_front(struct sk_sched *s, struct sk_batch *b)
 {
@@ -314,6 +321,7 @@ void sk_sched_split(struct sk_sched *s, struct sk_batch *b)
 
 void sk_sched_done(struct sk_sched *s, struct sk_batch *b, uint64_t now)
 {
+    s->now = now;
     struct sk_group *g = b->group;
     g->batch = NULL;
     free(b);
@@ -326,6 +334,13 @@ void sk_sched_done(struct sk_sched *s, struct sk_batch *b, uint64_t now)
         }
     }
     group_maybe_free(s, g);
+}
+
+void sk_sched_set_solo(struct sk_sched *s, int64_t key, uint64_t until)
+{
+    struct sk_group *g = group_get(s, key, false);
+    if (g)
+        g->solo_until = until;
 }
 
 void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop)(struct sk_msg *))

@@ -58,7 +58,7 @@ read -r -t 10 _ <&"${LOCKER[0]}" || true
 printf '1\t{"event_id":"x","game_id":1,"username":"p","delta":1}\n' >"$f"
 sk_send "$T_SCORES" "$f"
 sleep 4
-tap_check "the log names the wedged batch" grep -q "pipeline wedged: game 1's batch has held db#" "$D_LOG"
+tap_check "the log names the wedged transaction" grep -q "pipeline wedged: the transaction of game 1 has held db#" "$D_LOG"
 w2=$(grep -c ' WATCHDOG=1$' "$notes")
 sleep 2
 w3=$(grep -c ' WATCHDOG=1$' "$notes")

@@ -10,6 +10,7 @@
 #   sk_send TOPIC FILE                  produce "key<TAB>json" lines in order
 #   sk_results COUNT [TIMEOUT]          the first COUNT results, one JSON per line
 #   sk_score DB GAME USERNAME           a player's score ('' when no row)
+#   sk_metrics_url                      http://127.0.0.1:PORT of the running daemon
 
 SK_DAEMON=${SK_DAEMON:-$SK_ROOT/build/san/scorekeeper}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -38,7 +39,8 @@ sk_daemon_args() {
         -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_FILE" \
         -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o "kafka.group.id=$D_GROUP" \
         -o "topic.users=$T_USERS" -o "topic.scores=$T_SCORES" -o "topic.results=$T_RESULTS" -o "topic.dead_letter=$T_DLQ" \
-        -o "kafka.session.timeout.ms=6000" -o "kafka.heartbeat.interval.ms=500"
+        -o "kafka.session.timeout.ms=6000" -o "kafka.heartbeat.interval.ms=500" \
+        -o "metrics.listen=127.0.0.1:0"
 }
 
 sk_daemon_start() {
@@ -50,7 +52,7 @@ sk_daemon_start() {
     D_PID=$!
     local i
     for i in $(seq 1 600); do
-        if grep -q 'ready:' "$D_LOG"; then return 0; fi
+        if [[ -f $D_LOG ]] && grep -q 'ready:' "$D_LOG"; then return 0; fi
         if ! kill -0 "$D_PID" 2>/dev/null; then
             tap_diag "daemon exited before READY:"
             tap_diag "$(tail -n 30 "$D_LOG")"
@@ -93,6 +95,11 @@ sk_send() {
 
 sk_results() {
     sk_consume "$T_RESULTS" "$1" "${2:-60}" -f '%s\n'
+}
+
+# sk_metrics_url: the daemon's metrics base URL, from its log (port 0 picks one).
+sk_metrics_url() {
+    { grep -o 'metrics on http://[0-9.:]*' "$D_LOG" 2>/dev/null || true; } | head -n 1 | sed 's/^metrics on //'
 }
 
 sk_score() {

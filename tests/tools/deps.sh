@@ -16,7 +16,7 @@ packages=(
     jq gnuplot-nox
     clang libclang-rt-14-dev
     procps iproute2 util-linux coreutils findutils sed gawk grep
-    ca-certificates git
+    ca-certificates git curl
 )
 
 missing=()

@@ -65,18 +65,25 @@ static void free_batch(struct sk_batch *b)
     free(b);
 }
 
+/* a players row: id, username, game_id (NULL: no row yet), score */
+static void grow(struct sk_apply *a, const char *id, const char *name, const char *game, const char *sc)
+{
+    char *r[4] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name, (char *)(uintptr_t)game,
+                  (char *)(uintptr_t)sc};
+    unsigned long len[4] = {strlen(id), strlen(name), game ? strlen(game) : 0, sc ? strlen(sc) : 0};
+    sk_apply_row(a, r, len, 4);
+}
+
 static void row(struct sk_apply *a, const char *id, const char *name, const char *sc)
 {
-    char *r[3] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name, (char *)(uintptr_t)sc};
-    unsigned long len[3] = {strlen(id), strlen(name), sc ? strlen(sc) : 0};
-    sk_apply_row(a, 4, r, len, 3);
+    grow(a, id, name, sc ? "42" : NULL, sc);
 }
 
 static void offsets_row(struct sk_apply *a, const char *part, const char *next)
 {
-    char *r[2] = {(char *)(uintptr_t)part, (char *)(uintptr_t)next};
-    unsigned long len[2] = {strlen(part), strlen(next)};
-    sk_apply_row(a, 3, r, len, 2);
+    char *r[3] = {(char *)(uintptr_t)part, (char *)(uintptr_t)"42", (char *)(uintptr_t)next};
+    unsigned long len[3] = {strlen(part), 2, strlen(next)};
+    sk_apply_row(a, r, len, 3);
 }
 
 static void score_fold(void **state)
@@ -88,7 +95,7 @@ static void score_fold(void **state)
         score(5, "alice", SK_OP_DELTA, 1, "Quiz 2"),  score(6, "o'hara\\", SK_OP_DELTA, -3, NULL),
     };
     struct sk_batch *b = batch(42, ms, 6);
-    struct sk_apply *a = sk_apply_new(b);
+    struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
     assert_int_equal(sk_apply_first(a, &sql), 0);
@@ -140,7 +147,7 @@ static void score_missing_user_is_an_error(void **state)
     (void)state;
     struct sk_msg *ms[] = {score(1, "alice", SK_OP_DELTA, 1, NULL), score(2, "zed", SK_OP_DELTA, 1, NULL)};
     struct sk_batch *b = batch(42, ms, 2);
-    struct sk_apply *a = sk_apply_new(b);
+    struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
     sk_apply_first(a, &sql);
@@ -158,7 +165,7 @@ static void unnamed_game(void **state)
     (void)state;
     struct sk_msg *ms[] = {score(1, "a", SK_OP_DELTA, 1, NULL)};
     struct sk_batch *b = batch(42, ms, 1);
-    struct sk_apply *a = sk_apply_new(b);
+    struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
     sk_apply_first(a, &sql);
@@ -176,11 +183,11 @@ static void duplicates_are_not_applied(void **state)
     struct sk_msg *ms[] = {score(10, "alice", SK_OP_DELTA, 5, NULL), score(11, "alice", SK_OP_DELTA, 7, NULL),
                            score(12, "alice", SK_OP_DELTA, 100, NULL)};
     struct sk_batch *b = batch(42, ms, 3);
-    struct sk_apply *a = sk_apply_new(b);
+    struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
     sk_apply_first(a, &sql);
-    assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, next_offset FROM game_offsets WHERE topic = 'game.scores' AND game_id = 42"));
+    assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, game_id, next_offset FROM game_offsets WHERE topic = 'game.scores' AND (`partition`, game_id) IN ((3,42))"));
     offsets_row(a, "3", "12");
     row(a, "1", "alice", "12");
     char err[100];
@@ -205,6 +212,52 @@ static void duplicates_are_not_applied(void **state)
     free_batch(b);
 }
 
+/* Two games in one transaction: one commit, each game folded apart. */
+static void two_games_share_a_transaction(void **state)
+{
+    (void)state;
+    struct sk_msg *g1[] = {score(1, "bob", SK_OP_DELTA, 5, "One"), score(3, "amy", SK_OP_DELTA, 1, NULL)};
+    struct sk_msg *g2[] = {score(2, "bob", SK_OP_SET, 50, NULL), score(4, "bob", SK_OP_DELTA, 1, NULL)};
+    for (int i = 0; i < 2; i++)
+        g2[i]->ev.game_id = 7;
+    struct sk_batch *bs[] = {batch(42, g1, 2), batch(7, g2, 2)};
+    struct sk_apply *a = sk_apply_new(bs, 2);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(sk_apply_first(a, &sql), 0);
+    const char *q = sk_buf_cstr(&sql);
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('amy'),('bob');\nSTART TRANSACTION"));
+    assert_non_null(strstr(q, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO games (id, name) VALUES (42,'One') ON DUPLICATE KEY UPDATE name = VALUES(name)"));
+    assert_non_null(strstr(q, "INSERT INTO games (id, name) VALUES (7,'unnamed game 7') ON DUPLICATE KEY UPDATE id = id"));
+    assert_non_null(strstr(q, "IN ((3,7),(3,42))"));
+    assert_non_null(strstr(q, "gp.game_id IN (7,42) WHERE u.username IN ('amy','bob')"));
+    grow(a, "2", "bob", "42", "10");
+    grow(a, "2", "bob", "7", "3");
+    grow(a, "1", "amy", NULL, NULL);
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_int_equal(g1[0]->score, 15);
+    assert_int_equal(g1[1]->score, 1);
+    assert_int_equal(g2[0]->score, 50);
+    assert_int_equal(g2[1]->score, 51);
+    /* shared transaction: lock waits are short, so a game locked from
+     * outside does not hold the other game hostage */
+    assert_string_equal(sk_buf_cstr(&sql),
+                        "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
+                        "INSERT INTO game_players (game_id, user_id, score) VALUES (7,2,51),(42,1,1),"
+                        "(42,2,15) ON DUPLICATE KEY UPDATE score = VALUES(score);\nINSERT INTO "
+                        "game_offsets (topic, `partition`, game_id, next_offset) VALUES "
+                        "('game.scores',3,7,5),('game.scores',3,42,4) ON DUPLICATE KEY UPDATE "
+                        "next_offset = GREATEST(next_offset, VALUES(next_offset));\nCOMMIT");
+    sk_apply_outcome(a);
+    assert_int_equal(g1[1]->user_id, 1);
+    assert_int_equal(g2[1]->user_id, 2);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(bs[0]);
+    free_batch(bs[1]);
+}
+
 static void user_fold(void **state)
 {
     (void)state;
@@ -214,7 +267,7 @@ static void user_fold(void **state)
         user(5, "carol", SK_NICK_ABSENT, NULL),
     };
     struct sk_batch *b = batch(0, ms, 5);
-    struct sk_apply *a = sk_apply_new(b);
+    struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
     assert_int_equal(sk_apply_first(a, &sql), 0);
@@ -232,7 +285,7 @@ static void user_fold(void **state)
         r[1] = (char *)(uintptr_t)rows[i][1];
         len[0] = strlen(r[0]);
         len[1] = strlen(r[1]);
-        sk_apply_row(a, 5, r, len, 2);
+        sk_apply_row(a, r, len, 2);
     }
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
@@ -253,6 +306,7 @@ int main(void)
         cmocka_unit_test(score_missing_user_is_an_error),
         cmocka_unit_test(unnamed_game),
         cmocka_unit_test(duplicates_are_not_applied),
+        cmocka_unit_test(two_games_share_a_transaction),
         cmocka_unit_test(user_fold),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);

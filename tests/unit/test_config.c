@@ -178,7 +178,7 @@ static const char *const all_keys[] = {
     "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "db.idle_ping_ms",
     "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
-    "batch.max_events", "batch.linger_ms", "batch.max_bytes", "pipeline.max_inflight_events",
+    "batch.max_events", "batch.linger_ms", "batch.txn_max_events", "batch.max_bytes", "pipeline.max_inflight_events",
     "pipeline.stall_timeout_ms",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
     "limits.max_name_chars", "limits.max_game_name_chars", "log.level", "shutdown.timeout_ms",

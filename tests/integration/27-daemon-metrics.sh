@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# /metrics in Prometheus text format, scraped during a run, shows counters
+# that match the events sent; /healthz answers 200 when ready and 503 when
+# the database is unreachable.
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$(dirname "$0")/../lib/daemon.sh"
+
+sk_daemon_setup metrics 1
+sk_daemon_start -o batch.linger_ms=10 || sk_bail "daemon did not start"
+url=$(sk_metrics_url)
+tap_check "the daemon logs where its metrics are ($url)" test -n "$url"
+
+u=$SK_TEST_TMP/u.txt
+f=$SK_TEST_TMP/s.txt
+for i in 1 2 3; do printf 'm%d\t{"username":"m%d","nickname":"M"}\n' "$i" "$i"; done >"$u"
+for i in $(seq 1 10); do printf '%d\t{"game_id":%d,"username":"m%d","delta":5}\n' $((i % 2 + 1)) $((i % 2 + 1)) $((i % 3 + 1)); done >"$f"
+printf '1\t{"game_id":1,"username":"m1","delta":"x"}\n1\tnot json\n' >>"$f"
+sk_send "$T_USERS" "$u"
+sk_send "$T_SCORES" "$f"
+sk_results 15 30 >/dev/null || tap_diag "results missing"
+sleep 6 # librdkafka statistics every 5 s (consumer lag)
+
+m=$SK_TEST_TMP/metrics.txt
+code=$(curl -s -o "$m" -w '%{http_code}' "$url/metrics")
+tap_is "/metrics answers 200" "$code" 200
+metric() { awk -v k="$1" '$1 == k {print $2}' "$m"; }
+tap_is "events consumed, per topic" \
+    "$(metric "scorekeeper_events_consumed_total{topic=\"$T_SCORES\"}") $(metric "scorekeeper_events_consumed_total{topic=\"$T_USERS\"}")" "12 3"
+tap_is "events applied, per topic" \
+    "$(metric "scorekeeper_events_applied_total{topic=\"$T_SCORES\"}") $(metric "scorekeeper_events_applied_total{topic=\"$T_USERS\"}")" "10 3"
+tap_is "events rejected" "$(metric "scorekeeper_events_rejected_total{topic=\"$T_SCORES\"}")" 2
+tap_is "results and dead letters delivered" \
+    "$(metric scorekeeper_results_delivered_total) $(metric scorekeeper_dead_letters_delivered_total)" "15 2"
+batches=$(metric scorekeeper_batches_total)
+tap_is "the batch-size histogram counts every committed batch" \
+    "$(metric scorekeeper_batch_events_count{})" "$batches"
+tap_is "it sums to the events applied" "$(metric scorekeeper_batch_events_sum{})" "13.000000"
+tap_is "the transaction latency histogram counts every transaction" \
+    "$(metric scorekeeper_db_transaction_seconds_count{})" "$(metric scorekeeper_transactions_total)"
+tap_check "a transaction carries one or more batches" \
+    test "$(metric scorekeeper_transactions_total)" -ge 1 -a "$(metric scorekeeper_transactions_total)" -le "$batches"
+tap_is "nothing in flight, nothing paused" \
+    "$(metric scorekeeper_events_in_flight) $(metric scorekeeper_partitions_paused)" "0 0"
+tap_is "two partitions assigned" "$(metric scorekeeper_partitions_assigned)" 2
+tap_is "consumer lag 0 for the scores partition" \
+    "$(metric "scorekeeper_consumer_lag{topic=\"$T_SCORES\",partition=\"0\"}")" 0
+tap_check "every sample has HELP and TYPE" bash -c '
+    for n in $(grep -v "^#" "$1" | sed -E "s/[{ ].*//; s/_(bucket|sum|count)$//" | sort -u); do
+        grep -q "^# TYPE $n " "$1" || { echo "no TYPE for $n"; exit 1; }
+    done' _ "$m"
+tap_is "/healthz answers 200 when ready" "$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")" 200
+tap_is "unknown paths are 404" "$(curl -s -o /dev/null -w '%{http_code}' "$url/nope")" 404
+sk_daemon_stop
+tap_is "exit 0 after SIGTERM" "$D_RC" 0
+
+# Not ready: the database does not answer (a closed port).
+_d_n=$((_d_n + 1))
+D_LOG=$SK_TEST_TMP/daemon.$_d_n.log
+mapfile -t args < <(sk_daemon_args)
+"$SK_DAEMON" "${args[@]}" -o db.url="mariadb://u@127.0.0.1:1/x" -o db.connect_timeout_ms=200 >"$D_LOG" 2>&1 &
+D_PID=$!
+for _ in $(seq 50); do url=$(sk_metrics_url); [[ -n $url ]] && break; sleep 0.1; done
+sleep 1
+tap_is "/healthz answers 503 while the database is unreachable" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")" 503
+tap_is "and scorekeeper_ready is 0" "$(curl -s "$url/metrics" | awk '$1 == "scorekeeper_ready" {print $2}')" 0
+sk_daemon_stop
+tap_check "no sanitizer reports" sk_daemon_logs_clean
+tap_done
