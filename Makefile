@@ -48,6 +48,7 @@ help:
 	@echo "make stack-down stop them and remove their data"
 	@echo "make check      build with sanitizers and run every test"
 	@echo "make demo       run the daemon on the local stack with a scripted quiz"
+	@echo "make bench      benchmark the -O2 build (build/bench/results.md)"
 
 $(BUILD)/scorekeeper: $(MAIN_OBJ) $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -90,3 +91,12 @@ clean:
 	rm -rf build/obj build/san build/tests build/tools build/scorekeeper
 
 -include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)
+
+# ------------------------------------------------------------------ benchmark
+# make bench: throughput, latency, ceiling, sweep, profile on the local stack;
+# writes build/bench/results.md.  Sizes: BENCH_* variables, see
+# tests/bench/README.md.  Always the plain -O2 build, never the sanitizer one.
+.PHONY: bench
+bench:
+	@$(MAKE) --no-print-directory SANITIZE= build/scorekeeper build/tools/loadgen build/tools/mktopic
+	@tests/bench/bench.sh
