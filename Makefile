@@ -51,6 +51,7 @@ help:
 	@echo "make install    install binary, units, man pages, sql/, schemas/, default config"
 	@echo "                (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc UNITDIR=PREFIX/lib/systemd/system)"
 	@echo "make uninstall  remove what make install installed (never the operator's config)"
+	@echo "make bench      benchmark the -O2 build (build/bench/results.md)"
 
 $(BUILD)/scorekeeper: $(MAIN_OBJ) $(LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -234,3 +235,11 @@ fuzz-clean:
 	rm -rf $(FUZZ_DIR)
 
 -include $(wildcard $(FUZZ_OBJ)/*.d)
+# ------------------------------------------------------------------ benchmark
+# make bench: throughput, latency, ceiling, sweep, profile on the local stack;
+# writes build/bench/results.md.  Sizes: BENCH_* variables, see
+# tests/bench/README.md.  Always the plain -O2 build, never the sanitizer one.
+.PHONY: bench
+bench:
+	@$(MAKE) --no-print-directory SANITIZE= build/scorekeeper build/tools/loadgen build/tools/mktopic
+	@tests/bench/bench.sh
