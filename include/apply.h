@@ -41,10 +41,19 @@ struct sk_apply;
  * runs them apart. */
 struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb);
 void sk_apply_free(struct sk_apply *a);
-/* SQL of the first round trip (resets state: safe to call on every retry). */
-int sk_apply_first(struct sk_apply *a, struct sk_buf *sql);
-/* A row of a result set of a round trip. */
-void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsigned nfields);
+/* SQL of the first round trip (resets state: safe to call on every retry).
+ * known (may be NULL): usernames known to exist, left out of the users
+ * INSERT IGNORE. */
+struct sk_known;
+int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known);
+/* Each username of the transaction and its id, for the caller's map of
+ * known users (call after a commit). */
+void sk_apply_users(const struct sk_apply *a,
+                    void (*each)(void *ud, const char *name, size_t len, int64_t id), void *ud);
+/* A row of a result set of a round trip; stmt numbers the statements of
+ * the round trip from 0. */
+void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
+                  unsigned nfields);
 /* After the first round trip: fold the events, then build the second round
  * trip into sql.  Returns 1 when there is a second round trip, 0 when the
  * transaction is complete, -1 (message in err) when the answers do not add

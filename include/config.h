@@ -59,6 +59,7 @@ struct sk_config {
     unsigned txn_max_events;   /* batch.txn_max_events, default 2000 */
     unsigned max_inflight_events; /* pipeline.max_inflight_events, default 100000 */
     unsigned stall_timeout_ms; /* pipeline.stall_timeout_ms, default 90000 */
+    unsigned known_users;      /* pipeline.known_users, default 200000 */
     /* limits (reloadable) */
     struct sk_limits limits;   /* limits.max_message_bytes, limits.max_depth, ... */
     /* process */

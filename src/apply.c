@@ -1,6 +1,8 @@
 /* apply — SQL of a transaction and the fold of its events, see include/apply.h. */
 #include "apply.h"
 
+#include "known.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,8 @@
 struct user {
     const char *name;
     size_t len;
-    int64_t uid;    /* 0 until read back */
+    int64_t uid;    /* 0 until known (from the caller's map) or read back */
+    bool cached;    /* uid came from the caller's map of known users */
     int nick_last;  /* users batch: index of the last msg naming a nickname, -1 none */
 };
 
@@ -45,6 +48,10 @@ struct sk_apply {
     struct poff *offs;     /* unique (partition, game), sorted */
     unsigned noffs;
     unsigned *moff;        /* msgs[i] -> offs[moff[i]] */
+    unsigned *by_uid;      /* indexes of cached users, sorted by uid */
+    unsigned ncached;
+    /* statement numbers of the first round trip's SELECTs, -1: not sent */
+    int st_offsets, st_known, st_unknown;
 };
 
 static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
@@ -131,7 +138,9 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     a->mplayer = malloc(n * sizeof *a->mplayer);
     a->muser = malloc(n * sizeof *a->muser);
     a->moff = malloc(n * sizeof *a->moff);
-    if (!a->msgs || !a->users || !a->players || !a->offs || !a->mplayer || !a->muser || !a->moff) {
+    a->by_uid = malloc(n * sizeof *a->by_uid);
+    if (!a->msgs || !a->users || !a->players || !a->offs || !a->mplayer || !a->muser || !a->moff ||
+        !a->by_uid) {
         sk_apply_free(a);
         return NULL;
     }
@@ -181,6 +190,7 @@ void sk_apply_free(struct sk_apply *a)
     free(a->mplayer);
     free(a->muser);
     free(a->moff);
+    free(a->by_uid);
     free(a);
 }
 
@@ -208,7 +218,7 @@ static const struct sk_event *game_named(const struct sk_apply *a, int64_t game)
 /* Prefix of a lock-taking statement in a shared transaction. */
 #define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
 
-static void upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
+static bool upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
 {
     bool any = false;
     int64_t last = 0;
@@ -237,19 +247,58 @@ static void upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool name
     if (any)
         sk_buf_puts(sql, named ? " ON DUPLICATE KEY UPDATE name = VALUES(name)"
                                : " ON DUPLICATE KEY UPDATE id = id");
+    return any;
 }
 
-static int first_score(struct sk_apply *a, struct sk_buf *sql)
+static int cmp_uid_idx(const void *x, const void *y, void *ctx)
 {
-    sk_buf_puts(sql, "INSERT IGNORE INTO users (username) VALUES ");
+    const struct sk_apply *a = ctx;
+    int64_t u = a->users[*(const unsigned *)x].uid, v = a->users[*(const unsigned *)y].uid;
+    return (u > v) - (u < v);
+}
+
+static long find_uid(const struct sk_apply *a, int64_t uid)
+{
+    size_t lo = 0, hi = a->ncached;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t v = a->users[a->by_uid[mid]].uid;
+        if (v == uid)
+            return (long)a->by_uid[mid];
+        if (v < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
+{
+    int stmt = 0;
+    a->ncached = 0;
     for (unsigned k = 0; k < a->nusers; k++) {
-        sk_buf_puts(sql, k ? ",(" : "(");
+        struct user *u = &a->users[k];
+        u->uid = known ? sk_known_id(known, u->name, u->len) : 0;
+        u->cached = u->uid > 0;
+        if (u->cached)
+            a->by_uid[a->ncached++] = k;
+    }
+    qsort_r(a->by_uid, a->ncached, sizeof *a->by_uid, cmp_uid_idx, a);
+    bool any = false;
+    for (unsigned k = 0; k < a->nusers; k++) {
+        if (a->users[k].cached)
+            continue;
+        sk_buf_puts(sql, any ? ",(" : "INSERT IGNORE INTO users (username) VALUES (");
+        any = true;
         sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
         sk_buf_putc(sql, ')');
     }
-    sk_buf_puts(sql, ";\nSTART TRANSACTION");
-    upsert_games(sql, a, true);
-    upsert_games(sql, a, false);
+    stmt += any;
+    sk_buf_puts(sql, any ? ";\nSTART TRANSACTION" : "START TRANSACTION");
+    stmt++;
+    stmt += upsert_games(sql, a, true);
+    stmt += upsert_games(sql, a, false);
     /* how far each game was applied, per partition: point lookups on the
      * primary key (topic, partition, game_id) */
     sk_buf_puts(sql, ";\nSELECT `partition`, game_id, next_offset FROM game_offsets WHERE topic = ");
@@ -260,21 +309,54 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql)
         sk_buf_i64(sql, a->offs[k].game);
         sk_buf_putc(sql, ')');
     }
-    /* the players: ids, and current scores where a row exists */
-    sk_buf_puts(sql, ");\nSELECT u.id, u.username, gp.game_id, gp.score FROM users u LEFT JOIN "
-                     "game_players gp ON gp.user_id = u.id AND gp.game_id IN (");
-    int64_t last = 0;
-    for (unsigned k = 0; k < a->nplayers; k++) {
-        if (k && a->players[k].game == last)
-            continue;
-        if (k)
-            sk_buf_putc(sql, ',');
-        last = a->players[k].game;
-        sk_buf_i64(sql, last);
-    }
-    sk_buf_puts(sql, ") WHERE u.username IN (");
-    user_list(sql, a);
     sk_buf_puts(sql, ")");
+    a->st_offsets = stmt++;
+    /* scores of known users: point lookups on (game_id, user_id) */
+    a->st_known = -1;
+    any = false;
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        const struct user *u = &a->users[a->players[k].user];
+        if (!u->cached)
+            continue;
+        sk_buf_puts(sql, any ? ",(" : ";\nSELECT game_id, user_id, score FROM game_players WHERE "
+                                      "(game_id, user_id) IN ((");
+        any = true;
+        sk_buf_i64(sql, a->players[k].game);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, u->uid);
+        sk_buf_putc(sql, ')');
+    }
+    if (any) {
+        sk_buf_putc(sql, ')');
+        a->st_known = stmt++;
+    }
+    /* the other users: ids, and current scores where a row exists */
+    a->st_unknown = -1;
+    if (a->ncached < a->nusers) {
+        sk_buf_puts(sql, ";\nSELECT u.id, u.username, gp.game_id, gp.score FROM users u LEFT JOIN "
+                         "game_players gp ON gp.user_id = u.id AND gp.game_id IN (");
+        int64_t last = 0;
+        for (unsigned k = 0; k < a->nplayers; k++) {
+            if (k && a->players[k].game == last)
+                continue;
+            if (k)
+                sk_buf_putc(sql, ',');
+            last = a->players[k].game;
+            sk_buf_i64(sql, last);
+        }
+        sk_buf_puts(sql, ") WHERE u.username IN (");
+        any = false;
+        for (unsigned k = 0; k < a->nusers; k++) {
+            if (a->users[k].cached)
+                continue;
+            if (any)
+                sk_buf_putc(sql, ',');
+            any = true;
+            sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
+        }
+        sk_buf_puts(sql, ")");
+        a->st_unknown = stmt++;
+    }
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
@@ -321,10 +403,12 @@ static int first_user(struct sk_apply *a, struct sk_buf *sql)
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
-int sk_apply_first(struct sk_apply *a, struct sk_buf *sql)
+int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
 {
-    for (unsigned k = 0; k < a->nusers; k++)
+    for (unsigned k = 0; k < a->nusers; k++) {
         a->users[k].uid = 0;
+        a->users[k].cached = false;
+    }
     for (unsigned k = 0; k < a->nplayers; k++) {
         a->players[k].score = 0;
         a->players[k].touched = false;
@@ -332,7 +416,7 @@ int sk_apply_first(struct sk_apply *a, struct sk_buf *sql)
     for (unsigned k = 0; k < a->noffs; k++)
         a->offs[k].next = -1;
     sk_buf_reset(sql);
-    return a->kind == SK_EV_SCORE ? first_score(a, sql) : first_user(a, sql);
+    return a->kind == SK_EV_SCORE ? first_score(a, sql, known) : first_user(a, sql);
 }
 
 static bool parse_i64(const char *s, unsigned long len, int64_t *out)
@@ -351,15 +435,14 @@ static bool parse_i64(const char *s, unsigned long len, int64_t *out)
     return true;
 }
 
-/* Rows are told apart by their width: offsets (partition, game_id,
- * next_offset) have 3 columns, players (id, username, game_id, score) 4,
- * users (id, username) 2. */
-void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsigned nfields)
+void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
+                  unsigned nfields)
 {
-    if (nfields == 3) {
+    int st = (int)stmt;
+    if (a->kind == SK_EV_SCORE && st == a->st_offsets) {
         int64_t part, game, next;
-        if (!parse_i64(row[0], lengths[0], &part) || !parse_i64(row[1], lengths[1], &game) ||
-            !parse_i64(row[2], lengths[2], &next))
+        if (nfields < 3 || !parse_i64(row[0], lengths[0], &part) ||
+            !parse_i64(row[1], lengths[1], &game) || !parse_i64(row[2], lengths[2], &next))
             return;
         struct poff k = {.partition = (int32_t)part, .game = game};
         long i = find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
@@ -367,6 +450,22 @@ void sk_apply_row(struct sk_apply *a, char **row, unsigned long *lengths, unsign
             a->offs[i].next = next;
         return;
     }
+    if (a->kind == SK_EV_SCORE && st == a->st_known) {
+        int64_t game, uid, score;
+        if (nfields < 3 || !parse_i64(row[0], lengths[0], &game) ||
+            !parse_i64(row[1], lengths[1], &uid) || !parse_i64(row[2], lengths[2], &score))
+            return;
+        long u = find_uid(a, uid);
+        struct player k = {.game = game, .user = (unsigned)u};
+        long p = u < 0 ? -1 : find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
+        if (p >= 0)
+            a->players[p].score = score;
+        return;
+    }
+    if (a->kind == SK_EV_SCORE && st != a->st_unknown)
+        return;
+    /* users (id, username), or players of unknown users (id, username,
+     * game_id, score) */
     if (nfields < 2 || !row[0] || !row[1])
         return;
     long u = find_user(a, row[1], lengths[1]);
@@ -481,6 +580,14 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         return -1;
     }
     return 1;
+}
+
+void sk_apply_users(const struct sk_apply *a,
+                    void (*each)(void *ud, const char *name, size_t len, int64_t id), void *ud)
+{
+    for (unsigned k = 0; k < a->nusers; k++)
+        if (a->users[k].uid > 0)
+            each(ud, a->users[k].name, a->users[k].len, a->users[k].uid);
 }
 
 void sk_apply_outcome(struct sk_apply *a)

@@ -158,6 +158,10 @@ static const struct opt opts[] = {
      .help = "How long a stop may take to drain in-flight events"},
     {.key = "offsets.commit_interval_ms", .type = OT_MS, AT(commit_interval_ms), .min = 100,
      .max = 60000, .def = "1000", .help = "How often processed offsets are committed"},
+    {.key = "pipeline.known_users", .type = OT_UINT, AT(known_users), .min = 1, .max = 100000000,
+     .def = "200000",
+     .help = "Usernames remembered as existing, so they are not inserted again (about 60 bytes "
+             "each; the set is cleared when full)"},
     {.key = "pipeline.stall_timeout_ms", .type = OT_MS, AT(stall_timeout_ms), .min = 1000,
      .max = 3600000, .def = "90000", .flags = OF_RELOAD,
      .help = "A batch running longer than this means the pipeline is wedged: the systemd "

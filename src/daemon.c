@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "db.h"
 #include "kafka.h"
+#include "known.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -78,6 +79,7 @@ struct daemon {
     bool closing_consumer;
     struct sk_msg *resend; /* results waiting to be (re)produced */
     struct sk_metrics *metrics;
+    struct sk_known *known; /* usernames known to exist: not sent to INSERT IGNORE again */
     struct stats st;
 };
 
@@ -85,6 +87,7 @@ struct daemon {
 /* One database transaction: the batches of one or more games (or the users
  * batch), kept here while it runs and while it waits out a retry. */
 #define TXN_MAX_BATCHES 256
+#define ER_NO_REFERENCED_ROW_2_CODE 1452u /* foreign key: the user row is gone */
 /* How long the games of a shared transaction that met a lock run apart. */
 #define SOLO_SECONDS 30u
 struct exec {
@@ -551,6 +554,16 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
             attempt = ex->bs[i]->attempt;
     d->st.retries++;
 
+    if (err->code == ER_NO_REFERENCED_ROW_2_CODE && sk_known_count(d->known) > 0) {
+        /* A remembered user id no longer exists (deleted from outside):
+         * forget them all and run again, reading ids from the database. */
+        sk_logc(SK_LOG_WARNING, &x, "%s: a known user is gone (%s); forgetting known users and "
+                "retrying", name, err->message);
+        sk_known_clear(d->known);
+        txn_requeue(d, ex);
+        kick(d);
+        return;
+    }
     switch (err->fault) {
     case SK_DB_DATA:
         if (ex->nb > 1) {
@@ -628,9 +641,13 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
 
 static void on_txn_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
 {
-    (void)stmt;
     struct exec *ex = ud;
-    sk_apply_row(ex->a, row, lengths, nf);
+    sk_apply_row(ex->a, stmt, row, lengths, nf);
+}
+
+static void remember_user(void *ud, const char *name, size_t len, int64_t id)
+{
+    sk_known_add(ud, name, len, id);
 }
 
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -643,6 +660,7 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
         return;
     }
     sk_apply_outcome(ex->a);
+    sk_apply_users(ex->a, remember_user, d->known);
     sk_db_release(ex->c);
     ex->c = NULL;
     d->st.transactions++;
@@ -670,7 +688,9 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
     int r = sk_apply_second(ex->a, &ex->sql, e.message, sizeof e.message);
     if (r < 0) {
         /* Answers that do not add up (a user deleted under our feet): end
-         * the open transaction before it is retried. */
+         * the open transaction before it is retried, and stop trusting the
+         * set of known users. */
+        sk_known_clear(ex->d->known);
         ex->err = e;
         if (sk_db_query(c, "ROLLBACK", 8, NULL, on_rolled_back, ex) < 0) {
             e.fault = SK_DB_CONN;
@@ -692,7 +712,7 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
 static void start_txn(struct daemon *d, struct exec *ex, struct sk_db_conn *c)
 {
     ex->c = c;
-    if (!(ex->a = sk_apply_new(ex->bs, ex->nb)) || sk_apply_first(ex->a, &ex->sql) < 0) {
+    if (!(ex->a = sk_apply_new(ex->bs, ex->nb)) || sk_apply_first(ex->a, &ex->sql, d->known) < 0) {
         /* Try again later rather than lose the batches. */
         log_error("out of memory starting a transaction; retrying");
         sk_db_release(c);
@@ -1483,6 +1503,7 @@ static void teardown(struct daemon *d)
             close(d->ppipe[i]);
     }
     sk_db_free(d->db);
+    sk_known_free(d->known);
     sd_event_unref(d->loop);
 }
 
@@ -1505,7 +1526,8 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     sigprocmask(SIG_BLOCK, &ss, NULL);
     signal(SIGPIPE, SIG_IGN);
     d->sched = sk_sched_new();
-    if (!d->sched) {
+    d->known = sk_known_new(cfg->known_users);
+    if (!d->sched || !d->known) {
         log_error("out of memory");
         teardown(d);
         return EXIT_FAILURE;

@@ -42,7 +42,13 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
             set(c, "enable.auto.commit", "false", def, err, errlen) < 0 ||
             set(c, "enable.auto.offset.store", "false", def, err, errlen) < 0 ||
             set(c, "auto.offset.reset", "earliest", def, err, errlen) < 0 ||
-            set(c, "partition.assignment.strategy", "cooperative-sticky", def, err, errlen) < 0 ||
+            /* Cooperative rebalancing moves only the partitions that change
+             * owner, but librdkafka before 2.3.0 aborts when a consumer that
+             * joined without ever being assigned is destroyed
+             * (librdkafka#4312): older ones get the eager assignors. */
+            set(c, "partition.assignment.strategy",
+                rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin", def,
+                err, errlen) < 0 ||
             /* consumer lag per partition, for /metrics */
             set(c, "statistics.interval.ms", "5000", def, err, errlen) < 0)
             goto fail;

@@ -8,8 +8,26 @@
 #include <cmocka.h>
 
 #include "apply.h"
+#include "known.h"
 
 static struct sk_part part3 = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
+
+/* Statement numbers: the SELECT of unknown users' players is the last
+ * statement of the first round trip, the offsets SELECT the one before. */
+static unsigned last_stmt;
+static void count_stmts(const struct sk_buf *sql)
+{
+    last_stmt = 0;
+    for (const char *p = sql->p; (p = strstr(p, ";\n")); p += 2)
+        last_stmt++;
+}
+
+static int first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
+{
+    int r = sk_apply_first(a, sql, known);
+    count_stmts(sql);
+    return r;
+}
 
 static struct sk_msg *score(int64_t off, const char *user, enum sk_op op, int64_t v, const char *gname)
 {
@@ -71,7 +89,7 @@ static void grow(struct sk_apply *a, const char *id, const char *name, const cha
     char *r[4] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name, (char *)(uintptr_t)game,
                   (char *)(uintptr_t)sc};
     unsigned long len[4] = {strlen(id), strlen(name), game ? strlen(game) : 0, sc ? strlen(sc) : 0};
-    sk_apply_row(a, r, len, 4);
+    sk_apply_row(a, last_stmt, r, len, 4);
 }
 
 static void row(struct sk_apply *a, const char *id, const char *name, const char *sc)
@@ -83,7 +101,7 @@ static void offsets_row(struct sk_apply *a, const char *part, const char *next)
 {
     char *r[3] = {(char *)(uintptr_t)part, (char *)(uintptr_t)"42", (char *)(uintptr_t)next};
     unsigned long len[3] = {strlen(part), 2, strlen(next)};
-    sk_apply_row(a, r, len, 3);
+    sk_apply_row(a, last_stmt - 1, r, len, 3);
 }
 
 static void score_fold(void **state)
@@ -98,7 +116,7 @@ static void score_fold(void **state)
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
     /* users created in byte order, names escaped, last game name wins */
     assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('alice'),('bob'),('o\\'hara\\\\')"));
@@ -128,7 +146,7 @@ static void score_fold(void **state)
     assert_int_equal(ms[4]->status, SK_ST_APPLIED);
     assert_int_equal(ms[5]->score, 1);
     /* a retry starts from scratch */
-    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_int_equal(first(a, &sql, NULL), 0);
     row(a, "7", "alice", "0");
     row(a, "3", "bob", "1");
     row(a, "9", "o'hara\\", NULL);
@@ -150,7 +168,7 @@ static void score_missing_user_is_an_error(void **state)
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    sk_apply_first(a, &sql);
+    first(a, &sql, NULL);
     row(a, "1", "alice", NULL);
     char err[200];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -1);
@@ -168,7 +186,7 @@ static void unnamed_game(void **state)
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    sk_apply_first(a, &sql);
+    first(a, &sql, NULL);
     assert_non_null(strstr(sk_buf_cstr(&sql), "INSERT INTO games (id, name) VALUES (42,'unnamed game 42') ON DUPLICATE KEY UPDATE id = id"));
     sk_buf_free(&sql);
     sk_apply_free(a);
@@ -186,7 +204,7 @@ static void duplicates_are_not_applied(void **state)
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    sk_apply_first(a, &sql);
+    first(a, &sql, NULL);
     assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, game_id, next_offset FROM game_offsets WHERE topic = 'game.scores' AND (`partition`, game_id) IN ((3,42))"));
     offsets_row(a, "3", "12");
     row(a, "1", "alice", "12");
@@ -200,7 +218,7 @@ static void duplicates_are_not_applied(void **state)
     assert_non_null(strstr(sk_buf_cstr(&sql), "VALUES (42,1,112)"));
     assert_non_null(strstr(sk_buf_cstr(&sql), "('game.scores',3,42,13)"));
     /* all duplicates: no score row is written, the mark is kept */
-    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_int_equal(first(a, &sql, NULL), 0);
     offsets_row(a, "3", "13");
     row(a, "1", "alice", "112");
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
@@ -224,7 +242,7 @@ static void two_games_share_a_transaction(void **state)
     struct sk_apply *a = sk_apply_new(bs, 2);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
     assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('amy'),('bob');\nSTART TRANSACTION"));
     assert_non_null(strstr(q, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO games (id, name) VALUES (42,'One') ON DUPLICATE KEY UPDATE name = VALUES(name)"));
@@ -258,6 +276,39 @@ static void two_games_share_a_transaction(void **state)
     free_batch(bs[1]);
 }
 
+/* Known users: no INSERT for them, scores read by (game_id, user_id). */
+static void known_users_skip_insert_and_join(void **state)
+{
+    (void)state;
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    struct sk_msg *ms[] = {score(1, "alice", SK_OP_DELTA, 5, NULL), score(2, "zed", SK_OP_DELTA, 1, NULL)};
+    struct sk_batch *b = batch(42, ms, 2);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, k), 0);
+    const char *q = sk_buf_cstr(&sql);
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');"));
+    assert_non_null(strstr(q, "SELECT game_id, user_id, score FROM game_players WHERE (game_id, user_id) IN ((42,7))"));
+    assert_non_null(strstr(q, "WHERE u.username IN ('zed')"));
+    /* statements: INSERT users, START, games, offsets, known, unknown */
+    assert_int_equal(last_stmt, 5);
+    char *r[3] = {(char *)"42", (char *)"7", (char *)"100"};
+    unsigned long len[3] = {2, 1, 3};
+    sk_apply_row(a, 4, r, len, 3);
+    grow(a, "9", "zed", NULL, NULL);
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_int_equal(ms[0]->score, 105);
+    assert_int_equal(ms[1]->score, 1);
+    assert_non_null(strstr(sk_buf_cstr(&sql), "VALUES (42,7,105),(42,9,1)"));
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+    sk_known_free(k);
+}
+
 static void user_fold(void **state)
 {
     (void)state;
@@ -270,7 +321,7 @@ static void user_fold(void **state)
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
-    assert_int_equal(sk_apply_first(a, &sql), 0);
+    assert_int_equal(first(a, &sql, NULL), 0);
     assert_string_equal(sk_buf_cstr(&sql),
                         "START TRANSACTION;\nINSERT INTO users (username, nickname) VALUES "
                         "('bob',NULL),('carol','C') ON DUPLICATE KEY UPDATE nickname = "
@@ -285,7 +336,7 @@ static void user_fold(void **state)
         r[1] = (char *)(uintptr_t)rows[i][1];
         len[0] = strlen(r[0]);
         len[1] = strlen(r[1]);
-        sk_apply_row(a, r, len, 2);
+        sk_apply_row(a, 2, r, len, 2);
     }
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
@@ -307,6 +358,7 @@ int main(void)
         cmocka_unit_test(unnamed_game),
         cmocka_unit_test(duplicates_are_not_applied),
         cmocka_unit_test(two_games_share_a_transaction),
+        cmocka_unit_test(known_users_skip_insert_and_join),
         cmocka_unit_test(user_fold),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);

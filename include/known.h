@@ -1,0 +1,25 @@
+/* known — a bounded map of usernames known to exist in `users` to their
+ * ids, so that a transaction sends INSERT IGNORE only for names it has not
+ * seen before (InnoDB handles an INSERT IGNORE of an existing row by
+ * inserting it and rolling that back: costly, and it burns an
+ * auto-increment value) and reads scores by (game_id, user_id) point
+ * lookups instead of joining users.
+ *
+ * Ids are never reused (auto-increment), so a remembered id is either right
+ * or gone: a user deleted from outside shows as a foreign-key error or a
+ * missing row, after which the caller clears the map.  When full, the map
+ * is cleared: bounded memory; it refills from the next transactions. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sk_known;
+
+struct sk_known *sk_known_new(size_t max_entries);
+void sk_known_free(struct sk_known *k);
+/* The id of a known username, 0 when unknown. */
+int64_t sk_known_id(const struct sk_known *k, const char *name, size_t len);
+void sk_known_add(struct sk_known *k, const char *name, size_t len, int64_t id);
+void sk_known_clear(struct sk_known *k);
+size_t sk_known_count(const struct sk_known *k);
