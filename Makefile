@@ -90,3 +90,11 @@ clean:
 	rm -rf build/obj build/san build/tests build/tools build/scorekeeper
 
 -include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)
+
+# ------------------------------------------------------------------ soak
+# The fault suite (tests/integration/5N-fault-*.sh) in its long form: bigger
+# streams and more faults per scenario (SOAK=1).  `make check` runs the fast
+# form of the same tests.  Each test may take many minutes.
+.PHONY: soak
+soak:
+	@SOAK=1 T='5[0-9]-fault-*' SK_TEST_TIMEOUT=$${SK_TEST_TIMEOUT:-1800} tests/run.sh
