@@ -243,3 +243,10 @@ fuzz-clean:
 bench:
 	@$(MAKE) --no-print-directory SANITIZE= build/scorekeeper build/tools/loadgen build/tools/mktopic
 	@tests/bench/bench.sh
+# ------------------------------------------------------------------ soak
+# The fault suite (tests/integration/5N-fault-*.sh) in its long form: bigger
+# streams and more faults per scenario (SOAK=1).  `make check` runs the fast
+# form of the same tests.  Each test may take many minutes.
+.PHONY: soak
+soak:
+	@SOAK=1 T='5[0-9]-fault-*' SK_TEST_TIMEOUT=$${SK_TEST_TIMEOUT:-1800} tests/run.sh

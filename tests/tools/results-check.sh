@@ -4,6 +4,7 @@
 # Usage:
 #   tests/tools/results-check.sh -b BROKERS -t RESULTS_TOPIC [-l LEDGER] [-n N]
 #                                [-i INPUT_TOPIC]... [-T SECONDS] [-k DIR] [-q]
+#                                [-D] [-s SUMMARY_FILE]
 #
 #   -b BROKERS       bootstrap servers (default 127.0.0.1:9092)
 #   -t TOPIC         the results topic (read from the beginning)
@@ -17,14 +18,30 @@
 #   -T SECONDS       give up waiting for N results after this long (default 120)
 #   -k DIR           keep the work files (results.tsv, sources.tsv) in DIR
 #   -q               print only the summary line
+#   -D               re-consumption allowed (after crashes, kills, rebalances): a
+#                    source may have more than one result, but only if the extra ones
+#                    are harmless re-reports: "duplicate", the same "rejected" again,
+#                    or "applied" again for a user event (idempotent upsert).  A score
+#                    event with two "applied" results was applied twice: failure.  A
+#                    source whose only results say "duplicate" (applied in an earlier
+#                    life whose result was lost) is allowed and counted.  N (-n) then
+#                    counts distinct sources, not result messages.  Needs -l to tell
+#                    user topics (ledger kind "user") from score topics.
+#   -s FILE          write the counts as KEY=VALUE lines to FILE (sources, results,
+#                    missing, duplicated, unknown, unparseable, applied, duplicate,
+#                    rejected, rejected_sources, applied_sources, dup_only,
+#                    applied_twice, inconsistent, extra, invalid, wrong)
 #
 # Checks (each failure makes the exit status 1):
 #   * N results arrived before the timeout;
-#   * exactly one result per input source: sources without a result are "missing",
-#     sources with two or more are "duplicated", results naming an offset not
-#     present in the input topics are "unknown";
+#   * exactly one result per input source (with -D: at least one, and any further
+#     ones harmless, see -D): sources without a result are "missing", sources with
+#     two or more are "duplicated" (with -D: "applied_twice" or "inconsistent" when
+#     harmful), results naming an offset not present in the input topics are
+#     "unknown";
 #   * counts of status applied / duplicate / rejected;
-#   * with a ledger: rejected == number of invalid events, and, for results that
+#   * with a ledger: rejected (-D: distinct rejected sources) == number of invalid
+#     events, and, for results that
 #     echo the correlation-id header (loadgen sends one unless --no-headers),
 #     each event's outcome: invalid -> rejected with the ledger's code, valid ->
 #     applied (or duplicate).
@@ -38,8 +55,9 @@ usage() {
 }
 
 brokers=127.0.0.1:9092 rtopic="" ledger="" want="" timeout=120 keep="" quiet=0
+reconsume=0 summary=""
 inputs=()
-while getopts "b:t:l:n:i:T:k:qh" opt; do
+while getopts "b:t:l:n:i:T:k:qDs:h" opt; do
     case "$opt" in
     b) brokers=$OPTARG ;;
     t) rtopic=$OPTARG ;;
@@ -49,6 +67,8 @@ while getopts "b:t:l:n:i:T:k:qh" opt; do
     T) timeout=$OPTARG ;;
     k) keep=$OPTARG ;;
     q) quiet=1 ;;
+    D) reconsume=1 ;;
+    s) summary=$OPTARG ;;
     *) usage ;;
     esac
 done
@@ -63,6 +83,12 @@ case "$want$timeout" in *[!0-9]*) echo "results-check.sh: -n and -T take integer
 if [ ${#inputs[@]} -eq 0 ] && [ -n "$ledger" ]; then
     mapfile -t inputs < <(cut -f2 "$ledger" | LC_ALL=C sort -u)
 fi
+if [ "$reconsume" = 1 ] && [ -z "$ledger" ]; then
+    echo "results-check.sh: -D needs -l LEDGER (to know the user topics)" >&2
+    exit 2
+fi
+user_topics=""
+[ -z "$ledger" ] || user_topics=$(awk -F'\t' '$3 == "user" { print $2 }' "$ledger" | LC_ALL=C sort -u | tr '\n' ' ')
 
 if [ -n "$keep" ]; then
     mkdir -p "$keep"
@@ -99,15 +125,23 @@ while :; do
         cp "$work/all.tsv" "$work/results.tsv"
     fi
     got=$(wc -l < "$work/results.tsv")
-    [ "$got" -lt "$want" ] && [ "$SECONDS" -lt "$deadline" ] || break
+    have=$got
+    if [ "$reconsume" = 1 ]; then
+        have=$(awk -F'\t' '$4 != "unparseable"' "$work/results.tsv" | cut -f1-3 | LC_ALL=C sort -u | wc -l)
+    fi
+    [ "$have" -lt "$want" ] && [ "$SECONDS" -lt "$deadline" ] || break
     sleep 2
 done
 
 fail=0
-if [ "$got" -lt "$want" ]; then
-    echo "FAIL: only $got of $want results after ${timeout}s" >&2
+if [ "$have" -lt "$want" ]; then
+    if [ "$reconsume" = 1 ]; then
+        echo "FAIL: results for only $have of $want sources after ${timeout}s" >&2
+    else
+        echo "FAIL: only $got of $want results after ${timeout}s" >&2
+    fi
     fail=1
-elif [ "$got" -gt "$want" ]; then
+elif [ "$reconsume" = 0 ] && [ "$got" -gt "$want" ]; then
     say "note: $got results, more than the $want expected"
 fi
 
@@ -119,20 +153,38 @@ for t in "${inputs[@]}"; do
 done
 
 # Source accounting: missing / duplicated / unknown, and status counts.
-read -r n_src missing dup unknown applied duplicate rejected unparseable < <(
-    awk -F'\t' -v have_src=${#inputs[@]} '
+# Per source (-D): how many results of each status.  applied_twice: a score
+# source with two "applied"; inconsistent: a source with both "rejected" and
+# "applied"/"duplicate", or two rejections with different codes.
+read -r n_src missing dup unknown applied duplicate rejected unparseable \
+    rej_src app_src dup_only twice inconsistent distinct < <(
+    awk -F'\t' -v have_src=${#inputs[@]} -v utopics="$user_topics" '
+    BEGIN { n = split(utopics, a, " "); for (i = 1; i <= n; i++) ut[a[i]] = 1 }
     FILENAME == ARGV[1] { src[$1 FS $2 FS $3] = 1; nsrc++; next }
     {
         st[$4]++
         if ($4 == "unparseable") next
         k = $1 FS $2 FS $3
         if (++seen[k] == 2) dup++
+        if (seen[k] == 1) distinct++
         if (have_src && !(k in src)) unknown++
+        if ($4 == "applied") { if (++napp[k] == 2 && !($1 in ut)) twice++ }
+        else if ($4 == "duplicate") ndup[k]++
+        else if ($4 == "rejected") {
+            if (!(k in rcode)) rcode[k] = $5
+            else if (rcode[k] != $5) bad[k] = 1
+        }
     }
     END {
         for (k in src) if (!(k in seen)) missing++
-        printf "%d %d %d %d %d %d %d %d\n", nsrc, missing, dup, unknown,
-               st["applied"], st["duplicate"], st["rejected"], st["unparseable"]
+        for (k in seen) {
+            if (k in rcode) { rej++; if ((k in napp) || (k in ndup)) bad[k] = 1 }
+            else { app++; if (!(k in napp)) donly++ }
+        }
+        for (k in bad) incons++
+        printf "%d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", nsrc, missing, dup, unknown,
+               st["applied"], st["duplicate"], st["rejected"], st["unparseable"],
+               rej, app, donly, twice, incons, distinct
     }' "$work/sources.tsv" "$work/results.tsv")
 
 say "results: $got (wanted $want)  applied $applied  duplicate $duplicate  rejected $rejected  unparseable $unparseable"
@@ -147,7 +199,18 @@ if [ ${#inputs[@]} -gt 0 ]; then
 else
     say "sources: input topics unknown (give -i or -l): only duplicates checked"
 fi
-if [ "$dup" -gt 0 ]; then
+if [ "$reconsume" = 1 ]; then
+    say "re-consumption: $dup sources with more than one result ($((got - unparseable - distinct)) extra results), $dup_only with only \"duplicate\""
+    if [ "$twice" -gt 0 ]; then
+        echo "FAIL: $twice score events have two \"applied\" results (applied twice), e.g.:" >&2
+        awk -F'\t' '$4 == "applied"' "$work/results.tsv" | cut -f1-3 | LC_ALL=C sort | uniq -d | head -5 | sed 's/^/  /' >&2
+        fail=1
+    fi
+    if [ "$inconsistent" -gt 0 ]; then
+        echo "FAIL: $inconsistent sources have contradicting results (rejected and applied, or two codes)" >&2
+        fail=1
+    fi
+elif [ "$dup" -gt 0 ]; then
     echo "FAIL: $dup sources with more than one result, e.g.:" >&2
     cut -f1-3 "$work/results.tsv" | LC_ALL=C sort | uniq -d | head -5 | sed 's/^/  /' >&2
     fail=1
@@ -158,7 +221,12 @@ fi
 if [ -n "$ledger" ]; then
     invalid=$(awk -F'\t' '$3 == "invalid"' "$ledger" | wc -l)
     say "ledger: $(wc -l < "$ledger") events, $invalid invalid"
-    if [ "$rejected" -ne "$invalid" ]; then
+    if [ "$reconsume" = 1 ]; then
+        if [ "$rej_src" -ne "$invalid" ]; then
+            echo "FAIL: $rej_src rejected sources, but the ledger has $invalid invalid events" >&2
+            fail=1
+        fi
+    elif [ "$rejected" -ne "$invalid" ]; then
         echo "FAIL: $rejected rejected results, but the ledger has $invalid invalid events" >&2
         fail=1
     fi
@@ -184,6 +252,17 @@ if [ -n "$ledger" ]; then
     fi
 fi
 
+if [ -n "$summary" ]; then
+    {
+        echo "sources=$n_src"; echo "results=$got"; echo "missing=${missing:-0}"
+        echo "duplicated=$dup"; echo "unknown=$unknown"; echo "unparseable=$unparseable"
+        echo "applied=$applied"; echo "duplicate=$duplicate"; echo "rejected=$rejected"
+        echo "rejected_sources=$rej_src"; echo "applied_sources=$app_src"
+        echo "dup_only=$dup_only"; echo "applied_twice=$twice"; echo "inconsistent=$inconsistent"
+        echo "extra=$((got - unparseable - distinct))"
+        echo "invalid=${invalid:-}"; echo "wrong=${wrong:-}"
+    } > "$summary"
+fi
 if [ "$fail" = 0 ]; then
     echo "results-check: OK ($got results, $applied applied, $duplicate duplicate, $rejected rejected)"
 else
