@@ -50,7 +50,11 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
                 rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin", def,
                 err, errlen) < 0 ||
             /* consumer lag per partition, for /metrics */
-            set(c, "statistics.interval.ms", "5000", def, err, errlen) < 0)
+            set(c, "statistics.interval.ms", "5000", def, err, errlen) < 0 ||
+            /* Prefetch is bounded memory too: 16 MB, not librdkafka's 64 MB,
+             * is plenty to keep the pipeline fed (bench: tests/bench). */
+            set(c, "queued.max.messages.kbytes", "16384", def, err, errlen) < 0 ||
+            set(c, "queued.min.messages", "20000", def, err, errlen) < 0)
             goto fail;
     } else {
         /* Results at least once and in order per key: idempotence gives
