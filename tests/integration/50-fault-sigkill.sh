@@ -8,8 +8,8 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
-events=$(fault_pick 20000 100000)
-rate=$(fault_pick 1000 2000)
+events=$(fault_pick 20000 200000)
+rate=$(fault_pick 1000 4000)
 kills=$(fault_pick 5 15)
 seed=$((RANDOM + 1))
 tap_diag "seed $seed, $events events at $rate/s, at least $kills SIGKILLs"

@@ -9,8 +9,8 @@ source "$(dirname "$0")/../lib/daemon.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 [[ $SK_STACK_OURS == 1 ]] || { tap_skip "MariaDB outage" "needs the private stack (stops its mariadbd)"; tap_done; exit 0; }
 
-events=$(fault_pick 20000 80000)
-rate=$(fault_pick 1000 1500)
+events=$(fault_pick 20000 200000)
+rate=$(fault_pick 1000 4000)
 outages=$(fault_pick 1 3)
 seed=$((RANDOM + 1))
 tap_diag "seed $seed, $events events at $rate/s, $outages MariaDB outage(s) of 10 s"

@@ -7,8 +7,8 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
-events=$(fault_pick 25000 120000)
-rate=$(fault_pick 1000 1500)
+events=$(fault_pick 25000 200000)
+rate=$(fault_pick 1000 4000)
 changes=$(fault_pick 6 24)
 seed=$((RANDOM + 1))
 tap_diag "seed $seed, $events events at $rate/s, $changes membership changes"

@@ -11,8 +11,8 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
-events=$(fault_pick 15000 60000)
-rate=$(fault_pick 800 1000)
+events=$(fault_pick 15000 200000)
+rate=$(fault_pick 800 4000)
 seed=$((RANDOM + 1))
 tap_diag "seed $seed, $events events at $rate/s"
 

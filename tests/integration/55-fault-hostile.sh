@@ -9,8 +9,8 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
-events=$(fault_pick 20000 100000)
-rate=$(fault_pick 1500 2000)
+events=$(fault_pick 20000 200000)
+rate=$(fault_pick 1500 4000)
 seed=$((RANDOM + 1))
 tap_diag "seed $seed, $events events at $rate/s, 5% hostile"
 
