@@ -32,5 +32,8 @@ void sk_buf_json_str(struct sk_buf *b, const char *s, size_t len);
  * daemon sets both on connect).  Safe for any bytes of valid UTF-8. */
 void sk_buf_sql_str(struct sk_buf *b, const char *s, size_t len);
 static inline bool sk_buf_failed(const struct sk_buf *b) { return b->failed; }
+/* Format a one-line error message into err (when err and errlen) and
+ * return -1: the "set the message, fail" step of parsers. */
+int sk_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* NUL-terminated view of the content (always valid, "" when empty). */
 const char *sk_buf_cstr(struct sk_buf *b);

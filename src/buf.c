@@ -154,3 +154,14 @@ const char *sk_buf_cstr(struct sk_buf *b)
         return "";
     return b->p;
 }
+
+int sk_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

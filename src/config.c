@@ -182,18 +182,7 @@ static const struct opt opts[] = {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#define fail sk_errf /* format the one-line error, return -1 */
 
 static bool has_ctl(const char *s)
 {

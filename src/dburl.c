@@ -9,6 +9,7 @@
  * No error message quotes any part of the URL: a mistyped URL may well
  * carry a password in a place we do not expect it. */
 #include "config.h"
+#include "buf.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -22,18 +23,7 @@
 #define DBURL_HOST_MAX 255
 #define DBURL_SOCKET_MAX 107 /* sizeof(sun_path) - 1 */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#define fail sk_errf /* format the one-line error, return -1 */
 
 static int hexval(char c)
 {
