@@ -20,6 +20,7 @@ struct sk_part {
     enum sk_event_kind kind;
     bool revoked;
     bool paused;
+    bool active;        /* has delivered at least one message (takes a share of the window) */
     unsigned refs;      /* events still in flight */
     /* ring of offsets in consumption order, with a done flag each */
     int64_t *offs;

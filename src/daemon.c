@@ -214,9 +214,11 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * partitions are still polled (the poll timer), so the group keeps us. */
 static size_t part_limit(const struct daemon *d)
 {
+    /* Shared among the partitions that carry traffic: an idle partition
+     * (say, a quiet users topic) does not hold back a share it never uses. */
     size_t n = 0;
     for (const struct sk_part *p = d->parts; p; p = p->next)
-        n++;
+        n += p->active;
     size_t lim = d->cfg->max_inflight_events / (n ? n : 1);
     return lim ? lim : 1;
 }
@@ -865,6 +867,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         log_error("out of memory consuming a message; exiting so that it is consumed again");
         exit(EXIT_FAILURE);
     }
+    p->active = true;
     if (!p->paused && sk_part_inflight(p) >= part_limit(d))
         pause_part(d, p, true);
     d->inflight++;
