@@ -54,7 +54,7 @@ struct sk_config {
     size_t n_kafka;
     /* batching (reloadable) */
     unsigned batch_max_events; /* batch.max_events, default 500 */
-    unsigned batch_linger_ms;  /* batch.linger_ms, default 20 */
+    unsigned batch_linger_ms;  /* batch.linger_ms, default 5 */
     size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
     unsigned txn_max_events;   /* batch.txn_max_events, default 2000 */
     unsigned max_inflight_events; /* pipeline.max_inflight_events, default 50000 */

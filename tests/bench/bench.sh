@@ -501,23 +501,24 @@ sweep_point() {
 if ((BENCH_SWEEP)); then
     : >"$SWEEP"
     for v in $BENCH_SWEEP_BATCH; do sweep_point "batch$v" -o "batch.max_events=$v"; done
-    for v in $BENCH_SWEEP_LINGER; do [[ $v == 20 ]] || sweep_point "linger$v" -o "batch.linger_ms=$v"; done
+    # the batch axis runs at the default linger (5 ms); the linger axis skips it
+    for v in $BENCH_SWEEP_LINGER; do [[ $v == 5 ]] || sweep_point "linger$v" -o "batch.linger_ms=$v"; done
     for v in $BENCH_SWEEP_POOL; do [[ $v == 4 ]] || sweep_point "pool$v" -o "db.pool_size=$v"; done
     # the best of each axis combined (by throughput), when that is not the default
     best() { awk -F'\t' -v c="$1" -v pre="$2" 'index($1, pre) == 1 && $5 > m { m = $5; v = $c } END { print v }' "$SWEEP"; }
     bb=$(best 2 batch) bl=$(best 3 linger) bp=$(best 4 pool)
-    bl=${bl:-20} bp=${bp:-4}
+    bl=${bl:-5} bp=${bp:-4}
     # an axis whose best is below the default point does not count
     dflt=$(awk -F'\t' '$1 == "batch500" { print $5 }' "$SWEEP")
-    [[ -n $(awk -F'\t' -v d="$dflt" 'index($1, "linger") == 1 && $5 > d' "$SWEEP") ]] || bl=20
+    [[ -n $(awk -F'\t' -v d="$dflt" 'index($1, "linger") == 1 && $5 > d' "$SWEEP") ]] || bl=5
     [[ -n $(awk -F'\t' -v d="$dflt" 'index($1, "pool") == 1 && $5 > d' "$SWEEP") ]] || bp=4
-    if [[ -n $bb && ! ($bb == 500 && $bl == 20 && $bp == 4) ]]; then
+    if [[ -n $bb && ! ($bb == 500 && $bl == 5 && $bp == 4) ]]; then
         sweep_point "best" -o "batch.max_events=$bb" -o "batch.linger_ms=$bl" -o "db.pool_size=$bp"
     fi
     if command -v gnuplot >/dev/null; then
         awk -F'\t' 'index($1, "batch") == 1 { print $2, $5, $6 }' "$SWEEP" | sort -n >"$OUT/batch.dat"
         gnuplot <<GP || log "warning: gnuplot failed"
-set terminal png size 900,540
+set terminal png size 900,540 noenhanced
 set output '$OUT/batch.png'
 set title "scorekeeper: batch.max_events sweep ($BENCH_SWEEP_EVENTS events; p99 at $BENCH_SWEEP_RATE events/s)"
 set xlabel 'batch.max_events'
