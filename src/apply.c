@@ -25,6 +25,13 @@ struct player {
     bool touched;   /* an event of this transaction applies to it */
 };
 
+/* A game of the transaction and the name it gets from it: its last
+ * game_name in partition order, NULL when none of its events names it. */
+struct game {
+    int64_t id;
+    const struct sk_event *named;
+};
+
 /* The applied position of one game in one input partition. */
 struct poff {
     int32_t partition;
@@ -41,6 +48,8 @@ struct sk_apply {
     unsigned n;
     struct user *users;    /* unique, sorted by name bytes */
     unsigned nusers;
+    struct game *games;    /* unique, sorted by id */
+    unsigned ngames;
     struct player *players; /* unique (game, user), sorted */
     unsigned nplayers;
     unsigned *mplayer;     /* msgs[i] -> players[mplayer[i]] (score) */
@@ -74,6 +83,12 @@ static int cmp_player(const void *x, const void *y)
     if (a->game != b->game)
         return a->game < b->game ? -1 : 1;
     return (a->user > b->user) - (a->user < b->user);
+}
+
+static int cmp_game(const void *x, const void *y)
+{
+    const struct game *a = x, *b = y;
+    return (a->id > b->id) - (a->id < b->id);
 }
 
 static int cmp_poff(const void *x, const void *y)
@@ -135,12 +150,13 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     a->users = malloc(n * sizeof *a->users);
     a->players = malloc(n * sizeof *a->players);
     a->offs = malloc(n * sizeof *a->offs);
+    a->games = malloc(n * sizeof *a->games);
     a->mplayer = malloc(n * sizeof *a->mplayer);
     a->muser = malloc(n * sizeof *a->muser);
     a->moff = malloc(n * sizeof *a->moff);
     a->by_uid = malloc(n * sizeof *a->by_uid);
-    if (!a->msgs || !a->users || !a->players || !a->offs || !a->mplayer || !a->muser || !a->moff ||
-        !a->by_uid) {
+    if (!a->msgs || !a->users || !a->players || !a->offs || !a->games || !a->mplayer || !a->muser ||
+        !a->moff || !a->by_uid) {
         sk_apply_free(a);
         return NULL;
     }
@@ -152,6 +168,15 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
         const struct sk_msg *m = a->msgs[i];
         a->users[i] = (struct user){.name = m->ev.username, .len = m->ev.username_len};
         a->offs[i] = (struct poff){.partition = m->part->partition, .game = m->ev.game_id};
+        a->games[i] = (struct game){.id = m->ev.game_id};
+    }
+    a->ngames = uniq(a->games, a->n, sizeof *a->games, cmp_game);
+    for (i = 0; i < a->n; i++) { /* in partition order: the last name wins */
+        const struct sk_event *ev = &a->msgs[i]->ev;
+        struct game k = {.id = ev->game_id};
+        long g = find(a->games, a->ngames, sizeof *a->games, &k, cmp_game);
+        if (g >= 0 && ev->game_name_len)
+            a->games[g].named = ev;
     }
     /* Users in byte order of their names: the order in which every
      * transaction takes locks on users rows. */
@@ -187,6 +212,7 @@ void sk_apply_free(struct sk_apply *a)
     free(a->users);
     free(a->players);
     free(a->offs);
+    free(a->games);
     free(a->mplayer);
     free(a->muser);
     free(a->moff);
@@ -203,32 +229,17 @@ static void user_list(struct sk_buf *sql, const struct sk_apply *a)
     }
 }
 
-/* The name a game gets from this transaction: its last game_name, or NULL. */
-static const struct sk_event *game_named(const struct sk_apply *a, int64_t game)
-{
-    const struct sk_event *named = NULL;
-    for (unsigned i = 0; i < a->n; i++)
-        if (a->msgs[i]->ev.game_id == game && a->msgs[i]->ev.game_name_len)
-            named = &a->msgs[i]->ev;
-    return named;
-}
-
-/* Upsert the transaction's games, named ones renamed, the others created
- * with a name that says they had none (an existing name is kept). */
 /* Prefix of a lock-taking statement in a shared transaction. */
 #define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
 
+/* Upsert the transaction's games, named ones renamed, the others created
+ * with a name that says they had none (an existing name is kept). */
 static bool upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
 {
     bool any = false;
-    int64_t last = 0;
-    for (unsigned k = 0; k < a->nplayers; k++) {
-        int64_t g = a->players[k].game;
-        if (any && g == last)
-            continue;
-        last = g;
-        const struct sk_event *ev = game_named(a, g);
-        if ((ev != NULL) != named)
+    for (unsigned k = 0; k < a->ngames; k++) {
+        const struct game *g = &a->games[k];
+        if ((g->named != NULL) != named)
             continue;
         if (!any)
             sk_buf_puts(sql, a->shared ? ";\n" SHORT_WAIT "INSERT INTO games (id, name) VALUES ("
@@ -236,12 +247,12 @@ static bool upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool name
         else
             sk_buf_puts(sql, ",(");
         any = true;
-        sk_buf_i64(sql, g);
+        sk_buf_i64(sql, g->id);
         sk_buf_putc(sql, ',');
-        if (ev)
-            sk_buf_sql_str(sql, ev->game_name, ev->game_name_len);
+        if (g->named)
+            sk_buf_sql_str(sql, g->named->game_name, g->named->game_name_len);
         else
-            sk_buf_printf(sql, "'unnamed game %lld'", (long long)g);
+            sk_buf_printf(sql, "'unnamed game %lld'", (long long)g->id);
         sk_buf_putc(sql, ')');
     }
     if (any)
@@ -335,14 +346,10 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
     if (a->ncached < a->nusers) {
         sk_buf_puts(sql, ";\nSELECT u.id, u.username, gp.game_id, gp.score FROM users u LEFT JOIN "
                          "game_players gp ON gp.user_id = u.id AND gp.game_id IN (");
-        int64_t last = 0;
-        for (unsigned k = 0; k < a->nplayers; k++) {
-            if (k && a->players[k].game == last)
-                continue;
+        for (unsigned k = 0; k < a->ngames; k++) {
             if (k)
                 sk_buf_putc(sql, ',');
-            last = a->players[k].game;
-            sk_buf_i64(sql, last);
+            sk_buf_i64(sql, a->games[k].id);
         }
         sk_buf_puts(sql, ") WHERE u.username IN (");
         any = false;

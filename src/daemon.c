@@ -39,8 +39,7 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 
 /* Counters, by event kind where it matters (index: enum sk_event_kind). */
 struct stats {
-    unsigned long long consumed, applied, rejected, duplicates, results, dead_letters,
-        result_errors, batches, transactions, retries;
+    unsigned long long results, dead_letters, result_errors, batches, transactions, retries;
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
@@ -72,6 +71,7 @@ struct daemon {
     struct sk_db *db;
     struct sk_sched *sched;
     struct sk_part *parts; /* assigned partitions */
+    size_t n_active;       /* of them, those that delivered messages (share the window) */
     size_t inflight;       /* messages alive: consumed, result not yet delivered */
     bool paused;
     bool kafka_answered; /* the group assigned us, or a broker answered about our topics */
@@ -113,6 +113,12 @@ static void rearm_linger(struct daemon *d);
 static void on_db_closed(void *ud);
 static void maybe_ready(struct daemon *d);
 
+/* Both topics together. */
+static unsigned long long both(const unsigned long long *per_kind)
+{
+    return per_kind[SK_EV_USER] + per_kind[SK_EV_SCORE];
+}
+
 static uint64_t now_usec(struct daemon *d)
 {
     uint64_t t = 0;
@@ -151,21 +157,20 @@ static rd_kafka_topic_partition_list_t *assignment_list(struct daemon *d)
     return l;
 }
 
-static void set_paused(struct daemon *d, bool pause)
+/* Drain: stop fetching on every assigned partition (new assignments are
+ * paused as they come, see on_rebalance). */
+static void pause_all(struct daemon *d)
 {
-    if (d->paused == pause || !d->parts)
+    d->paused = true;
+    if (!d->parts)
         return;
     rd_kafka_topic_partition_list_t *l = assignment_list(d);
-    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(d->consumer, l)
-                                  : rd_kafka_resume_partitions(d->consumer, l);
+    rd_kafka_resp_err_t e = rd_kafka_pause_partitions(d->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        log_warning("cannot %s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
-        return;
-    }
-    d->paused = pause;
+    if (e)
+        log_warning("cannot pause partitions: %s; draining anyway", rd_kafka_err2str(e));
     for (struct sk_part *p = d->parts; p; p = p->next)
-        p->paused = pause;
+        p->paused = true;
 }
 
 static void commit_offsets(struct daemon *d, const struct sk_part *only)
@@ -216,9 +221,7 @@ static size_t part_limit(const struct daemon *d)
 {
     /* Shared among the partitions that carry traffic: an idle partition
      * (say, a quiet users topic) does not hold back a share it never uses. */
-    size_t n = 0;
-    for (const struct sk_part *p = d->parts; p; p = p->next)
-        n += p->active;
+    size_t n = d->n_active;
     size_t lim = d->cfg->max_inflight_events / (n ? n : 1);
     return lim ? lim : 1;
 }
@@ -324,16 +327,12 @@ static void produce_unsent(struct daemon *d, struct sk_msg *m)
 static void emit_result(struct daemon *d, struct sk_msg *m)
 {
     unsigned k = m->part->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER;
-    if (m->status == SK_ST_REJECTED) {
-        d->st.rejected++;
+    if (m->status == SK_ST_REJECTED)
         d->st.k_rejected[k]++;
-    } else if (m->status == SK_ST_DUPLICATE) {
-        d->st.duplicates++;
+    else if (m->status == SK_ST_DUPLICATE)
         d->st.k_duplicates[k]++;
-    } else {
-        d->st.applied++;
+    else
         d->st.k_applied[k]++;
-    }
     if (sk_msg_build_result(m) < 0) {
         log_error("out of memory building a result; the event will be consumed again after restart");
         exit(EXIT_FAILURE); /* nothing sane left: let systemd restart us */
@@ -867,11 +866,13 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         log_error("out of memory consuming a message; exiting so that it is consumed again");
         exit(EXIT_FAILURE);
     }
-    p->active = true;
+    if (!p->active) {
+        p->active = true;
+        d->n_active++;
+    }
     if (!p->paused && sk_part_inflight(p) >= part_limit(d))
         pause_part(d, p, true);
     d->inflight++;
-    d->st.consumed++;
     d->st.k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
     m->bytes = rm->len;
     m->raw_null = rm->payload == NULL;
@@ -968,6 +969,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             sk_sched_drop_part(d->sched, p, drop_msg);
             log_info("%s %s [%d] (%zu events still in flight)", lost ? "lost" : "revoked", p->topic,
                      (int)p->partition, sk_part_inflight(p));
+            if (p->active)
+                d->n_active--;
             p->revoked = true;
             p->refs++;
             sk_part_unref(p); /* frees it now if nothing refers to it */
@@ -1055,7 +1058,8 @@ static void notify_status(struct daemon *d)
              "STATUS=%s: consumed %llu, applied %llu, rejected %llu, in flight %zu, db %u/%u up, "
              "%s",
              d->phase == PH_RUNNING ? "running" : d->phase == PH_STARTING ? "starting" : "stopping",
-             d->st.consumed, d->st.applied, d->st.rejected, d->inflight, sk_db_count_up(d->db),
+             both(d->st.k_consumed), both(d->st.k_applied), both(d->st.k_rejected), d->inflight,
+             sk_db_count_up(d->db),
              d->cfg->db_pool_size, paused_parts(d) ? "some partitions paused (backpressure)" : "consuming");
     sd_notify(0, buf);
 }
@@ -1113,7 +1117,7 @@ static void begin_drain(struct daemon *d, const char *why)
                d->cfg->shutdown_timeout_ms);
     sd_notify(0, "STOPPING=1");
     d->phase = PH_DRAINING;
-    set_paused(d, true);
+    pause_all(d);
     set_sched_limits(d);
     sk_sched_flush_all(d->sched);
     sd_event_source_set_time_relative(d->deadline_timer, (uint64_t)d->cfg->shutdown_timeout_ms * 1000u);
@@ -1585,7 +1589,8 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     if (d->phase == PH_CLOSING || d->phase == PH_DONE)
         log_notice("stopped: consumed %llu, applied %llu, rejected %llu, duplicate %llu, results "
                    "delivered %llu",
-                   d->st.consumed, d->st.applied, d->st.rejected, d->st.duplicates, d->st.results);
+                   both(d->st.k_consumed), both(d->st.k_applied), both(d->st.k_rejected),
+                   both(d->st.k_duplicates), d->st.results);
     teardown(d);
     return r;
 }

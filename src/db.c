@@ -70,6 +70,17 @@ struct sk_db {
 };
 
 static void conn_step(struct sk_db_conn *c, int status);
+static void conn_wait(struct sk_db_conn *c, int status);
+
+/* After a _start call: wait on the loop for what it asks, or, when it
+ * completed at once (status 0), take the next step now. */
+static void started(struct sk_db_conn *c, int st)
+{
+    if (st)
+        conn_wait(c, st);
+    else
+        conn_step(c, 0);
+}
 static void conn_connect(struct sk_db_conn *c);
 static void conn_lost(struct sk_db_conn *c, const char *why);
 static void conn_close_gracefully(struct sk_db_conn *c);
@@ -279,10 +290,7 @@ static void conn_ping(struct sk_db_conn *c)
     c->state = CS_PINGING;
     c->op = OP_PING;
     int st = mysql_ping_start(&c->r_int, &c->mysql);
-    if (st)
-        conn_wait(c, st);
-    else
-        conn_step(c, 0);
+    started(c, st);
 }
 
 static void maybe_all_closed(struct sk_db *db)
@@ -372,10 +380,7 @@ static void conn_connect(struct sk_db_conn *c)
     int st = mysql_real_connect_start(&c->r_conn, &c->mysql, u->socket ? NULL : db->host, u->user,
                                       cfg->db_password, u->dbname, u->socket ? 0 : u->port,
                                       u->socket, CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS);
-    if (st)
-        conn_wait(c, st);
-    else
-        conn_step(c, 0);
+    started(c, st);
 }
 
 static void fill_err(struct sk_db_conn *c, struct sk_db_error *e)
@@ -412,20 +417,14 @@ static void query_failed(struct sk_db_conn *c)
     }
     c->op = OP_ROLLBACK;
     int st = mysql_rollback_start(&c->r_bool, &c->mysql);
-    if (st)
-        conn_wait(c, st);
-    else
-        conn_step(c, 0);
+    started(c, st);
 }
 
 static void store_next(struct sk_db_conn *c)
 {
     c->op = OP_STORE;
     int st = mysql_store_result_start(&c->r_res, &c->mysql);
-    if (st)
-        conn_wait(c, st);
-    else
-        conn_step(c, 0);
+    started(c, st);
 }
 
 static void conn_step(struct sk_db_conn *c, int status)
@@ -510,11 +509,7 @@ static void conn_step(struct sk_db_conn *c, int status)
         c->stmt++;
         c->op = OP_NEXT;
         st = mysql_next_result_start(&c->r_int, &c->mysql);
-        if (st) {
-            conn_wait(c, st);
-            return;
-        }
-        conn_step(c, 0);
+        started(c, st);
         return;
 
     case OP_NEXT:
@@ -775,10 +770,7 @@ int sk_db_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn 
     c->err = (struct sk_db_error){0};
     c->op = OP_QUERY;
     int st = mysql_real_query_start(&c->r_int, &c->mysql, sql, (unsigned long)len);
-    if (st)
-        conn_wait(c, st);
-    else
-        conn_step(c, 0);
+    started(c, st);
     return 0;
 }
 
