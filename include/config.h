@@ -57,7 +57,7 @@ struct sk_config {
     unsigned batch_linger_ms;  /* batch.linger_ms, default 5 */
     size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
     unsigned txn_max_events;   /* batch.txn_max_events, default 2000 */
-    unsigned max_inflight_events; /* pipeline.max_inflight_events, default 50000 */
+    unsigned max_inflight_events; /* pipeline.max_inflight_events, default 20000 */
     unsigned stall_timeout_ms; /* pipeline.stall_timeout_ms, default 90000 */
     unsigned known_users;      /* pipeline.known_users, default 200000 */
     /* limits (reloadable) */

@@ -40,4 +40,8 @@ int sk_part_track(struct sk_part *p, int64_t offset);
 void sk_part_done(struct sk_part *p, int64_t offset);
 /* Forget every tracked offset (revocation): nothing more will be committed. */
 void sk_part_free(struct sk_part *p);
-size_t sk_part_inflight(const struct sk_part *p);
+/* Events of the partition still in flight (live), and the span of its
+ * ring: from the oldest offset not yet done to the newest consumed.  One
+ * slow event keeps the span growing while live stays small. */
+size_t sk_part_live(const struct sk_part *p);
+size_t sk_part_span(const struct sk_part *p);

@@ -138,7 +138,7 @@ static const struct opt opts[] = {
      .max = 64 * (uint64_t)MIB, .def = "1M", .flags = OF_RELOAD,
      .help = "Most payload bytes in one batch"},
     {.key = "pipeline.max_inflight_events", .type = OT_UINT, AT(max_inflight_events), .min = 1,
-     .max = 10000000, .def = "50000", .flags = OF_RELOAD,
+     .max = 10000000, .def = "20000", .flags = OF_RELOAD,
      .help = "Events consumed whose results are not delivered yet; each partition with traffic "
              "may hold its share, then it is paused until half of that is done (bounds memory)"},
     {.key = "limits.max_message_bytes", .type = OT_SIZE, AT(limits.max_message_bytes),

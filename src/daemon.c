@@ -11,6 +11,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,8 @@ struct daemon {
     int exit_code;
 
     rd_kafka_t *consumer, *producer;
+    rd_kafka_topic_t *rkt_results, *rkt_dead_letter; /* producer handles, made at start */
+    uint64_t trimmed_at;                              /* last trim_heap(), loop usec */
     rd_kafka_queue_t *cq, *pq;
     int cpipe[2], ppipe[2];
     sd_event_source *cio, *pio, *cdefer;
@@ -226,6 +229,30 @@ static size_t part_limit(const struct daemon *d)
     return lim ? lim : 1;
 }
 
+/* A partition is full at its share of live events, or when one slow event
+ * (a game locked from outside) has held its committable prefix back for
+ * SPAN_SHARES shares: the offset ring and the replay after a crash stay
+ * bounded too.  Counting live events rather than the span keeps the
+ * pipeline fed while a few old events finish: measured, the span alone let
+ * in-flight fall to zero between pauses and left the database idle.  It
+ * resumes at half of both, so that a refetch (librdkafka drops a paused
+ * partition's prefetch) lands before the work in hand runs out. */
+#define SPAN_SHARES 4
+static bool part_full(const struct daemon *d, const struct sk_part *p)
+{
+    size_t lim = part_limit(d);
+    /* The total is a hard cap too: shares are computed over the partitions
+     * seen so far, and at start-up the first ones would each take it all. */
+    return sk_part_live(p) >= lim || sk_part_span(p) >= SPAN_SHARES * lim ||
+           d->inflight >= d->cfg->max_inflight_events;
+}
+
+static bool part_low(const struct daemon *d, const struct sk_part *p)
+{
+    size_t lim = part_limit(d);
+    return sk_part_live(p) <= lim / 2 && sk_part_span(p) <= SPAN_SHARES * lim / 2;
+}
+
 static void pause_part(struct daemon *d, struct sk_part *p, bool pause)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -242,9 +269,10 @@ static void pause_part(struct daemon *d, struct sk_part *p, bool pause)
         return;
     }
     p->paused = pause;
-    sk_logc(SK_LOG_INFO, &x, "%s %s [%d]: %zu events in flight (limit %zu per partition)",
-            pause ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_inflight(p),
-            part_limit(d));
+    sk_logc(SK_LOG_INFO, &x,
+            "%s %s [%d]: %zu events in flight over %zu offsets (limit %zu per partition)",
+            pause ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_live(p),
+            sk_part_span(p), part_limit(d));
 }
 
 static void msg_gone(struct daemon *d, struct sk_msg *m)
@@ -253,7 +281,7 @@ static void msg_gone(struct daemon *d, struct sk_msg *m)
     bool was_paused = p && p->paused && !p->revoked; /* revoked: may be freed below */
     sk_msg_free(m);
     d->inflight--;
-    if (was_paused && !d->paused && sk_part_inflight(p) <= part_limit(d) / 2)
+    if (was_paused && !d->paused && part_low(d, p))
         pause_part(d, p, false);
 }
 
@@ -294,11 +322,12 @@ static int produce_out(struct daemon *d, struct sk_msg *m, int which)
     rd_kafka_headers_t *h = dlq ? dead_letter_headers(m) : echo_headers(m);
     const void *val = dlq ? m->raw : m->result;
     size_t len = dlq ? (m->raw_null ? 0 : m->bytes) : m->result_len;
+    /* No copy: the payload is the message's own result (or raw input),
+     * which lives until its delivery report. */
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        d->producer, RD_KAFKA_V_TOPIC(dlq ? d->cfg->topic_dead_letter : d->cfg->topic_results),
+        d->producer, RD_KAFKA_V_RKT(dlq ? d->rkt_dead_letter : d->rkt_results),
         RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
     if (e) {
         if (h)
             rd_kafka_headers_destroy(h); /* not taken over on failure */
@@ -870,7 +899,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         p->active = true;
         d->n_active++;
     }
-    if (!p->paused && sk_part_inflight(p) >= part_limit(d))
+    if (!p->paused && part_full(d, p))
         pause_part(d, p, true);
     d->inflight++;
     d->st.k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
@@ -968,7 +997,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
              * already running finish and still get their results. */
             sk_sched_drop_part(d->sched, p, drop_msg);
             log_info("%s %s [%d] (%zu events still in flight)", lost ? "lost" : "revoked", p->topic,
-                     (int)p->partition, sk_part_inflight(p));
+                     (int)p->partition, sk_part_live(p));
             if (p->active)
                 d->n_active--;
             p->revoked = true;
@@ -1212,6 +1241,20 @@ static void feed_watchdog(struct daemon *d, uint64_t now)
     sd_notify(0, "WATCHDOG=1");
 }
 
+/* Give freed heap back to the system.  glibc keeps what was freed in the
+ * middle of its arenas: after a burst (a backlog read up to the window)
+ * RSS would stay at the burst's peak.  Once a second at most, and only
+ * when enough is idle to be worth the walk over the free lists. */
+static void trim_heap(struct daemon *d, uint64_t now)
+{
+    if (now - d->trimmed_at < 1000000)
+        return;
+    d->trimmed_at = now;
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks > (size_t)8 << 20)
+        malloc_trim(0);
+}
+
 static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
 {
     struct daemon *d = ud;
@@ -1223,6 +1266,7 @@ static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
          * stops polling leaves its group after max.poll.interval.ms. */
         drain_consumer(d);
         drain_producer(d);
+        trim_heap(d, usec);
     } else if (s == d->status_timer) {
         notify_status(d);
     } else if (s == d->watchdog_timer) {
@@ -1357,6 +1401,13 @@ static void render_metrics(void *ud, struct sk_buf *b)
                           p->topic, (int)p->partition, (long long)p->lag);
     gauge(b, "scorekeeper_ready", "1 once READY=1 was sent and the pipeline is healthy.",
           healthy(ud) ? 1 : 0);
+    /* The heap as malloc sees it (all arenas): in use, and held from the
+     * system.  RSS minus these is code, stacks and librdkafka's buffers. */
+    struct mallinfo2 mi = mallinfo2();
+    gauge(b, "scorekeeper_heap_in_use_bytes", "Heap bytes allocated (malloc, all arenas).",
+          (long long)mi.uordblks);
+    gauge(b, "scorekeeper_heap_held_bytes", "Heap bytes obtained from the system (malloc arenas "
+          "and mmap-ed blocks).", (long long)(mi.arena + mi.hblkhd));
 }
 
 static int setup_metrics(struct daemon *d)
@@ -1420,6 +1471,15 @@ static int setup_kafka(struct daemon *d)
         return -EINVAL;
     }
     rd_kafka_set_log_queue(d->producer, NULL);
+    /* Topic handles made now start the metadata lookups for the outputs
+     * while the consumer joins its group: the first results do not wait
+     * for them (measured: about a second of results held in memory). */
+    d->rkt_results = rd_kafka_topic_new(d->producer, d->cfg->topic_results, NULL);
+    d->rkt_dead_letter = rd_kafka_topic_new(d->producer, d->cfg->topic_dead_letter, NULL);
+    if (!d->rkt_results || !d->rkt_dead_letter) {
+        log_error("cannot create Kafka topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        return -EINVAL;
+    }
 
     d->cq = rd_kafka_queue_get_consumer(d->consumer);
     d->pq = rd_kafka_queue_get_main(d->producer);
@@ -1492,6 +1552,10 @@ static void teardown(struct daemon *d)
         rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         while (rd_kafka_poll(d->producer, 0) > 0)
             ;
+        if (d->rkt_results)
+            rd_kafka_topic_destroy(d->rkt_results);
+        if (d->rkt_dead_letter)
+            rd_kafka_topic_destroy(d->rkt_dead_letter);
         rd_kafka_destroy(d->producer);
     }
     /* Messages still referenced by purged deliveries are freed above via
@@ -1520,6 +1584,13 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     struct daemon *d = &dd;
     g_daemon = d;
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    /* Before any thread starts.  Two arenas, not eight per core, for
+     * librdkafka's threads; fixed thresholds, because glibc otherwise raises
+     * both after the first large buffer is freed and stops trimming
+     * (measured with the heap gauges in /metrics: RSS twice the heap in use). */
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     int r = sd_event_default(&d->loop);
     if (r < 0) {
         log_error("cannot create event loop: %s", strerror(-r));

@@ -104,4 +104,6 @@ void sk_part_done(struct sk_part *p, int64_t offset)
         p->next_commit = p->offs[p->head];
 }
 
-size_t sk_part_inflight(const struct sk_part *p) { return p->count; }
+size_t sk_part_live(const struct sk_part *p) { return p->refs; }
+
+size_t sk_part_span(const struct sk_part *p) { return p->count; }

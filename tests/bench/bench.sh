@@ -30,6 +30,7 @@ cd "$root"
 : "${BENCH_PARTITIONS:=4}"          # input topic partitions
 : "${BENCH_SEED:=42}"
 : "${BENCH_LAT_EVENTS:=}"           # latency runs; default: 20 s at half rate, >= 2000
+: "${BENCH_LAT:=1}"                 # 0: skip the latency runs
 : "${BENCH_CEILING:=1}"
 : "${BENCH_SWEEP:=1}"
 : "${BENCH_SWEEP_EVENTS:=200000}"
@@ -169,6 +170,8 @@ proc_cpu() {
     s=${s##*) }
     awk -v hz="$HZ" '{ printf "%.2f", ($12 + $13) / hz }' <<<"$s"
 }
+# svc_cpu PID: proc_cpu of a stack service, "" when it is not ours to see (external stack)
+svc_cpu() { [[ -n $1 && -r /proc/$1/stat ]] && proc_cpu "$1" 2>/dev/null || true; }
 proc_hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"; }
 
 # sampler PID FILE: every 0.25 s: ms  VmRSS kB  VmHWM kB  cpu s  (until PID exits)
@@ -283,10 +286,12 @@ put produce_s "$(calc "($(now_ms) - $t) / 1000")"
 read -r ins0 upd0 com0 fs0 < <(db_status)
 start_daemon --
 cpu_ready=$(proc_cpu "$D_PID")
+db_cpu0=$(svc_cpu "${MARIADB_PID:-}") kafka_cpu0=$(svc_cpu "${KAFKA_PID:-}")
 log "main: daemon ready; draining"
 wait_results "$BENCH_EVENTS"
 t_done=$(now_ms)
 cpu_done=$(proc_cpu "$D_PID")
+db_cpu1=$(svc_cpu "${MARIADB_PID:-}") kafka_cpu1=$(svc_cpu "${KAFKA_PID:-}")
 hwm_done=$(proc_hwm "$D_PID")
 read -r ins1 upd1 com1 fs1 < <(db_status)
 stop_daemon
@@ -301,6 +306,14 @@ put main_cpu_s "$(calc "$cpu_done - $cpu_ready")"
 put main_cpu_s_per_m "$(calc "($cpu_done - $cpu_ready) * 1000000 / $n")"
 put main_cpu_util "$(calc "($cpu_done - $cpu_ready) / (($t_done - $D_T_READY) / 1000)")"
 put main_rss_peak_mb "$(awk -v a="$(peak_rss_mb "$R_DIR/samples.tsv")" -v b="$hwm_done" 'BEGIN { b /= 1024; printf "%.1f", (a > b ? a : b) }')"
+if [[ -n $db_cpu0 && -n $db_cpu1 ]]; then
+    put main_db_cpu_s_per_m "$(calc "($db_cpu1 - $db_cpu0) * 1000000 / $n")"
+    put main_db_cpu_util "$(calc "($db_cpu1 - $db_cpu0) / (($t_done - $D_T_READY) / 1000)")"
+fi
+if [[ -n $kafka_cpu0 && -n $kafka_cpu1 ]]; then
+    put main_kafka_cpu_s_per_m "$(calc "($kafka_cpu1 - $kafka_cpu0) * 1000000 / $n")"
+    put main_kafka_cpu_util "$(calc "($kafka_cpu1 - $kafka_cpu0) / (($t_done - $D_T_READY) / 1000)")"
+fi
 put main_handler_write "$((ins1 - ins0))"
 put main_handler_update "$((upd1 - upd0))"
 put main_commits "$((com1 - com0))"
@@ -317,31 +330,33 @@ put main_verified yes
 log "main: verified (one result per input, database == ledger)"
 
 # ------------------------------------------------------------- latency runs
-rate=$(awk -v r="$(get main_eps_ready_last)" 'BEGIN { printf "%d", r / 2 }')
-((rate >= 1)) || rate=1
-lat_n=${BENCH_LAT_EVENTS:-$(awk -v r="$rate" 'BEGIN { n = r * 20; if (n < 2000) n = 2000; if (n > 1000000) n = 1000000; printf "%d", n }')}
-new_run latency
-start_daemon --
-log "latency: $lat_n events at $rate/s (half the full-speed rate)"
-produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate"
-wait_results "$lat_n"
-read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
-read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.1.tsv")
-put lat_half_rate "$rate"
-put lat_half_n "$c"
-put lat_half "$p50 $p95 $p99 $mx"
-log "latency: $lat_n events unthrottled"
-produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
-wait_results $((2 * lat_n))
-read_results "$lat_n" "$lat_n" "$R_DIR/results.2.tsv"
-read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.2.tsv")
-put lat_full_n "$c"
-put lat_full "$p50 $p95 $p99 $mx"
-put lat_full_eps "$(calc "$lat_n / (($l - $f) / 1000)")"
-stop_daemon
-cat "$R_DIR/ledger.1" "$R_DIR/ledger.2" >"$R_DIR/ledger"
-verify "$R_DIR/ledger" $((2 * lat_n))
-log "latency: verified"
+if ((BENCH_LAT)); then
+    rate=$(awk -v r="$(get main_eps_ready_last)" 'BEGIN { printf "%d", r / 2 }')
+    ((rate >= 1)) || rate=1
+    lat_n=${BENCH_LAT_EVENTS:-$(awk -v r="$rate" 'BEGIN { n = r * 20; if (n < 2000) n = 2000; if (n > 1000000) n = 1000000; printf "%d", n }')}
+    new_run latency
+    start_daemon --
+    log "latency: $lat_n events at $rate/s (half the full-speed rate)"
+    produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate"
+    wait_results "$lat_n"
+    read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
+    read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.1.tsv")
+    put lat_half_rate "$rate"
+    put lat_half_n "$c"
+    put lat_half "$p50 $p95 $p99 $mx"
+    log "latency: $lat_n events unthrottled"
+    produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
+    wait_results $((2 * lat_n))
+    read_results "$lat_n" "$lat_n" "$R_DIR/results.2.tsv"
+    read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.2.tsv")
+    put lat_full_n "$c"
+    put lat_full "$p50 $p95 $p99 $mx"
+    put lat_full_eps "$(calc "$lat_n / (($l - $f) / 1000)")"
+    stop_daemon
+    cat "$R_DIR/ledger.1" "$R_DIR/ledger.2" >"$R_DIR/ledger"
+    verify "$R_DIR/ledger" $((2 * lat_n))
+    log "latency: verified"
+fi
 
 # ------------------------------------------------------------------ ceiling
 # gen_ceiling_sql LEDGER K FILE: the ledger's score changes as rows; events of
@@ -420,9 +435,13 @@ ceiling_run() {
     t0=$(now_ms)
     mariadb "${SK_DB_ADMIN[@]}" "$db" <"$R_DIR/setup.sql"
     read -r _ _ c0 f0 < <(db_status)
+    local dc0 dc1
+    dc0=$(svc_cpu "${MARIADB_PID:-}")
     t1=$(now_ms)
     mariadb "${SK_DB_ADMIN[@]}" "$db" <"$R_DIR/$name.sql"
     t2=$(now_ms)
+    dc1=$(svc_cpu "${MARIADB_PID:-}")
+    [[ -n $dc0 && -n $dc1 ]] && put "ceil_${name}_db_cpu_util" "$(calc "($dc1 - $dc0) / (($t2 - $t1) / 1000)")"
     read -r _ _ c1 f1 < <(db_status)
     put "ceil_${name}_commits" "$((c1 - c0))"
     put "ceil_${name}_fsyncs" "$((f1 - f0))"

@@ -49,6 +49,8 @@ run), not absolute numbers across runs.**
 | daemon peak RSS (VmHWM) | $(f main_rss_peak_mb 1) MB |
 | daemon CPU (utime+stime), ready → last result | $(f main_cpu_s 1) s = **$(f main_cpu_s_per_m 1) s per million events** |
 | daemon CPU utilisation while draining | $(f main_cpu_util 2) cores |
+| MariaDB server CPU while draining | $(f main_db_cpu_util 2) cores = $(f main_db_cpu_s_per_m 1) s per million events |
+| Kafka broker CPU while draining | $(f main_kafka_cpu_util 2) cores = $(f main_kafka_cpu_s_per_m 1) s per million events |
 
 ## Ceiling: the mariadb client replaying the same changes
 

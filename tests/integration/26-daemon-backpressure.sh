@@ -35,7 +35,7 @@ fi
 # The share is the limit divided by the partitions with traffic: 20 while
 # partition 0 is the only one, 10 once partition 1 carries events too.
 tap_check "partition 0 was paused at its share of the in-flight limit" \
-    grep -qE "paused $T_SCORES \[0\]: (20 events in flight \(limit 20|10 events in flight \(limit 10) per partition\)" "$D_LOG"
+    grep -qE "paused $T_SCORES \[0\]: (20 events in flight over [0-9]+ offsets \(limit 20|10 events in flight over [0-9]+ offsets \(limit 10) per partition\)" "$D_LOG"
 tap_is "partition 0 stays paused while its game is locked" \
     "$(grep -c "resumed $T_SCORES \[0\]" "$D_LOG")" 0
 sleep 7 # longer than session.timeout.ms (6 s): a consumer that stopped polling would be dropped

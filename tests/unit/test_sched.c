@@ -243,7 +243,7 @@ static void part_commits_done_prefix(void **state)
     sk_part_done(P, 14);
     sk_part_done(P, 13);
     assert_int_equal(P->next_commit, 15);
-    assert_int_equal(sk_part_inflight(P), 0);
+    assert_int_equal(sk_part_span(P), 0);
     /* gaps in offsets (compaction, transaction markers) are fine */
     sk_part_track(P, 20);
     sk_part_track(P, 25);
