@@ -19,9 +19,22 @@ void sk_buf_init(struct sk_buf *b);
 void sk_buf_free(struct sk_buf *b);
 void sk_buf_reset(struct sk_buf *b); /* len = 0, keeps the memory */
 bool sk_buf_reserve(struct sk_buf *b, size_t extra);
-void sk_buf_append(struct sk_buf *b, const void *data, size_t len);
+void sk_buf_append_slow(struct sk_buf *b, const void *data, size_t len);
+/* Appends are inline when the room is there: results and statements are
+ * built from many short pieces (about 45 appends per event). */
+static inline void sk_buf_append(struct sk_buf *b, const void *data, size_t len)
+{
+    if (!b->failed && len < b->cap - b->len) { /* room for the bytes and the NUL */
+        if (len)
+            __builtin_memcpy(b->p + b->len, data, len);
+        b->len += len;
+        b->p[b->len] = '\0';
+        return;
+    }
+    sk_buf_append_slow(b, data, len);
+}
 void sk_buf_puts(struct sk_buf *b, const char *s);
-void sk_buf_putc(struct sk_buf *b, char c);
+static inline void sk_buf_putc(struct sk_buf *b, char c) { sk_buf_append(b, &c, 1); }
 void sk_buf_printf(struct sk_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sk_buf_i64(struct sk_buf *b, int64_t v);

@@ -13,8 +13,8 @@
 #include "result.h"
 
 struct sk_hdr {
-    char *name;
-    void *value;
+    const char *name;
+    const void *value;
     size_t len;
 };
 
@@ -22,14 +22,14 @@ struct sk_msg {
     struct sk_msg *next;  /* in its group's queue, then in its batch */
     struct sk_part *part; /* holds a ref */
     int64_t offset;
-    char *key;
+    const char *key;
     size_t key_len;
-    struct sk_hdr *hdrs;  /* headers echoed into the result */
+    const struct sk_hdr *hdrs; /* headers echoed into the result */
     size_t n_hdrs;
     size_t bytes;         /* payload size, for batch.max_bytes */
     /* the payload as consumed, byte for byte: a rejected event is copied to
      * the dead-letter topic unchanged (NULL with raw_null for a tombstone) */
-    void *raw;
+    const void *raw;
     bool raw_null;
     struct sk_event ev;   /* valid when status is not yet rejected */
     bool parsed;
@@ -52,6 +52,13 @@ struct sk_msg {
 enum { SK_OUT_RESULT = 1, SK_OUT_DEAD_LETTER = 2 };
 
 struct sk_msg *sk_msg_new(struct sk_part *part, int64_t offset);
+/* A message with copies of its payload (NULL: a tombstone), key and the
+ * headers to echo, all in the message's one allocation: fewer, larger
+ * blocks than one per field (measured: malloc was a fifth of the daemon's
+ * instructions per event, and its free lists fragmented the heap). */
+struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void *payload,
+                               size_t len, const void *key, size_t key_len,
+                               const struct sk_hdr *hdrs, size_t n_hdrs);
 void sk_msg_free(struct sk_msg *m);
 /* Mark rejected with a code and message (copied). */
 void sk_msg_reject(struct sk_msg *m, enum sk_reject code, const char *message);

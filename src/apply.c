@@ -123,12 +123,20 @@ static long find(const void *base, size_t n, size_t size, const void *key,
     return p ? (long)((p - (const char *)base) / (ptrdiff_t)size) : -1;
 }
 
-/* Sort and drop duplicates; returns the new count. */
+/* Sort and drop duplicates; returns the new count.  Runs of equal
+ * neighbours go first, in one pass: a game's events sit together, so its
+ * game and offset entries shrink to about one per batch before the sort
+ * (measured: these sorts were 7.5% of the daemon's instructions). */
 static unsigned uniq(void *base, unsigned n, size_t size, int (*cmp)(const void *, const void *))
 {
-    qsort(base, n, size, cmp);
     char *b = base;
     unsigned k = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (k == 0 || cmp(b + (k - 1) * size, b + i * size) != 0)
+            memmove(b + (k++) * size, b + i * size, size);
+    n = k;
+    qsort(base, n, size, cmp);
+    k = 0;
     for (unsigned i = 0; i < n; i++)
         if (k == 0 || cmp(b + (k - 1) * size, b + i * size) != 0)
             memmove(b + (k++) * size, b + i * size, size);

@@ -47,7 +47,7 @@ bool sk_buf_reserve(struct sk_buf *b, size_t extra)
     return true;
 }
 
-void sk_buf_append(struct sk_buf *b, const void *data, size_t len)
+void sk_buf_append_slow(struct sk_buf *b, const void *data, size_t len)
 {
     if (!sk_buf_reserve(b, len))
         return;
@@ -59,7 +59,6 @@ void sk_buf_append(struct sk_buf *b, const void *data, size_t len)
 
 void sk_buf_puts(struct sk_buf *b, const char *s) { sk_buf_append(b, s, strlen(s)); }
 
-void sk_buf_putc(struct sk_buf *b, char c) { sk_buf_append(b, &c, 1); }
 
 void sk_buf_printf(struct sk_buf *b, const char *fmt, ...)
 {

@@ -846,38 +846,25 @@ static bool echoed_header(const char *list, const char *name)
     return false;
 }
 
-static int copy_headers(const char *list, struct sk_msg *m, rd_kafka_message_t *rm)
+/* The input's headers named in results.echo_headers (at most ECHO_MAX),
+ * pointing into rm: valid until it is destroyed. */
+#define ECHO_MAX 8
+static size_t echoed_headers(const char *list, rd_kafka_message_t *rm, struct sk_hdr *out)
 {
     rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(rm, &h) || !h)
+    if (!list || !*list || rd_kafka_message_headers(rm, &h) || !h)
         return 0;
-    size_t n = rd_kafka_header_cnt(h);
-    for (size_t i = 0; i < n; i++) {
+    size_t n = 0, cnt = rd_kafka_header_cnt(h);
+    for (size_t i = 0; i < cnt && n < ECHO_MAX; i++) {
         const char *name;
         const void *val;
         size_t len;
         if (rd_kafka_header_get_all(h, i, &name, &val, &len))
             break;
-        if (!echoed_header(list, name) || m->n_hdrs >= 8)
-            continue;
-        struct sk_hdr *nh = realloc(m->hdrs, (m->n_hdrs + 1) * sizeof *nh);
-        if (!nh)
-            return -ENOMEM;
-        m->hdrs = nh;
-        struct sk_hdr *x = &m->hdrs[m->n_hdrs];
-        x->name = strdup(name);
-        x->value = malloc(len ? len : 1);
-        x->len = len;
-        if (!x->name || !x->value) {
-            free(x->name);
-            free(x->value);
-            return -ENOMEM;
-        }
-        if (len)
-            memcpy(x->value, val, len);
-        m->n_hdrs++;
+        if (echoed_header(list, name))
+            out[n++] = (struct sk_hdr){.name = name, .value = val, .len = len};
     }
-    return 0;
+    return n;
 }
 
 static void on_message(struct daemon *d, rd_kafka_message_t *rm)
@@ -889,7 +876,10 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
                   (long long)rm->offset);
         return;
     }
-    struct sk_msg *m = sk_msg_new(p, rm->offset);
+    struct sk_hdr hdrs[ECHO_MAX];
+    size_t n_hdrs = echoed_headers(d->cfg->echo_headers, rm, hdrs);
+    struct sk_msg *m = sk_msg_new_copy(p, rm->offset, rm->payload, rm->len, rm->key,
+                                       rm->key ? rm->key_len : 0, hdrs, n_hdrs);
     if (!m || sk_part_track(p, rm->offset) < 0) {
         free(m);
         log_error("out of memory consuming a message; exiting so that it is consumed again");
@@ -903,26 +893,6 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         pause_part(d, p, true);
     d->inflight++;
     d->st.k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
-    m->bytes = rm->len;
-    m->raw_null = rm->payload == NULL;
-    if (rm->len) {
-        m->raw = malloc(rm->len);
-        if (!m->raw) {
-            log_error("out of memory consuming a message; exiting so that it is consumed again");
-            exit(EXIT_FAILURE);
-        }
-        memcpy(m->raw, rm->payload, rm->len);
-    }
-    if (rm->key_len) {
-        m->key = malloc(rm->key_len);
-        if (m->key) {
-            memcpy(m->key, rm->key, rm->key_len);
-            m->key_len = rm->key_len;
-        }
-    }
-    if (copy_headers(d->cfg->echo_headers, m, rm) < 0)
-        log_warning("out of memory copying headers; the result goes without them");
-
     struct sk_parse_error perr = {0};
     enum sk_reject r = sk_event_parse(p->kind, rm->payload, rm->len, rm->key, rm->key ? rm->key_len : 0,
                                       &d->cfg->limits, &m->ev, &perr);

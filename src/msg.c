@@ -9,11 +9,51 @@
 
 struct sk_msg *sk_msg_new(struct sk_part *part, int64_t offset)
 {
-    struct sk_msg *m = calloc(1, sizeof *m);
+    return sk_msg_new_copy(part, offset, NULL, 0, NULL, 0, NULL, 0);
+}
+
+struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void *payload,
+                               size_t len, const void *key, size_t key_len,
+                               const struct sk_hdr *hdrs, size_t n_hdrs)
+{
+    /* Layout: the struct, the header table, then the bytes (header names
+     * with their NULs and values, payload, key). */
+    size_t bytes = 0;
+    for (size_t i = 0; i < n_hdrs; i++)
+        bytes += strlen(hdrs[i].name) + 1 + hdrs[i].len;
+    bytes += (payload ? len : 0) + key_len;
+    struct sk_msg *m = calloc(1, sizeof *m + n_hdrs * sizeof *hdrs + bytes);
     if (!m)
         return NULL;
     m->part = part;
     m->offset = offset;
+    struct sk_hdr *table = (struct sk_hdr *)(m + 1);
+    char *p = (char *)(table + n_hdrs);
+    for (size_t i = 0; i < n_hdrs; i++) {
+        size_t n = strlen(hdrs[i].name) + 1;
+        memcpy(p, hdrs[i].name, n);
+        table[i].name = p;
+        p += n;
+        if (hdrs[i].len)
+            memcpy(p, hdrs[i].value, hdrs[i].len);
+        table[i].value = p;
+        table[i].len = hdrs[i].len;
+        p += hdrs[i].len;
+    }
+    m->hdrs = n_hdrs ? table : NULL;
+    m->n_hdrs = n_hdrs;
+    m->raw_null = payload == NULL;
+    m->bytes = payload ? len : 0;
+    if (payload && len) {
+        memcpy(p, payload, len);
+        m->raw = p;
+        p += len;
+    }
+    if (key_len) {
+        memcpy(p, key, key_len);
+        m->key = p;
+        m->key_len = key_len;
+    }
     return m;
 }
 
@@ -23,15 +63,8 @@ void sk_msg_free(struct sk_msg *m)
         return;
     if (m->parsed)
         sk_event_clear(&m->ev);
-    for (size_t i = 0; i < m->n_hdrs; i++) {
-        free(m->hdrs[i].name);
-        free(m->hdrs[i].value);
-    }
-    free(m->hdrs);
-    free(m->key);
     free(m->reject_msg);
     free(m->reject_event_id);
-    free(m->raw);
     free(m->result);
     if (m->part)
         sk_part_unref(m->part);
