@@ -237,6 +237,15 @@ static void user_list(struct sk_buf *sql, const struct sk_apply *a)
     }
 }
 
+/* Prefix of a lookup by a list of keys: MariaDB turns an IN list into a
+ * table joined by the primary key only from in_predicate_conversion_threshold
+ * (1000) elements on; below that the range optimizer builds one range per
+ * tuple, and for our (a, b) IN ((..), ..) lists of a few hundred keys that
+ * cost the server more than the upserts themselves (measured: about 94 us
+ * of server CPU per event with the range plan, 11 with the join, 15 with
+ * the two mixed by list length as before). */
+#define IN_AS_TABLE "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "
+
 /* Prefix of a lock-taking statement in a shared transaction. */
 #define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
 
@@ -320,7 +329,8 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
     stmt += upsert_games(sql, a, false);
     /* how far each game was applied, per partition: point lookups on the
      * primary key (topic, partition, game_id) */
-    sk_buf_puts(sql, ";\nSELECT `partition`, game_id, next_offset FROM game_offsets WHERE topic = ");
+    sk_buf_puts(sql, ";\n" IN_AS_TABLE "SELECT `partition`, game_id, next_offset FROM game_offsets "
+                     "WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
     sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
     for (unsigned k = 0; k < a->noffs; k++) {
@@ -337,7 +347,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
         const struct user *u = &a->users[a->players[k].user];
         if (!u->cached)
             continue;
-        sk_buf_puts(sql, any ? ",(" : ";\nSELECT game_id, user_id, score FROM game_players WHERE "
+        sk_buf_puts(sql, any ? ",(" : ";\n" IN_AS_TABLE "SELECT game_id, user_id, score FROM game_players WHERE "
                                       "(game_id, user_id) IN ((");
         any = true;
         sk_buf_i64(sql, a->players[k].game);

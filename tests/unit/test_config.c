@@ -155,7 +155,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.batch_max_events, 500);
     assert_int_equal(c.batch_linger_ms, 5);
     assert_int_equal(c.batch_max_bytes, 1024 * 1024);
-    assert_int_equal(c.max_inflight_events, 50000);
+    assert_int_equal(c.max_inflight_events, 20000);
     assert_int_equal(c.limits.max_message_bytes, 65536);
     assert_int_equal(c.limits.max_depth, 4);
     assert_int_equal(c.limits.max_event_id_len, 128);
