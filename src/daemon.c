@@ -1213,15 +1213,17 @@ static void feed_watchdog(struct daemon *d, uint64_t now)
 
 /* Give freed heap back to the system.  glibc keeps what was freed in the
  * middle of its arenas: after a burst (a backlog read up to the window)
- * RSS would stay at the burst's peak.  Once a second at most, and only
- * when enough is idle to be worth the walk over the free lists. */
+ * RSS would stay at the burst's peak.  At every poll tick (200 ms), when
+ * enough is idle to be worth the walk over the free lists. */
+#define TRIM_EVERY_USEC 200000
+#define TRIM_IDLE_BYTES ((size_t)4 << 20)
 static void trim_heap(struct daemon *d, uint64_t now)
 {
-    if (now - d->trimmed_at < 1000000)
+    if (now - d->trimmed_at < TRIM_EVERY_USEC)
         return;
     d->trimmed_at = now;
     struct mallinfo2 mi = mallinfo2();
-    if (mi.fordblks > (size_t)8 << 20)
+    if (mi.fordblks > TRIM_IDLE_BYTES)
         malloc_trim(0);
 }
 
