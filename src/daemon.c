@@ -1483,6 +1483,7 @@ static int setup_kafka(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+    d->paused = true; /* messages freed below must not resume partitions */
     /* Order matters: results still queued in the producer are given a
      * short, bounded flush; the consumer is closed before destroy. */
     if (d->producer) {
@@ -1530,6 +1531,13 @@ static void teardown(struct daemon *d)
             rd_kafka_topic_destroy(d->rkt_dead_letter);
         rd_kafka_destroy(d->producer);
     }
+    /* The purge above reported its messages as failed, which queued them
+     * for sending again: nothing will send them now. */
+    while (d->resend) {
+        struct sk_msg *gone = d->resend;
+        d->resend = gone->next;
+        msg_gone(d, gone);
+    }
     /* Messages still referenced by purged deliveries are freed above via
      * their delivery reports; partitions go with their last message. */
     while (d->parts) {
@@ -1561,8 +1569,8 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
      * both after the first large buffer is freed and stops trimming
      * (measured with the heap gauges in /metrics: RSS twice the heap in use). */
     mallopt(M_ARENA_MAX, 2);
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     int r = sd_event_default(&d->loop);
     if (r < 0) {
         log_error("cannot create event loop: %s", strerror(-r));

@@ -40,7 +40,7 @@ cd "$root"
 : "${BENCH_SWEEP_LINGER:=0 5 20 50}"
 : "${BENCH_SWEEP_POOL:=1 2 4 8}"
 : "${BENCH_MEM:=1}"
-: "${BENCH_MEM_EVENTS:=2000000}"
+: "${BENCH_MEM_EVENTS:=5000000}"
 : "${BENCH_MEM_BLOCK_S:=20}"        # seconds the database stays locked in the mem run
 : "${BENCH_MEM_DRAIN_S:=30}"        # then seconds of draining before SIGTERM (0: drain all)
 : "${BENCH_PROFILE:=1}"
@@ -502,7 +502,7 @@ sweep_point() {
     read -r _ _ _ p99 _ _ _ < <(latency_stats "$R_DIR/results.2.tsv")
     cat "$ledger.1" "$ledger.2" >"$ledger"
     verify_totals "$ledger" "$R_DB"
-    be=500 le=20 po=4
+    be=500 le=5 po=4  # the defaults
     local a
     for a in "$@"; do
         case $a in
@@ -628,8 +628,9 @@ if ((BENCH_PROFILE)) && command -v valgrind >/dev/null; then
                 head -n 15 || true
             echo
             echo "=== top 20 functions by self cost ==="
-            callgrind_annotate "$file" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n '4,$p' |
-                grep -vE '^ *$|^-|^Ir' | head -n 20 || true
+            callgrind_annotate --auto=no --threshold=100 --inclusive=no "$file" 2>/dev/null |
+                grep -E '^ *[0-9,]+ \(' | grep -vE 'PROGRAM TOTALS|:main |below main|libc_start|sk_daemon_run|:run |clone.S|start_thread|ld-linux' |
+                head -n 20 || true
         } >"$OUT/profile.txt"
         cp "$file" "$OUT/callgrind.out"
         rm -f "$cg" "$cg".*

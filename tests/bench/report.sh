@@ -72,6 +72,9 @@ one transaction per statement.  Both replays are checked against the ledger too.
   writes fewer rows than events; the folded replay writes about as many rows as the daemon did
   ($(f ceil_fold_rows) vs $(f main_gp_rows)), so its rows/s is the fair ceiling for rows, and its
   events/s the fair ceiling for events with the same folding ($(f ratio_events_fold 2)).
+- Server CPU: the one-row-per-event replay kept \`mariadbd\` at $(f ceil_events_db_cpu_util 2)
+  cores; the daemon's run at $(f main_db_cpu_util 2) cores ($(f main_db_cpu_s_per_m 1) s per million
+  events), beside the daemon's own $(f main_cpu_util 2) and the broker's $(f main_kafka_cpu_util 2).
 - The daemon also does work the replay does not: a user \`INSERT IGNORE\`, the game upsert, the
   \`game_offsets\` read and write, and the players' current scores read, per batch; consuming and
   parsing JSON; producing one result per event.
@@ -112,7 +115,7 @@ The database table game_players was write-locked (LOCK TABLES) while the daemon 
 full backlog, then released; the daemon then drained for a while ($(f mem_results_at_stop) results
 when it was stopped).  Peak RSS while blocked: $(f mem_rss_blocked_mb 1) MB; peak over the
 whole run: **$(f mem_rss_peak_mb 1) MB** (samples: mem-rss.tsv).  The in-flight window
-(pipeline.max_inflight_events, default 100000) bounds it, not the backlog.
+(pipeline.max_inflight_events, default 20,000) bounds it, not the backlog.
 EOF
 fi
 
