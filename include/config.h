@@ -53,7 +53,7 @@ struct sk_config {
     struct sk_kv *kafka;       /* other kafka.* properties, passed through */
     size_t n_kafka;
     /* batching (reloadable) */
-    unsigned batch_max_events; /* batch.max_events, default 500 */
+    unsigned batch_max_events; /* batch.max_events, default 2000 */
     unsigned batch_linger_ms;  /* batch.linger_ms, default 5 */
     size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
     unsigned txn_max_events;   /* batch.txn_max_events, default 2000 */

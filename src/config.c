@@ -124,8 +124,8 @@ static const struct opt opts[] = {
      .def = "game.dead-letter", .check = check_topic,
      .help = "Topic rejected messages are copied to"},
     {.key = "batch.max_events", .type = OT_UINT, AT(batch_max_events), .min = 1,
-     .max = 100000, .def = "500", .flags = OF_RELOAD,
-     .help = "Most events written in one database transaction"},
+     .max = 100000, .def = "2000", .flags = OF_RELOAD,
+     .help = "Most events of one game in one batch"},
     {.key = "batch.linger_ms", .type = OT_MS, AT(batch_linger_ms), .min = 0, .max = 60000,
      .def = "5", .flags = OF_RELOAD,
      .help = "How long a game's first queued event waits for more before its batch goes (p99 "

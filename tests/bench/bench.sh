@@ -502,7 +502,7 @@ sweep_point() {
     read -r _ _ _ p99 _ _ _ < <(latency_stats "$R_DIR/results.2.tsv")
     cat "$ledger.1" "$ledger.2" >"$ledger"
     verify_totals "$ledger" "$R_DB"
-    be=500 le=5 po=4  # the defaults
+    be=2000 le=5 po=4  # the defaults
     local a
     for a in "$@"; do
         case $a in
@@ -528,10 +528,10 @@ if ((BENCH_SWEEP)); then
     bb=$(best 2 batch) bl=$(best 3 linger) bp=$(best 4 pool)
     bl=${bl:-5} bp=${bp:-4}
     # an axis whose best is below the default point does not count
-    dflt=$(awk -F'\t' '$1 == "batch500" { print $5 }' "$SWEEP")
+    dflt=$(awk -F'\t' '$1 == "batch2000" { print $5 }' "$SWEEP")
     [[ -n $(awk -F'\t' -v d="$dflt" 'index($1, "linger") == 1 && $5 > d' "$SWEEP") ]] || bl=5
     [[ -n $(awk -F'\t' -v d="$dflt" 'index($1, "pool") == 1 && $5 > d' "$SWEEP") ]] || bp=4
-    if [[ -n $bb && ! ($bb == 500 && $bl == 5 && $bp == 4) ]]; then
+    if [[ -n $bb && ! ($bb == 2000 && $bl == 5 && $bp == 4) ]]; then
         sweep_point "best" -o "batch.max_events=$bb" -o "batch.linger_ms=$bl" -o "db.pool_size=$bp"
     fi
     if command -v gnuplot >/dev/null; then

@@ -93,7 +93,7 @@ EOF
 if [[ -s $out/sweep.tsv ]]; then
     cat <<EOF
 
-## Sweep (one setting at a time around the defaults 500 / 5 ms / 4)
+## Sweep (one setting at a time around the defaults 2000 / 5 ms / 4)
 
 Throughput: a pre-produced stream drained (ready → last result).  p99: a further stream sent at a
 fixed moderate rate to the same daemon.  Each point has its own database and topics and is

@@ -50,7 +50,7 @@ tap_check "unreadable password file: named" grep -q '/nonexistent/pw' <<<"$out"
 run --check-config -o db.url=mariadb://u@127.0.0.1:1/d -o db.password_file="$pw" \
     -o kafka.bootstrap.servers=127.0.0.1:1 -o db.connect_timeout_ms=300
 tap_is "--check-config with nothing reachable: exit 69" "$rc" 69
-tap_check "--check-config prints the effective settings" grep -q '^  batch.max_events = 500$' <<<"$out"
+tap_check "--check-config prints the effective settings" grep -q '^  batch.max_events = 2000$' <<<"$out"
 tap_check "--check-config masks secrets" bash -c '! grep -q p4ss-w0rd-Z <<<"$1" && grep -q "db.password = (set)" <<<"$1"' _ "$out"
 tap_check "--check-config says the database failed" grep -q '^database: FAILED' <<<"$out"
 tap_check "--check-config says Kafka failed" grep -q '^kafka:    FAILED' <<<"$out"

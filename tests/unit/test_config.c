@@ -152,7 +152,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.topic_dead_letter, "game.dead-letter");
     assert_null(c.kafka);
     assert_int_equal(c.n_kafka, 0);
-    assert_int_equal(c.batch_max_events, 500);
+    assert_int_equal(c.batch_max_events, 2000);
     assert_int_equal(c.batch_linger_ms, 5);
     assert_int_equal(c.batch_max_bytes, 1024 * 1024);
     assert_int_equal(c.max_inflight_events, 20000);
