@@ -8,12 +8,18 @@
  * username for user events, game_id in decimal for score events.
  * The examples directory is $SK_SRCDIR/schemas/examples (SK_SRCDIR defaults
  * to the current directory, then its parents are tried).  Finding no
- * examples is a failure, not a skip. */
+ * examples is a failure, not a skip.
+ *
+ * The input examples are walked, and their keys derived, by the fuzz
+ * checker (tests/fuzz/fuzz_check.c, #included as in
+ * test_fuzz_regressions.c): one walker and one key rule for both tests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "../fuzz/fuzz_check.c"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -47,28 +53,6 @@ static int find_examples(void **state)
     }
     print_error("schemas/examples not found (set SK_SRCDIR to the source tree)\n");
     return -1;
-}
-
-/* Whole file, NUL-terminated; *len without the NUL.  NULL when absent. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *p = malloc(cap + 1);
-    assert_non_null(p);
-    n = fread(p, 1, cap, f);
-    assert_false(ferror(f));
-    fclose(f);
-    p[n] = '\0';
-    *len = n;
-    return p;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Sorted *.json names in dir; returns the count. */
@@ -107,108 +91,74 @@ static void free_list(char **v, size_t n)
     free(v);
 }
 
-/* Key for an input example; returns a malloc'd key or NULL (no key). */
-static char *example_key(const char *json_path, enum sk_event_kind kind, const char *body,
-                         size_t body_len, size_t *key_len)
+struct tally {
+    const char *kind_name; /* the kind this test checks */
+    size_t counts[2];      /* invalid, valid */
+    int failures;
+};
+
+/* One example, as the fuzz checker encodes it: name is
+ * "<kind>-<valid|invalid>-<file name without .json>", data carries the key
+ * the example defines and its body. */
+static void check_input(const char *name, const uint8_t *data, size_t size, void *ctx)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%.*s.key", (int)(strlen(json_path) - 5), json_path);
-    char *k = slurp(path, key_len);
-    if (k) {
-        if (*key_len == 0) {
-            free(k);
-            return NULL;
+    struct tally *t = ctx;
+    size_t kl = strlen(t->kind_name);
+    if (strncmp(name, t->kind_name, kl) != 0 || name[kl] != '-')
+        return;
+    const char *rest = name + kl + 1;
+    bool valid = !strncmp(rest, "valid-", 6);
+    const char *file = rest + (valid ? 6 : 8);
+    t->counts[valid]++;
+    char want[64] = "ok";
+    if (!valid) {
+        const char *dash = strstr(file, "--");
+        if (!dash || (size_t)(dash - file) >= sizeof want) {
+            print_error("%s: name is not <code>--<what>.json\n", name);
+            t->failures++;
+            return;
         }
-        return k;
+        snprintf(want, sizeof want, "%.*s", (int)(dash - file), file);
     }
-    /* derived: the body may well be invalid, then any key will do */
-    char tmp[64] = "-";
-    cJSON *j = cJSON_ParseWithLength(body, body_len);
-    if (j && kind == SK_EV_USER) {
-        const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "username"));
-        if (u) {
-            /* cut at a NUL for hostile examples: fine, their body fails first */
-            char *dup = strdup(u);
-            cJSON_Delete(j);
-            assert_non_null(dup);
-            *key_len = strlen(dup);
-            return dup;
-        }
-    } else if (j) {
-        const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "game_id");
-        if (cJSON_IsNumber(g))
-            snprintf(tmp, sizeof tmp, "%.0f", cJSON_GetNumberValue(g));
+    struct fz_input in;
+    fz_split(data, size, &in);
+    struct sk_limits lim;
+    sk_limits_default(&lim);
+    struct sk_event ev = {0};
+    struct sk_parse_error err;
+    enum sk_reject rc = sk_event_parse(in.kind, (const char *)in.payload, in.payload_len,
+                                       in.has_key ? (const char *)in.key : NULL, in.key_len, &lim,
+                                       &ev, &err);
+    if (strcmp(sk_reject_code(rc), want) != 0) {
+        print_error("%s: expected %s, got %s (%s)\n", name, want, sk_reject_code(rc),
+                    rc ? err.message : "");
+        t->failures++;
     }
-    cJSON_Delete(j);
-    *key_len = strlen(tmp);
-    char *dup = strdup(tmp);
-    assert_non_null(dup);
-    return dup;
+    sk_event_clear(&ev);
 }
 
-static void run_inputs(const char *kind_name, enum sk_event_kind kind)
+static void run_inputs(const char *kind_name)
 {
-    int failures = 0;
-    size_t counts[2] = {0, 0};
-    for (int valid = 1; valid >= 0; valid--) {
-        char dir[4160];
-        snprintf(dir, sizeof dir, "%s/%s/%s", examples, kind_name, valid ? "valid" : "invalid");
-        char **names;
-        size_t n = list_json(dir, &names);
-        counts[valid] = n;
-        for (size_t i = 0; i < n; i++) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-            size_t len, key_len = 0;
-            char *body = slurp(path, &len);
-            assert_non_null(body);
-            char *key = example_key(path, kind, body, len, &key_len);
-            char want[64] = "ok";
-            if (!valid) {
-                const char *dash = strstr(names[i], "--");
-                if (!dash || (size_t)(dash - names[i]) >= sizeof want) {
-                    print_error("%s: name is not <code>--<what>.json\n", path);
-                    failures++;
-                    free(key);
-                    free(body);
-                    continue;
-                }
-                snprintf(want, sizeof want, "%.*s", (int)(dash - names[i]), names[i]);
-            }
-            struct sk_limits lim;
-            sk_limits_default(&lim);
-            struct sk_event ev = {0};
-            struct sk_parse_error err;
-            enum sk_reject rc = sk_event_parse(kind, body, len, key, key_len, &lim, &ev, &err);
-            if (strcmp(sk_reject_code(rc), want) != 0) {
-                print_error("%s: expected %s, got %s (%s)\n", path, want, sk_reject_code(rc),
-                            rc ? err.message : "");
-                failures++;
-            }
-            sk_event_clear(&ev);
-            free(key);
-            free(body);
-        }
-        free_list(names, n);
-    }
-    if (counts[1] < 1 || counts[0] < 8) {
+    struct tally t = {.kind_name = kind_name};
+    assert_true(fz_for_each_example(examples, check_input, &t) > 0);
+    if (t.counts[1] < 1 || t.counts[0] < 8) {
         print_error("%s: %zu valid and %zu invalid examples, want >= 1 and >= 8\n", kind_name,
-                    counts[1], counts[0]);
-        failures++;
+                    t.counts[1], t.counts[0]);
+        t.failures++;
     }
-    assert_int_equal(failures, 0);
+    assert_int_equal(t.failures, 0);
 }
 
 static void user_examples(void **state)
 {
     (void)state;
-    run_inputs("user", SK_EV_USER);
+    run_inputs("user");
 }
 
 static void score_examples(void **state)
 {
     (void)state;
-    run_inputs("score", SK_EV_SCORE);
+    run_inputs("score");
 }
 
 static const char *str_of(const cJSON *o, const char *name, size_t *len)
@@ -238,7 +188,7 @@ static void result_examples(void **state)
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         size_t len;
-        char *text = slurp(path, &len);
+        char *text = (char *)fz_slurp(path, &len);
         assert_non_null(text);
         if (len && text[len - 1] == '\n')
             text[--len] = '\0';
