@@ -45,6 +45,18 @@ void sk_buf_json_str(struct sk_buf *b, const char *s, size_t len);
  * daemon sets both on connect).  Safe for any bytes of valid UTF-8. */
 void sk_buf_sql_str(struct sk_buf *b, const char *s, size_t len);
 static inline bool sk_buf_failed(const struct sk_buf *b) { return b->failed; }
+/* The value of one hex digit, -1 when c is not one (JSON \u escapes,
+ * percent-encoding in URLs). */
+static inline int sk_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 /* Format a one-line error message into err (when err and errlen) and
  * return -1: the "set the message, fail" step of parsers. */
 int sk_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -63,7 +63,6 @@ struct daemon {
 
     rd_kafka_t *consumer, *producer;
     rd_kafka_topic_t *rkt_results, *rkt_dead_letter; /* producer handles, made at start */
-    uint64_t trimmed_at;                              /* last trim_heap(), loop usec */
     rd_kafka_queue_t *cq, *pq;
     int cpipe[2], ppipe[2];
     sd_event_source *cio, *pio, *cdefer;
@@ -1213,15 +1212,11 @@ static void feed_watchdog(struct daemon *d, uint64_t now)
 
 /* Give freed heap back to the system.  glibc keeps what was freed in the
  * middle of its arenas: after a burst (a backlog read up to the window)
- * RSS would stay at the burst's peak.  At every poll tick (200 ms), when
- * enough is idle to be worth the walk over the free lists. */
-#define TRIM_EVERY_USEC 200000
+ * RSS would stay at the burst's peak.  Called at every poll tick (200 ms);
+ * trims when enough is idle to be worth the walk over the free lists. */
 #define TRIM_IDLE_BYTES ((size_t)4 << 20)
-static void trim_heap(struct daemon *d, uint64_t now)
+static void trim_heap(void)
 {
-    if (now - d->trimmed_at < TRIM_EVERY_USEC)
-        return;
-    d->trimmed_at = now;
     struct mallinfo2 mi = mallinfo2();
     if (mi.fordblks > TRIM_IDLE_BYTES)
         malloc_trim(0);
@@ -1238,7 +1233,7 @@ static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
          * stops polling leaves its group after max.poll.interval.ms. */
         drain_consumer(d);
         drain_producer(d);
-        trim_heap(d, usec);
+        trim_heap();
     } else if (s == d->status_timer) {
         notify_status(d);
     } else if (s == d->watchdog_timer) {
@@ -1491,13 +1486,6 @@ static void teardown(struct daemon *d)
         while (rd_kafka_poll(d->producer, 0) > 0)
             ;
     }
-    struct sk_msg *m = d->resend;
-    while (m) {
-        struct sk_msg *next = m->next;
-        msg_gone(d, m);
-        m = next;
-    }
-    d->resend = NULL;
     sk_sched_free(d->sched, drop_msg);
     d->sched = NULL;
     sk_metrics_stop(d->metrics);
@@ -1531,15 +1519,16 @@ static void teardown(struct daemon *d)
             rd_kafka_topic_destroy(d->rkt_dead_letter);
         rd_kafka_destroy(d->producer);
     }
-    /* The purge above reported its messages as failed, which queued them
-     * for sending again: nothing will send them now. */
+    /* Only now, with the producer gone, is no message referenced by it
+     * (results are produced without a copy).  The purge reported the
+     * messages it dropped as failed, which queued them for sending again,
+     * next to any that were waiting for that already: nothing will send
+     * them now.  Partitions go with their last message. */
     while (d->resend) {
         struct sk_msg *gone = d->resend;
         d->resend = gone->next;
         msg_gone(d, gone);
     }
-    /* Messages still referenced by purged deliveries are freed above via
-     * their delivery reports; partitions go with their last message. */
     while (d->parts) {
         struct sk_part *p = d->parts;
         d->parts = p->next;

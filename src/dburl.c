@@ -25,17 +25,6 @@
 
 #define fail sk_errf /* format the one-line error, return -1 */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0..len) into a new string.  NULL with *bad set on a
  * malformed escape or an encoded NUL / control character; NULL with *bad
  * clear on ENOMEM. */
@@ -54,7 +43,7 @@ static char *pct_decode(const char *s, size_t len, bool *bad)
                 *bad = true;
                 return NULL;
             }
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = sk_hex_digit(s[i + 1]), l = sk_hex_digit(s[i + 2]);
             if (h < 0 || l < 0) {
                 free(out);
                 *bad = true;

@@ -2,6 +2,7 @@
  * include/jsonscan.h. */
 #include "jsonscan.h"
 
+#include "buf.h"
 #include "utf8.h"
 
 #include <string.h>
@@ -43,15 +44,8 @@ static long hex4(const unsigned char *p)
 {
     long v = 0;
     for (int k = 0; k < 4; k++) {
-        unsigned char c = p[k];
-        long d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+        int d = sk_hex_digit(p[k]);
+        if (d < 0)
             return -1;
         v = v * 16 + d;
     }

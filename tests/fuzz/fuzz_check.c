@@ -263,6 +263,16 @@ static const char *topic_of(enum sk_event_kind k)
 }
 
 /* The accepted event as an "applied" result must read back equal. */
+/* r as JSON into b (the caller frees it), parsed back; NULL when it does
+ * not parse (already reported). */
+static cJSON *render_result(struct fz *z, const struct sk_result *r, struct sk_buf *b)
+{
+    sk_buf_init(b);
+    sk_result_json(b, r);
+    CHECK(z, !sk_buf_failed(b), "sk_result_json failed");
+    return parse_produced(z, b->p ? b->p : "", b->len);
+}
+
 static void check_result_applied(struct fz *z, const struct sk_event *ev)
 {
     struct sk_result r = {
@@ -283,10 +293,7 @@ static void check_result_applied(struct fz *z, const struct sk_event *ev)
         .score = ev->value,
     };
     struct sk_buf b;
-    sk_buf_init(&b);
-    sk_result_json(&b, &r);
-    CHECK(z, !sk_buf_failed(&b), "sk_result_json failed");
-    cJSON *j = parse_produced(z, b.p ? b.p : "", b.len);
+    cJSON *j = render_result(z, &r, &b);
     if (j) {
         if (ev->event_id)
             CHECK(z, cj_str_is(j, "event_id", ev->event_id, ev->event_id_len),
@@ -336,10 +343,7 @@ static void check_result_rejected(struct fz *z, enum sk_reject rc, const struct 
         .error_message = err->message,
     };
     struct sk_buf b;
-    sk_buf_init(&b);
-    sk_result_json(&b, &r);
-    CHECK(z, !sk_buf_failed(&b), "sk_result_json failed");
-    cJSON *j = parse_produced(z, b.p ? b.p : "", b.len);
+    cJSON *j = render_result(z, &r, &b);
     if (j) {
         if (idlen)
             CHECK(z, cj_str_is(j, "event_id", err->event_id, idlen),
@@ -557,22 +561,11 @@ static void check_sql_literal(struct fz *z, const char *lit, size_t len, const u
     free(dec);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool hex4u(const char *p, uint32_t *v)
 {
     uint32_t r = 0;
     for (int k = 0; k < 4; k++) {
-        int h = hexval(p[k]);
+        int h = sk_hex_digit(p[k]);
         if (h < 0)
             return false;
         r = r * 16 + (uint32_t)h;
