@@ -7,7 +7,7 @@
  * (the scheduler's rule), so the transactions of different connections
  * never wait on each other's game rows.
  *
- * Score transactions take two round trips:
+ * Score transactions take two round trips on the read path:
  *   1. create missing users (INSERT IGNORE, sorted by username, autocommit,
  *      before the transaction so that no users row lock is held across it);
  *      START TRANSACTION; upsert the game rows (their exclusive locks are the
@@ -20,6 +20,11 @@
  * gets its exact running total, an event that would push a score out of
  * BIGINT is rejected alone, and an event below its game's applied offset is
  * a duplicate, never applied twice.
+ * When this instance committed every game of the transaction last (its
+ * partitions' marks, see marks.h) and no event lies below a mark, a score
+ * transaction takes one round trip instead (see first_quick in apply.c):
+ * the marks are checked in SQL and the deltas added in SQL, with the new
+ * scores returned.
  * A users transaction takes one round trip: upsert nicknames, create the
  * rest, read ids, COMMIT.
  *
@@ -61,3 +66,14 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);
+/* Whether this attempt took the one-round-trip path (sk_apply_first
+ * decides).  Such an attempt can fail for reasons of the path itself: the
+ * stored marks moved (SIGNAL with SK_APPLY_MARKS_MOVED, error 1644), or a
+ * score too close to the BIGINT edge (error 1690); the caller then forgets
+ * the marks of its games and runs it again, on the read path. */
+bool sk_apply_quick(const struct sk_apply *a);
+#define SK_APPLY_MARKS_MOVED "scorekeeper: the applied offsets of a game moved"
+/* After a commit: each (partition, game) and the next_offset it now has,
+ * for the partition's marks. */
+void sk_apply_marks(const struct sk_apply *a,
+                    void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "marks.h"
 
 struct sk_part {
     char *topic;
@@ -29,9 +30,12 @@ struct sk_part {
     int64_t next_commit; /* first offset not yet known done, -1 before any */
     int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
     int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
+    struct sk_marks *marks; /* score partitions: games' applied offsets (NULL: none kept) */
     struct sk_part *next;
 };
 
+/* A score partition keeps the marks of up to PART_MARKS_MAX games. */
+#define PART_MARKS_MAX 65536
 struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind);
 void sk_part_unref(struct sk_part *p); /* frees when revoked and refs == 0 */
 /* Record an offset handed to the pipeline (offsets only grow). -ENOMEM on failure. */

@@ -2,6 +2,8 @@
 #include "apply.h"
 
 #include "known.h"
+#include "marks.h"
+#include "part.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,13 @@ struct player {
     unsigned user;  /* index into users */
     int64_t score;  /* running total during the fold */
     bool touched;   /* an event of this transaction applies to it */
+    /* one-round-trip path (see first_quick) */
+    bool set;       /* some event of the transaction sets the score */
+    bool pre;       /* a delta comes before the first set: needs the old score */
+    int64_t acc;    /* after the last set: the score; without a set: the sum of the deltas */
+    uint64_t swing; /* without a set: the largest |sum| of a prefix of the deltas */
+    bool got;       /* the upsert returned the row's new score (in final) */
+    int64_t final;
 };
 
 /* A game of the transaction and the name it gets from it: its last
@@ -36,8 +45,10 @@ struct game {
 struct poff {
     int32_t partition;
     int64_t game;
-    int64_t next;      /* first offset not applied yet, as read (-1: none) */
-    int64_t batch_max; /* highest offset of the transaction here */
+    struct sk_part *part;
+    int64_t next;      /* first offset not applied yet, as read or remembered (-1: none) */
+    int64_t batch_min; /* lowest and highest offset of the transaction here */
+    int64_t batch_max;
 };
 
 struct sk_apply {
@@ -57,10 +68,15 @@ struct sk_apply {
     struct poff *offs;     /* unique (partition, game), sorted */
     unsigned noffs;
     unsigned *moff;        /* msgs[i] -> offs[moff[i]] */
-    unsigned *by_uid;      /* indexes of cached users, sorted by uid */
-    unsigned ncached;
-    /* statement numbers of the first round trip's SELECTs, -1: not sent */
-    int st_offsets, st_known, st_unknown;
+    unsigned *by_uid;      /* indexes of users with an id, sorted by id */
+    unsigned nindexed;
+    bool uids_changed;     /* ids were read since by_uid was built */
+    unsigned ncached;      /* users whose id came from the caller's map */
+    /* statement numbers of the first round trip's SELECTs (and of the
+     * one-round-trip path's upsert that returns scores), -1: not sent */
+    int st_offsets, st_known, st_unknown, st_returned;
+    bool quick;          /* this attempt takes the one-round-trip path */
+    uint64_t headroom;   /* quick: the largest swing of a player without a set */
 };
 
 static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
@@ -178,7 +194,8 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
         a->users[i] = (struct user){.name = m->ev.username, .len = m->ev.username_len};
-        a->offs[i] = (struct poff){.partition = m->part->partition, .game = m->ev.game_id};
+        a->offs[i] = (struct poff){.partition = m->part->partition, .game = m->ev.game_id,
+                                   .part = m->part};
         a->games[i] = (struct game){.id = m->ev.game_id};
     }
     a->ngames = uniq(a->games, a->n, sizeof *a->games, cmp_game);
@@ -200,12 +217,16 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
         struct poff k = {.partition = m->part->partition, .game = m->ev.game_id};
         a->moff[i] = (unsigned)find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
     }
-    for (unsigned k = 0; k < a->noffs; k++)
+    for (unsigned k = 0; k < a->noffs; k++) {
         a->offs[k].batch_max = -1;
+        a->offs[k].batch_min = INT64_MAX;
+    }
     for (i = 0; i < a->n; i++) {
         struct poff *o = &a->offs[a->moff[i]];
         if (a->msgs[i]->offset > o->batch_max)
             o->batch_max = a->msgs[i]->offset;
+        if (a->msgs[i]->offset < o->batch_min)
+            o->batch_min = a->msgs[i]->offset;
     }
     a->nplayers = uniq(a->players, a->n, sizeof *a->players, cmp_player);
     for (i = 0; i < a->n; i++) {
@@ -288,9 +309,20 @@ static int cmp_uid_idx(const void *x, const void *y, void *ctx)
     return (u > v) - (u < v);
 }
 
+/* Index the users that have an id by it (rows name users by id). */
+static void index_uids(struct sk_apply *a)
+{
+    a->nindexed = 0;
+    for (unsigned k = 0; k < a->nusers; k++)
+        if (a->users[k].uid > 0)
+            a->by_uid[a->nindexed++] = k;
+    qsort_r(a->by_uid, a->nindexed, sizeof *a->by_uid, cmp_uid_idx, a);
+    a->uids_changed = false;
+}
+
 static long find_uid(const struct sk_apply *a, int64_t uid)
 {
-    size_t lo = 0, hi = a->ncached;
+    size_t lo = 0, hi = a->nindexed;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int64_t v = a->users[a->by_uid[mid]].uid;
@@ -304,6 +336,278 @@ static long find_uid(const struct sk_apply *a, int64_t uid)
     return -1;
 }
 
+/* game_players rows in key order: (game_id, user_id). */
+static int cmp_row(const void *x, const void *y, void *ctx)
+{
+    const struct sk_apply *a = ctx;
+    const struct player *const *p = x, *const *q = y;
+    if ((*p)->game != (*q)->game)
+        return (*p)->game < (*q)->game ? -1 : 1;
+    int64_t u = a->users[(*p)->user].uid, v = a->users[(*q)->user].uid;
+    if (u != v)
+        return (u > v) - (u < v);
+    return ((*p)->user > (*q)->user) - ((*p)->user < (*q)->user); /* no ids yet: by name */
+}
+
+/* A user's id in SQL: the number when known, else looked up by name (the
+ * one-round-trip path, for users created just before it). */
+static void user_id_sql(struct sk_buf *sql, const struct user *u)
+{
+    if (u->uid > 0) {
+        sk_buf_i64(sql, u->uid);
+        return;
+    }
+    sk_buf_puts(sql, "(SELECT id FROM users WHERE username = ");
+    sk_buf_sql_str(sql, u->name, u->len);
+    sk_buf_putc(sql, ')');
+}
+
+/* Separate a statement from the one before it, if any. */
+static void next_statement(struct sk_buf *sql)
+{
+    if (sql->len)
+        sk_buf_puts(sql, ";\n");
+}
+
+/* Upsert the players that pick() chooses, in key order (game_id, user_id):
+ * two writers of overlapping rows take their locks in the same order.
+ * tail follows the VALUES list.  Returns the number of rows, -1 when out
+ * of memory. */
+static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
+                           bool (*pick)(const struct player *), const char *tail)
+{
+    struct player **rows = malloc((a->nplayers ? a->nplayers : 1) * sizeof *rows);
+    if (!rows)
+        return -1;
+    unsigned n = 0;
+    for (unsigned k = 0; k < a->nplayers; k++)
+        if (pick(&a->players[k]))
+            rows[n++] = &a->players[k];
+    qsort_r(rows, n, sizeof *rows, cmp_row, (void *)(uintptr_t)a);
+    for (unsigned k = 0; k < n; k++) {
+        if (!k) {
+            next_statement(sql);
+            sk_buf_puts(sql, a->shared ? SHORT_WAIT "INSERT INTO game_players (game_id, user_id, score) VALUES ("
+                                       : "INSERT INTO game_players (game_id, user_id, score) VALUES (");
+        } else
+            sk_buf_puts(sql, ",(");
+        sk_buf_i64(sql, rows[k]->game);
+        sk_buf_putc(sql, ',');
+        user_id_sql(sql, &a->users[rows[k]->user]);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, rows[k]->score);
+        sk_buf_putc(sql, ')');
+    }
+    free(rows);
+    if (n)
+        sk_buf_puts(sql, tail);
+    return n;
+}
+
+/* Move the games' applied offsets: in the same transaction as the rows
+ * they describe. */
+static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
+{
+    next_statement(sql);
+    for (unsigned k = 0; k < a->noffs; k++) {
+        sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_offsets (topic, `partition`, game_id, next_offset) VALUES (");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, ",%d,", (int)a->offs[k].partition);
+        sk_buf_i64(sql, a->offs[k].game);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, a->offs[k].batch_max + 1);
+        sk_buf_putc(sql, ')');
+    }
+    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
+}
+
+/* Point lookups of the scores of the players pick() chooses (all of whose
+ * users have ids); returns whether any was asked for. */
+static bool select_scores(struct sk_buf *sql, const struct sk_apply *a,
+                          bool (*pick)(const struct sk_apply *, const struct player *))
+{
+    bool any = false;
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        if (!pick(a, &a->players[k]))
+            continue;
+        sk_buf_puts(sql, any ? ",("
+                             : ";\n" IN_AS_TABLE "SELECT game_id, user_id, score FROM game_players "
+                               "WHERE (game_id, user_id) IN ((");
+        any = true;
+        sk_buf_i64(sql, a->players[k].game);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, a->users[a->players[k].user].uid);
+        sk_buf_putc(sql, ')');
+    }
+    if (any)
+        sk_buf_putc(sql, ')');
+    return any;
+}
+
+static uint64_t magnitude(int64_t v) { return v < 0 ? 0 - (uint64_t)v : (uint64_t)v; }
+
+/* A swing beyond this takes the read path: the guard of first_quick needs
+ * |score| < 2^62 to hold exactly for the scores it lets through. */
+#define QUICK_SWING_MAX (UINT64_C(1) << 62)
+
+/* Can this attempt take the one-round-trip path?  Every (partition, game)
+ * has a mark this instance committed, and no event lies below it (a
+ * possible duplicate must be read about first); the sums are small enough
+ * for the guard; an overflow decided by known values (after a set) is left
+ * to the read path, which rejects it alone; a player whose old score is
+ * needed has a user with a known id. */
+static bool quick_ok(struct sk_apply *a)
+{
+    for (unsigned k = 0; k < a->noffs; k++) {
+        struct poff *o = &a->offs[k];
+        int64_t mark = o->part && o->part->marks ? sk_marks_get(o->part->marks, o->game) : -1;
+        if (mark < 0 || o->batch_min < mark)
+            return false;
+        o->next = mark;
+    }
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        struct player *p = &a->players[k];
+        p->set = p->pre = p->got = false;
+        p->acc = p->final = 0;
+        p->swing = 0;
+    }
+    for (unsigned i = 0; i < a->n; i++) {
+        const struct sk_event *ev = &a->msgs[i]->ev;
+        struct player *p = &a->players[a->mplayer[i]];
+        if (ev->op == SK_OP_SET) {
+            p->set = true;
+            p->acc = ev->value;
+            continue;
+        }
+        if (!p->set)
+            p->pre = true;
+        if (__builtin_add_overflow(p->acc, ev->value, &p->acc))
+            return false;
+        if (!p->set && magnitude(p->acc) > p->swing)
+            p->swing = magnitude(p->acc);
+    }
+    a->headroom = 0;
+    for (unsigned k = 0; k < a->nplayers; k++) {
+        const struct player *p = &a->players[k];
+        if (p->set && p->pre && !a->users[p->user].cached)
+            return false; /* its old score would need a join: read first */
+        if (p->set)
+            continue;
+        if (p->swing >= QUICK_SWING_MAX)
+            return false;
+        if (p->swing > a->headroom)
+            a->headroom = p->swing;
+    }
+    return true;
+}
+
+static bool adds_deltas(const struct player *p) { return !p->set; }
+static bool sets_score(const struct player *p) { return p->set; }
+static bool needs_old_score(const struct sk_apply *a, const struct player *p)
+{
+    (void)a;
+    return p->set && p->pre;
+}
+
+/* The transaction's (partition, game_id) keys, with the marks when asked. */
+static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next)
+{
+    for (unsigned k = 0; k < a->noffs; k++) {
+        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
+        sk_buf_i64(sql, a->offs[k].game);
+        if (with_next) {
+            sk_buf_putc(sql, ',');
+            sk_buf_i64(sql, a->offs[k].next);
+        }
+        sk_buf_putc(sql, ')');
+    }
+}
+
+static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
+{
+    bool any = false;
+    for (unsigned k = 0; k < a->nusers; k++) {
+        if (a->users[k].cached)
+            continue;
+        if (any)
+            sk_buf_putc(sql, ',');
+        any = true;
+        sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
+    }
+}
+
+/* The one-round-trip path: when this instance committed every game of the
+ * transaction last, it needs no read before writing.
+ *   START TRANSACTION; upsert the game rows (the per-game locks);
+ *   check that game_offsets still holds exactly our marks, else SIGNAL
+ *     (someone else applied events of these games: the attempt fails and
+ *     runs again on the read path);
+ *   read the old scores of the few players whose deltas come before a set;
+ *   players without a set: score = score + (sum of their deltas),
+ *     RETURNING the new score, from which every event's running total
+ *     follows; a score too close to the BIGINT edge for the sums fails the
+ *     statement (error 1690) and the attempt runs again on the read path,
+ *     which rejects exactly the events that would leave the range;
+ *   players with a set: score = what the last set and the deltas after it
+ *     make (known here);
+ *   move the marks; COMMIT.
+ * Adding in SQL also keeps a score changed from outside between two
+ * transactions: nothing here caches a score. */
+static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
+{
+    next_statement(sql);
+    sk_buf_puts(sql, "START TRANSACTION");
+    stmt++;
+    stmt += upsert_games(sql, a, true);
+    stmt += upsert_games(sql, a, false);
+    sk_buf_puts(sql, ";\nBEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_puts(sql, " AND (`partition`, game_id, next_offset) IN (");
+    offset_keys(sql, a, true);
+    sk_buf_printf(sql, ")) <> %u THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED
+                       "'; END IF; END", a->noffs);
+    stmt++;
+    a->st_unknown = -1;
+    if (a->ncached < a->nusers) {
+        /* the ids of the users created just before (the upserts look them
+         * up by name themselves; these rows name their RETURNING rows) */
+        sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
+        unknown_user_list(sql, a);
+        sk_buf_putc(sql, ')');
+        a->st_unknown = stmt++;
+    }
+    a->st_known = -1;
+    if (select_scores(sql, a, needs_old_score))
+        a->st_known = stmt++;
+    /* Each player row carries its sum (no set) or its new score (set). */
+    for (unsigned k = 0; k < a->nplayers; k++)
+        a->players[k].score = a->players[k].acc;
+    char tail[256];
+    snprintf(tail, sizeof tail,
+             " ON DUPLICATE KEY UPDATE score = IF(score BETWEEN %lld AND %lld, score + VALUES(score), "
+             "score * 4) RETURNING game_id, user_id, score",
+             (long long)(INT64_MIN + (int64_t)a->headroom), (long long)(INT64_MAX - (int64_t)a->headroom));
+    /* (score * 4 overflows for every score outside the range: |score| >= 2^62) */
+    long r = upsert_players(sql, a, adds_deltas, tail);
+    if (r < 0)
+        return -ENOMEM;
+    a->st_returned = r ? stmt++ : -1;
+    r = upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
+    if (r < 0)
+        return -ENOMEM;
+    stmt += r > 0;
+    upsert_offsets(sql, a);
+    sk_buf_puts(sql, ";\nCOMMIT");
+    for (unsigned k = 0; k < a->nplayers; k++)
+        a->players[k].score = 0;
+    return sk_buf_failed(sql) ? -ENOMEM : 0;
+}
+
+static bool known_user_player(const struct sk_apply *a, const struct player *p)
+{
+    return a->users[p->user].cached;
+}
+
 static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
 {
     int stmt = 0;
@@ -312,10 +616,9 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
         struct user *u = &a->users[k];
         u->uid = known ? sk_known_id(known, u->name, u->len) : 0;
         u->cached = u->uid > 0;
-        if (u->cached)
-            a->by_uid[a->ncached++] = k;
+        a->ncached += u->cached;
     }
-    qsort_r(a->by_uid, a->ncached, sizeof *a->by_uid, cmp_uid_idx, a);
+    index_uids(a);
     bool any = false;
     for (unsigned k = 0; k < a->nusers; k++) {
         if (a->users[k].cached)
@@ -326,6 +629,12 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
         sk_buf_putc(sql, ')');
     }
     stmt += any;
+    a->st_returned = -1;
+    a->quick = quick_ok(a);
+    if (a->quick)
+        return first_quick(a, sql, stmt);
+    for (unsigned k = 0; k < a->noffs; k++)
+        a->offs[k].next = -1;
     sk_buf_puts(sql, any ? ";\nSTART TRANSACTION" : "START TRANSACTION");
     stmt++;
     stmt += upsert_games(sql, a, true);
@@ -336,33 +645,11 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
                      "WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
     sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
-    for (unsigned k = 0; k < a->noffs; k++) {
-        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
-        sk_buf_i64(sql, a->offs[k].game);
-        sk_buf_putc(sql, ')');
-    }
+    offset_keys(sql, a, false);
     sk_buf_puts(sql, ")");
     a->st_offsets = stmt++;
     /* scores of known users: point lookups on (game_id, user_id) */
-    a->st_known = -1;
-    any = false;
-    for (unsigned k = 0; k < a->nplayers; k++) {
-        const struct user *u = &a->users[a->players[k].user];
-        if (!u->cached)
-            continue;
-        sk_buf_puts(sql, any ? ",("
-                             : ";\n" IN_AS_TABLE "SELECT game_id, user_id, score FROM game_players "
-                               "WHERE (game_id, user_id) IN ((");
-        any = true;
-        sk_buf_i64(sql, a->players[k].game);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, u->uid);
-        sk_buf_putc(sql, ')');
-    }
-    if (any) {
-        sk_buf_putc(sql, ')');
-        a->st_known = stmt++;
-    }
+    a->st_known = select_scores(sql, a, known_user_player) ? stmt++ : -1;
     /* the other users: ids, and current scores where a row exists */
     a->st_unknown = -1;
     if (a->ncached < a->nusers) {
@@ -374,15 +661,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
             sk_buf_i64(sql, a->games[k].id);
         }
         sk_buf_puts(sql, ") WHERE u.username IN (");
-        any = false;
-        for (unsigned k = 0; k < a->nusers; k++) {
-            if (a->users[k].cached)
-                continue;
-            if (any)
-                sk_buf_putc(sql, ',');
-            any = true;
-            sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
-        }
+        unknown_user_list(sql, a);
         sk_buf_puts(sql, ")");
         a->st_unknown = stmt++;
     }
@@ -479,16 +758,24 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
             a->offs[i].next = next;
         return;
     }
-    if (a->kind == SK_EV_SCORE && st == a->st_known) {
+    if (a->kind == SK_EV_SCORE && (st == a->st_known || st == a->st_returned)) {
         int64_t game, uid, score;
         if (nfields < 3 || !parse_i64(row[0], lengths[0], &game) ||
             !parse_i64(row[1], lengths[1], &uid) || !parse_i64(row[2], lengths[2], &score))
             return;
+        if (a->uids_changed)
+            index_uids(a);
         long u = find_uid(a, uid);
         struct player k = {.game = game, .user = (unsigned)u};
         long p = u < 0 ? -1 : find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
-        if (p >= 0)
+        if (p < 0)
+            return;
+        if (st == a->st_known) {
             a->players[p].score = score;
+        } else {
+            a->players[p].final = score;
+            a->players[p].got = true;
+        }
         return;
     }
     if (a->kind == SK_EV_SCORE && st != a->st_unknown)
@@ -502,6 +789,7 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
         return;
     if (!parse_i64(row[0], lengths[0], &a->users[u].uid))
         a->users[u].uid = 0;
+    a->uids_changed = true;
     if (nfields == 4 && row[2] && row[3]) {
         int64_t game, score;
         if (!parse_i64(row[2], lengths[2], &game) || !parse_i64(row[3], lengths[3], &score))
@@ -513,30 +801,10 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
     }
 }
 
-/* game_players rows in key order: (game_id, user_id). */
-static int cmp_row(const void *x, const void *y, void *ctx)
+/* Fold in partition order: every event gets the total right after it;
+ * one that would leave BIGINT is rejected alone, the others apply. */
+static void fold(struct sk_apply *a)
 {
-    const struct sk_apply *a = ctx;
-    const struct player *const *p = x, *const *q = y;
-    if ((*p)->game != (*q)->game)
-        return (*p)->game < (*q)->game ? -1 : 1;
-    int64_t u = a->users[(*p)->user].uid, v = a->users[(*q)->user].uid;
-    return (u > v) - (u < v);
-}
-
-int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen)
-{
-    for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].uid <= 0) {
-            snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
-                     a->users[k].name);
-            return -1;
-        }
-    }
-    if (a->kind != SK_EV_SCORE)
-        return 0;
-    /* Fold in partition order: every event gets the total right after it;
-     * one that would leave BIGINT is rejected alone, the others apply. */
     for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
         struct player *p = &a->players[a->mplayer[i]];
@@ -565,46 +833,47 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         p->touched = true;
         m->score = p->score;
     }
+}
+
+static bool is_touched(const struct player *p) { return p->touched; }
+
+int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen)
+{
+    for (unsigned k = 0; k < a->nusers; k++) {
+        if (a->users[k].uid <= 0) {
+            snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
+                     a->users[k].name);
+            return -1;
+        }
+    }
+    if (a->kind != SK_EV_SCORE)
+        return 0;
+    if (a->quick) {
+        /* Committed already: every event's running total follows from the
+         * new score the upsert returned, less the sum of the deltas; or,
+         * with a set, from the old score read (0: no row) or from the set. */
+        for (unsigned k = 0; k < a->nplayers; k++) {
+            struct player *p = &a->players[k];
+            if (p->set) {
+                if (!p->pre)
+                    p->score = 0;
+                continue;
+            }
+            if (!p->got || __builtin_sub_overflow(p->final, p->acc, &p->score)) {
+                snprintf(err, errlen, "the score upsert of game %lld returned no new score for a "
+                         "player", (long long)p->game);
+                return -1;
+            }
+        }
+        fold(a);
+        return 0;
+    }
+    fold(a);
     sk_buf_reset(sql);
-    /* Rows in key order (game_id, user_id): two writers of overlapping rows
-     * take their locks in the same order. */
-    struct player **rows = malloc((a->nplayers ? a->nplayers : 1) * sizeof *rows);
-    if (!rows) {
-        snprintf(err, errlen, "out of memory building SQL");
-        return -1;
-    }
-    unsigned n = 0;
-    for (unsigned k = 0; k < a->nplayers; k++)
-        if (a->players[k].touched)
-            rows[n++] = &a->players[k];
-    qsort_r(rows, n, sizeof *rows, cmp_row, a);
-    for (unsigned k = 0; k < n; k++) {
-        if (!k && a->shared)
-            sk_buf_puts(sql, SHORT_WAIT);
-        sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_players (game_id, user_id, score) VALUES (");
-        sk_buf_i64(sql, rows[k]->game);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, a->users[rows[k]->user].uid);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, rows[k]->score);
-        sk_buf_putc(sql, ')');
-    }
-    free(rows);
-    if (n)
-        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE score = VALUES(score);\n");
-    /* The marks move in the same transaction as the rows they describe. */
-    for (unsigned k = 0; k < a->noffs; k++) {
-        sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_offsets (topic, `partition`, game_id, next_offset) VALUES (");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_printf(sql, ",%d,", (int)a->offs[k].partition);
-        sk_buf_i64(sql, a->offs[k].game);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, a->offs[k].batch_max + 1);
-        sk_buf_putc(sql, ')');
-    }
-    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset));\n"
-                     "COMMIT");
-    if (sk_buf_failed(sql)) {
+    long r = upsert_players(sql, a, is_touched, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
+    upsert_offsets(sql, a);
+    sk_buf_puts(sql, ";\nCOMMIT");
+    if (r < 0 || sk_buf_failed(sql)) {
         snprintf(err, errlen, "out of memory building SQL");
         return -1;
     }
@@ -626,5 +895,18 @@ void sk_apply_outcome(struct sk_apply *a)
         m->user_id = a->users[a->muser[i]].uid;
         if (a->kind == SK_EV_USER)
             m->status = SK_ST_APPLIED;
+    }
+}
+
+bool sk_apply_quick(const struct sk_apply *a) { return a->quick; }
+
+void sk_apply_marks(const struct sk_apply *a,
+                    void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud)
+{
+    if (a->kind != SK_EV_SCORE)
+        return;
+    for (unsigned k = 0; k < a->noffs; k++) {
+        const struct poff *o = &a->offs[k];
+        each(ud, o->part, o->game, o->next > o->batch_max ? o->next : o->batch_max + 1);
     }
 }

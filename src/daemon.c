@@ -41,6 +41,7 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 /* Counters, by event kind where it matters (index: enum sk_event_kind). */
 struct stats {
     unsigned long long results, dead_letters, result_errors, batches, transactions, retries;
+    unsigned long long one_trip, one_trip_redone; /* one-round-trip path: committed, run again */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
@@ -90,6 +91,9 @@ struct daemon {
  * batch), kept here while it runs and while it waits out a retry. */
 #define TXN_MAX_BATCHES 256
 #define ER_NO_REFERENCED_ROW_2_CODE 1452u /* foreign key: the user row is gone */
+#define ER_SIGNAL_EXCEPTION_CODE 1644u    /* SIGNAL: apply's check of the marks */
+#define ER_DATA_OUT_OF_RANGE_CODE 1690u   /* BIGINT out of range */
+#define ER_BAD_NULL_ERROR_CODE 1048u      /* NULL into a NOT NULL column */
 /* How long the games of a shared transaction that met a lock run apart. */
 #define SOLO_SECONDS 30u
 struct exec {
@@ -568,6 +572,16 @@ static uint64_t backoff_ms(struct daemon *d, unsigned attempt)
     return ms / 2 + (uint64_t)random() % (ms / 2 + 1);
 }
 
+/* The marks of the transaction's games are in doubt after any failure (a
+ * commit whose answer was lost may or may not have happened). */
+static void forget_marks(struct exec *ex)
+{
+    for (unsigned i = 0; i < ex->nb; i++)
+        for (const struct sk_msg *m = ex->bs[i]->head; m; m = m->next)
+            if (m->part->marks)
+                sk_marks_forget(m->part->marks, m->ev.game_id);
+}
+
 static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_error *err)
 {
     struct sk_batch *b = ex->bs[0];
@@ -577,6 +591,22 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
     running_del(d, ex);
     sk_db_release(ex->c);
     ex->c = NULL;
+    forget_marks(ex);
+    if (ex->a && sk_apply_quick(ex->a) &&
+        (err->code == ER_SIGNAL_EXCEPTION_CODE || err->code == ER_DATA_OUT_OF_RANGE_CODE ||
+         err->code == ER_BAD_NULL_ERROR_CODE)) {
+        /* The one-round-trip path's own guards: another writer applied
+         * events of these games (marks moved), a score is too close to the
+         * BIGINT edge for a sum computed in SQL, or a user looked up by
+         * name was deleted right after its creation.  Nothing was written;
+         * without marks the attempt runs again at once on the read path,
+         * which decides each of these event by event. */
+        sk_logc(SK_LOG_INFO, &x, "%s: %s; reading before writing", name, err->message);
+        d->st.one_trip_redone++;
+        txn_requeue(d, ex);
+        kick(d);
+        return;
+    }
     unsigned attempt = 0;
     for (unsigned i = 0; i < ex->nb; i++)
         if (++ex->bs[i]->attempt > attempt)
@@ -679,6 +709,13 @@ static void remember_user(void *ud, const char *name, size_t len, int64_t id)
     sk_known_add(ud, name, len, id);
 }
 
+static void remember_mark(void *ud, struct sk_part *part, int64_t game, int64_t next)
+{
+    (void)ud;
+    if (part->marks)
+        sk_marks_set(part->marks, game, next);
+}
+
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     (void)c;
@@ -690,6 +727,8 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     }
     sk_apply_outcome(ex->a);
     sk_apply_users(ex->a, remember_user, d->known);
+    sk_apply_marks(ex->a, remember_mark, NULL);
+    d->st.one_trip += sk_apply_quick(ex->a);
     sk_db_release(ex->c);
     ex->c = NULL;
     d->st.transactions++;
@@ -1343,6 +1382,11 @@ static void render_metrics(void *ud, struct sk_buf *b)
     counter(b, "scorekeeper_batch_retries_total",
             "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",
             st->retries);
+    counter(b, "scorekeeper_db_one_trip_transactions_total",
+            "Transactions committed in one round trip (no read before the write).", st->one_trip);
+    counter(b, "scorekeeper_db_one_trip_redone_total",
+            "One-round-trip attempts run again on the read path (marks moved, score near the "
+            "BIGINT edge).", st->one_trip_redone);
     counter(b, "scorekeeper_db_reconnects_total", "Database connections lost or failed to open.",
             sk_db_reconnects(d->db));
     gauge(b, "scorekeeper_db_connections_up", "Database connections open.", sk_db_count_up(d->db));
@@ -1628,9 +1672,11 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     }
     if (d->phase == PH_CLOSING || d->phase == PH_DONE)
         log_notice("stopped: consumed %llu, applied %llu, rejected %llu, duplicate %llu, results "
-                   "delivered %llu",
+                   "delivered %llu; %llu transactions, %llu of them in one round trip (%llu run "
+                   "again reading first)",
                    both(d->st.k_consumed), both(d->st.k_applied), both(d->st.k_rejected),
-                   both(d->st.k_duplicates), d->st.results);
+                   both(d->st.k_duplicates), d->st.results, d->st.transactions, d->st.one_trip,
+                   d->st.one_trip_redone);
     teardown(d);
     return r;
 }

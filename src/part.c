@@ -15,6 +15,11 @@ struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_
         free(p);
         return NULL;
     }
+    if (kind == SK_EV_SCORE && !(p->marks = sk_marks_new(PART_MARKS_MAX))) {
+        free(p->topic);
+        free(p);
+        return NULL;
+    }
     p->partition = partition;
     p->kind = kind;
     p->next_commit = -1;
@@ -29,6 +34,7 @@ void sk_part_free(struct sk_part *p)
         return;
     free(p->offs);
     free(p->done);
+    sk_marks_free(p->marks);
     free(p->topic);
     free(p);
 }

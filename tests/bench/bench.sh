@@ -31,6 +31,7 @@ cd "$root"
 : "${BENCH_SEED:=42}"
 : "${BENCH_LAT_EVENTS:=}"           # latency runs; default: 20 s at half rate, >= 2000
 : "${BENCH_LAT:=1}"                 # 0: skip the latency runs
+: "${BENCH_LAT_RATE:=}"             # events/s of the first latency run; default: half the main rate
 : "${BENCH_CEILING:=1}"
 : "${BENCH_SWEEP:=1}"
 : "${BENCH_SWEEP_EVENTS:=200000}"
@@ -331,7 +332,7 @@ log "main: verified (one result per input, database == ledger)"
 
 # ------------------------------------------------------------- latency runs
 if ((BENCH_LAT)); then
-    rate=$(awk -v r="$(get main_eps_ready_last)" 'BEGIN { printf "%d", r / 2 }')
+    rate=${BENCH_LAT_RATE:-$(awk -v r="$(get main_eps_ready_last)" 'BEGIN { printf "%d", r / 2 }')}
     ((rate >= 1)) || rate=1
     lat_n=${BENCH_LAT_EVENTS:-$(awk -v r="$rate" 'BEGIN { n = r * 20; if (n < 2000) n = 2000; if (n > 1000000) n = 1000000; printf "%d", n }')}
     new_run latency

@@ -9,6 +9,7 @@
 
 #include "apply.h"
 #include "known.h"
+#include "marks.h"
 
 static struct sk_part part3 = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
 
@@ -350,6 +351,189 @@ static void user_fold(void **state)
     free_batch(b);
 }
 
+
+static struct sk_part *marked_part(int64_t game, int64_t next)
+{
+    static struct sk_part p = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
+    sk_marks_free(p.marks);
+    p.marks = sk_marks_new(10);
+    if (next >= 0)
+        sk_marks_set(p.marks, game, next);
+    return &p;
+}
+
+/* Free what a test on a marked partition made (msgs back on part3 first). */
+static void release(struct sk_apply *a, struct sk_buf *sql, struct sk_batch *b, struct sk_part *p)
+{
+    sk_buf_free(sql);
+    sk_apply_free(a);
+    for (struct sk_msg *m = b->head; m; m = m->next)
+        m->part = &part3;
+    free_batch(b);
+    sk_marks_free(p->marks);
+    p->marks = NULL;
+}
+
+static void mark_cb(void *ud, struct sk_part *part, int64_t game, int64_t next)
+{
+    (void)part;
+    int64_t *out = ud;
+    out[0] = game;
+    out[1] = next;
+}
+
+static void ret_row(struct sk_apply *a, unsigned stmt, const char *uid, const char *sc)
+{
+    char *r[3] = {(char *)"42", (char *)(uintptr_t)uid, (char *)(uintptr_t)sc};
+    unsigned long len[3] = {2, strlen(uid), strlen(sc)};
+    sk_apply_row(a, stmt, r, len, 3);
+}
+
+/* Marks known, users known: one round trip that checks the marks, adds the
+ * deltas in SQL and returns the new scores; every running total follows
+ * from them. */
+static void one_trip_when_marks_are_known(void **state)
+{
+    (void)state;
+    struct sk_part *p = marked_part(42, 10);
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    sk_known_add(k, "bob", 3, 3);
+    sk_known_add(k, "cat", 3, 9);
+    struct sk_msg *ms[] = {
+        score(10, "alice", SK_OP_DELTA, 5, NULL), score(11, "bob", SK_OP_SET, 50, NULL),
+        score(12, "cat", SK_OP_DELTA, 2, NULL),   score(13, "alice", SK_OP_DELTA, 7, NULL),
+        score(14, "cat", SK_OP_SET, 100, NULL),   score(15, "cat", SK_OP_DELTA, 1, NULL),
+        score(16, "alice", SK_OP_DELTA, -20, NULL),
+    };
+    for (unsigned i = 0; i < 7; i++)
+        ms[i]->part = p;
+    struct sk_batch *b = batch(42, ms, 7);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_quick(a));
+    /* alice's prefix sums are 5, 12, -8: a swing of 12 */
+    assert_string_equal(sk_buf_cstr(&sql),
+        "START TRANSACTION;\nINSERT INTO games (id, name) VALUES (42,'unnamed game 42') ON DUPLICATE "
+        "KEY UPDATE id = id;\nBEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = "
+        "'game.scores' AND (`partition`, game_id, next_offset) IN ((3,42,10))) <> 1 THEN SIGNAL "
+        "SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED "'; END IF; END;\n"
+        "SET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
+        "FROM game_players WHERE (game_id, user_id) IN ((42,9));\n"
+        "INSERT INTO game_players (game_id, user_id, score) VALUES (42,7,-8) ON DUPLICATE KEY UPDATE "
+        "score = IF(score BETWEEN -9223372036854775796 AND 9223372036854775795, score + "
+        "VALUES(score), score * 4) RETURNING game_id, user_id, score;\n"
+        "INSERT INTO game_players (game_id, user_id, score) VALUES (42,3,50),(42,9,101) ON DUPLICATE "
+        "KEY UPDATE score = VALUES(score);\nINSERT INTO game_offsets (topic, `partition`, game_id, "
+        "next_offset) VALUES ('game.scores',3,42,17) ON DUPLICATE KEY UPDATE next_offset = "
+        "GREATEST(next_offset, VALUES(next_offset));\nCOMMIT");
+    ret_row(a, 3, "9", "40");  /* cat's old score */
+    ret_row(a, 4, "7", "92");  /* alice's new score: it was 100 */
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->score, 105);
+    assert_int_equal(ms[3]->score, 112);
+    assert_int_equal(ms[6]->score, 92);
+    assert_int_equal(ms[1]->score, 50);
+    assert_int_equal(ms[2]->score, 42);
+    assert_int_equal(ms[4]->score, 100);
+    assert_int_equal(ms[5]->score, 101);
+    for (unsigned i = 0; i < 7; i++)
+        assert_int_equal(ms[i]->status, SK_ST_APPLIED);
+    assert_int_equal(ms[0]->user_id, 7);
+    int64_t mark[2] = {0, 0};
+    sk_apply_marks(a, mark_cb, mark);
+    assert_int_equal(mark[0], 42);
+    assert_int_equal(mark[1], 17);
+    /* no new score returned for a player: the answers do not add up */
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_quick(a));
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -1);
+    assert_non_null(strstr(err, "returned no new score"));
+    release(a, &sql, b, p);
+    sk_known_free(k);
+}
+
+/* The read path stays for everything the one round trip cannot know:
+ * no mark, an event below the mark (maybe a duplicate), a player whose old
+ * score is needed and whose user has no known id yet, and an overflow
+ * decided within the batch (rejected alone by the fold). */
+static void read_first_when_in_doubt(void **state)
+{
+    (void)state;
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    struct {
+        int64_t mark;             /* -1: none */
+        const char *user;         /* of both events */
+        enum sk_op op1, op2;
+        int64_t v1, v2;
+    } cases[] = {
+        {-1, "alice", SK_OP_SET, SK_OP_DELTA, 1, 100},              /* no mark */
+        {11, "alice", SK_OP_SET, SK_OP_DELTA, 1, 100},              /* offset 10 below the mark */
+        {10, "zed", SK_OP_DELTA, SK_OP_SET, 1, 100},                /* zed's old score, no id */
+        {10, "alice", SK_OP_SET, SK_OP_DELTA, INT64_MAX - 50, 100}, /* +100 after the set overflows */
+    };
+    for (unsigned c = 0; c < sizeof cases / sizeof *cases; c++) {
+        struct sk_part *p = marked_part(42, cases[c].mark);
+        struct sk_msg *ms[] = {score(10, cases[c].user, cases[c].op1, cases[c].v1, NULL),
+                               score(11, cases[c].user, cases[c].op2, cases[c].v2, NULL)};
+        ms[0]->part = ms[1]->part = p;
+        struct sk_batch *b = batch(42, ms, 2);
+        struct sk_apply *a = sk_apply_new(&b, 1);
+        struct sk_buf sql;
+        sk_buf_init(&sql);
+        assert_int_equal(first(a, &sql, k), 0);
+        assert_false(sk_apply_quick(a));
+        assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, game_id, next_offset FROM game_offsets"));
+        assert_null(strstr(sk_buf_cstr(&sql), "RETURNING"));
+        release(a, &sql, b, p);
+    }
+    sk_known_free(k);
+}
+
+/* A new user on the one-round-trip path: created before the transaction,
+ * looked up by name in the upsert, its id read in the same round trip so
+ * that the returned row finds its player. */
+static void one_trip_with_a_new_user(void **state)
+{
+    (void)state;
+    struct sk_part *p = marked_part(42, 10);
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL)};
+    ms[0]->part = ms[1]->part = p;
+    struct sk_batch *b = batch(42, ms, 2);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_quick(a));
+    const char *q = sk_buf_cstr(&sql);
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');\nSTART TRANSACTION;\n"));
+    assert_non_null(strstr(q, "END IF; END;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
+    /* rows in key order: the new user (no id yet) first, then by id */
+    assert_non_null(strstr(q, "VALUES (42,(SELECT id FROM users WHERE username = 'zed'),100),(42,7,1) ON DUPLICATE"));
+    /* statements: users, START, games, check, ids, upsert RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 7);
+    char *r[2] = {(char *)"9", (char *)"zed"};
+    unsigned long len[2] = {1, 3};
+    sk_apply_row(a, 4, r, len, 2);
+    ret_row(a, 5, "9", "150");
+    ret_row(a, 5, "7", "1");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->score, 150);
+    assert_int_equal(ms[0]->user_id, 9);
+    assert_int_equal(ms[1]->score, 1);
+    release(a, &sql, b, p);
+    sk_known_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +544,9 @@ int main(void)
         cmocka_unit_test(two_games_share_a_transaction),
         cmocka_unit_test(known_users_skip_insert_and_join),
         cmocka_unit_test(user_fold),
+        cmocka_unit_test(one_trip_when_marks_are_known),
+        cmocka_unit_test(read_first_when_in_doubt),
+        cmocka_unit_test(one_trip_with_a_new_user),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

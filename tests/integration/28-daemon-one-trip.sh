@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The one-round-trip path (no read before the write) against a real server:
+# a game this instance committed last is written with its deltas added in
+# SQL and the marks checked in the same transaction.  Whatever the path
+# cannot know goes back to reading first, event by event:
+#   - a score changed from outside between two batches is kept (added to);
+#   - marks moved by another writer: the events below them are duplicates;
+#   - a score near the BIGINT edge: only the event that leaves it is rejected.
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$(dirname "$0")/../lib/daemon.sh"
+
+sk_daemon_setup onetrip 1
+# a long linger keeps each send in one batch
+sk_daemon_start -o batch.linger_ms=200 || sk_bail "daemon did not start"
+url=$(sk_metrics_url)
+metric() { curl -fsS "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+n=0
+# send "event_id delta|set value user" ...: one batch of game 9, then wait for
+# its results; $got holds them as "event_id status score|code" lines
+# (not run in a subshell: n counts the results so far)
+send() {
+    local f=$SK_TEST_TMP/send.$n.txt e id op v u
+    : >"$f"
+    for e in "$@"; do
+        read -r id op v u <<<"$e"
+        printf '9\t{"event_id":"%s","game_id":9,"username":"%s","%s":%s}\n' "$id" "$u" "$op" "$v" >>"$f"
+    done
+    sk_send "$T_SCORES" "$f"
+    n=$((n + $#))
+    got=$(sk_results "$n" 60 | tail -n "$#" | jq -r '"\(.event_id) \(.status) \(.score // .error.code)"')
+}
+
+send "a1 delta 10 a" "b1 set 5 b"
+tap_is "first batch of the game reads first" "$got" "a1 applied 10
+b1 applied 5"
+tap_is "no transaction took one round trip yet" "$(metric scorekeeper_db_one_trip_transactions_total)" 0
+
+send "a2 delta 1 a" "b2 delta 2 b" "c1 delta 3 c" "a3 delta -4 a"
+tap_is "next batch: running totals, a new user included" "$got" "a2 applied 11
+b2 applied 7
+c1 applied 3
+a3 applied 7"
+tap_is "it took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
+tap_is "the new user's row is there" "$(sk_score "$D_DB" 9 c)" 3
+
+sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.score = 1000
+                WHERE u.username = 'a' AND gp.game_id = 9"
+send "a4 delta 5 a"
+tap_is "a score changed from outside is added to, not overwritten" "$got" "a4 applied 1005"
+tap_is "stored: 1005" "$(sk_score "$D_DB" 9 a)" 1005
+tap_is "two transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 2
+
+# Another writer applied our next two offsets (as a second instance would
+# after a rebalance): the marks moved, so the attempt reads first and finds
+# them duplicates.
+sk_sql "$D_DB" "UPDATE game_offsets SET next_offset = next_offset + 2 WHERE game_id = 9"
+send "a5 delta 1 a" "a6 delta 1 a" "a7 delta 100 a"
+tap_is "events below moved marks are duplicates, the rest apply" "$got" "a5 duplicate 1005
+a6 duplicate 1005
+a7 applied 1105"
+tap_is "the attempt was run again reading first" "$(metric scorekeeper_db_one_trip_redone_total)" 1
+tap_check "the log says why" grep -q "the applied offsets of a game moved; reading before writing" "$D_LOG"
+
+sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.score = 9223372036854775800
+                WHERE u.username = 'b' AND gp.game_id = 9"
+send "b3 delta 100 b" "b4 delta -800 b" "a8 delta 1 a"
+tap_is "near the BIGINT edge only the event that leaves it is rejected" "$got" "b3 rejected score_overflow
+b4 applied 9223372036854775000
+a8 applied 1106"
+tap_is "that attempt was run again reading first too" "$(metric scorekeeper_db_one_trip_redone_total)" 2
+tap_is "stored: only the applied event" "$(sk_score "$D_DB" 9 b)" 9223372036854775000
+tap_is "a's total is right" "$(sk_score "$D_DB" 9 a)" 1106
+send "a9 delta 1 a"
+tap_is "one round trip again once the marks are back" "$got" "a9 applied 1107"
+tap_is "three transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 3
+
+sk_daemon_stop
+tap_is "exit 0 after SIGTERM" "$D_RC" 0
+tap_check "no sanitizer reports" sk_daemon_logs_clean
+tap_done
