@@ -67,13 +67,17 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);
 /* Whether this attempt took the one-round-trip path (sk_apply_first
- * decides).  Such an attempt can fail for reasons of the path itself: the
- * stored marks moved (SIGNAL with SK_APPLY_MARKS_MOVED, error 1644), or a
- * score too close to the BIGINT edge (error 1690); the caller then forgets
- * the marks of its games and runs it again, on the read path. */
+ * decides). */
 bool sk_apply_quick(const struct sk_apply *a);
+/* Whether a failure with this server error code is one of the
+ * one-round-trip path's own guards: the stored marks moved (SIGNAL with
+ * SK_APPLY_MARKS_MOVED), a score too close to the BIGINT edge for the sums,
+ * a user deleted right after its creation.  Nothing was written; the caller
+ * forgets the marks of the transaction's games (sk_apply_marks) and runs it
+ * again at once, on the read path, which decides event by event. */
+bool sk_apply_read_first(const struct sk_apply *a, unsigned code);
 #define SK_APPLY_MARKS_MOVED "scorekeeper: the applied offsets of a game moved"
-/* After a commit: each (partition, game) and the next_offset it now has,
- * for the partition's marks. */
+/* Each (partition, game) of the transaction and, after a commit, the
+ * next_offset it now has, for the partition's marks. */
 void sk_apply_marks(const struct sk_apply *a,
                     void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud);

@@ -395,7 +395,8 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
         sk_buf_putc(sql, ',');
         user_id_sql(sql, &a->users[rows[k]->user]);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, rows[k]->score);
+        /* one round trip: the sum of the deltas, or the score the sets make */
+        sk_buf_i64(sql, a->quick ? rows[k]->acc : rows[k]->score);
         sk_buf_putc(sql, ')');
     }
     free(rows);
@@ -460,7 +461,7 @@ static bool quick_ok(struct sk_apply *a)
 {
     for (unsigned k = 0; k < a->noffs; k++) {
         struct poff *o = &a->offs[k];
-        int64_t mark = o->part && o->part->marks ? sk_marks_get(o->part->marks, o->game) : -1;
+        int64_t mark = o->part->marks ? sk_marks_get(o->part->marks, o->game) : -1;
         if (mark < 0 || o->batch_min < mark)
             return false;
         o->next = mark;
@@ -579,27 +580,21 @@ static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
     a->st_known = -1;
     if (select_scores(sql, a, needs_old_score))
         a->st_known = stmt++;
-    /* Each player row carries its sum (no set) or its new score (set). */
-    for (unsigned k = 0; k < a->nplayers; k++)
-        a->players[k].score = a->players[k].acc;
+    /* The guard: score * 4 overflows (error 1690) for every score outside
+     * the range, as |score| >= 2^62 there. */
     char tail[256];
     snprintf(tail, sizeof tail,
              " ON DUPLICATE KEY UPDATE score = IF(score BETWEEN %lld AND %lld, score + VALUES(score), "
              "score * 4) RETURNING game_id, user_id, score",
              (long long)(INT64_MIN + (int64_t)a->headroom), (long long)(INT64_MAX - (int64_t)a->headroom));
-    /* (score * 4 overflows for every score outside the range: |score| >= 2^62) */
     long r = upsert_players(sql, a, adds_deltas, tail);
     if (r < 0)
         return -ENOMEM;
     a->st_returned = r ? stmt++ : -1;
-    r = upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
-    if (r < 0)
+    if (upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)") < 0)
         return -ENOMEM;
-    stmt += r > 0;
     upsert_offsets(sql, a);
     sk_buf_puts(sql, ";\nCOMMIT");
-    for (unsigned k = 0; k < a->nplayers; k++)
-        a->players[k].score = 0;
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
@@ -851,14 +846,12 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     if (a->quick) {
         /* Committed already: every event's running total follows from the
          * new score the upsert returned, less the sum of the deltas; or,
-         * with a set, from the old score read (0: no row) or from the set. */
+         * with a set, from the old score read (still 0 from sk_apply_first
+         * when not read or no row: the set decides then). */
         for (unsigned k = 0; k < a->nplayers; k++) {
             struct player *p = &a->players[k];
-            if (p->set) {
-                if (!p->pre)
-                    p->score = 0;
+            if (p->set)
                 continue;
-            }
             if (!p->got || __builtin_sub_overflow(p->final, p->acc, &p->score)) {
                 snprintf(err, errlen, "the score upsert of game %lld returned no new score for a "
                          "player", (long long)p->game);
@@ -899,6 +892,19 @@ void sk_apply_outcome(struct sk_apply *a)
 }
 
 bool sk_apply_quick(const struct sk_apply *a) { return a->quick; }
+
+/* The errors first_quick's own statements raise on purpose or by design:
+ * the SIGNAL of the marks check, the overflow of the BIGINT guard, and a
+ * NULL id from the lookup of a user deleted since its INSERT IGNORE. */
+#define ER_SIGNAL_EXCEPTION 1644u
+#define ER_DATA_OUT_OF_RANGE 1690u
+#define ER_BAD_NULL_ERROR 1048u
+
+bool sk_apply_read_first(const struct sk_apply *a, unsigned code)
+{
+    return a->quick &&
+           (code == ER_SIGNAL_EXCEPTION || code == ER_DATA_OUT_OF_RANGE || code == ER_BAD_NULL_ERROR);
+}
 
 void sk_apply_marks(const struct sk_apply *a,
                     void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud)

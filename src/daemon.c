@@ -91,9 +91,6 @@ struct daemon {
  * batch), kept here while it runs and while it waits out a retry. */
 #define TXN_MAX_BATCHES 256
 #define ER_NO_REFERENCED_ROW_2_CODE 1452u /* foreign key: the user row is gone */
-#define ER_SIGNAL_EXCEPTION_CODE 1644u    /* SIGNAL: apply's check of the marks */
-#define ER_DATA_OUT_OF_RANGE_CODE 1690u   /* BIGINT out of range */
-#define ER_BAD_NULL_ERROR_CODE 1048u      /* NULL into a NOT NULL column */
 /* How long the games of a shared transaction that met a lock run apart. */
 #define SOLO_SECONDS 30u
 struct exec {
@@ -572,14 +569,12 @@ static uint64_t backoff_ms(struct daemon *d, unsigned attempt)
     return ms / 2 + (uint64_t)random() % (ms / 2 + 1);
 }
 
-/* The marks of the transaction's games are in doubt after any failure (a
- * commit whose answer was lost may or may not have happened). */
-static void forget_marks(struct exec *ex)
+static void forget_mark(void *ud, struct sk_part *part, int64_t game, int64_t next)
 {
-    for (unsigned i = 0; i < ex->nb; i++)
-        for (const struct sk_msg *m = ex->bs[i]->head; m; m = m->next)
-            if (m->part->marks)
-                sk_marks_forget(m->part->marks, m->ev.game_id);
+    (void)ud;
+    (void)next;
+    if (part->marks)
+        sk_marks_forget(part->marks, game);
 }
 
 static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_error *err)
@@ -591,16 +586,12 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
     running_del(d, ex);
     sk_db_release(ex->c);
     ex->c = NULL;
-    forget_marks(ex);
-    if (ex->a && sk_apply_quick(ex->a) &&
-        (err->code == ER_SIGNAL_EXCEPTION_CODE || err->code == ER_DATA_OUT_OF_RANGE_CODE ||
-         err->code == ER_BAD_NULL_ERROR_CODE)) {
-        /* The one-round-trip path's own guards: another writer applied
-         * events of these games (marks moved), a score is too close to the
-         * BIGINT edge for a sum computed in SQL, or a user looked up by
-         * name was deleted right after its creation.  Nothing was written;
-         * without marks the attempt runs again at once on the read path,
-         * which decides each of these event by event. */
+    /* The marks of the transaction's games are in doubt after any failure
+     * (a commit whose answer was lost may or may not have happened). */
+    if (ex->a)
+        sk_apply_marks(ex->a, forget_mark, NULL);
+    if (ex->a && sk_apply_read_first(ex->a, err->code)) {
+        /* Without marks the attempt runs again at once on the read path. */
         sk_logc(SK_LOG_INFO, &x, "%s: %s; reading before writing", name, err->message);
         d->st.one_trip_redone++;
         txn_requeue(d, ex);
@@ -1386,7 +1377,7 @@ static void render_metrics(void *ud, struct sk_buf *b)
             "Transactions committed in one round trip (no read before the write).", st->one_trip);
     counter(b, "scorekeeper_db_one_trip_redone_total",
             "One-round-trip attempts run again on the read path (marks moved, score near the "
-            "BIGINT edge).", st->one_trip_redone);
+            "BIGINT edge, user gone).", st->one_trip_redone);
     counter(b, "scorekeeper_db_reconnects_total", "Database connections lost or failed to open.",
             sk_db_reconnects(d->db));
     gauge(b, "scorekeeper_db_connections_up", "Database connections open.", sk_db_count_up(d->db));

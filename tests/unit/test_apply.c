@@ -414,6 +414,11 @@ static void one_trip_when_marks_are_known(void **state)
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_quick(a));
+    /* the path's own guards send it back to reading first; a deadlock does not */
+    assert_true(sk_apply_read_first(a, 1644));
+    assert_true(sk_apply_read_first(a, 1690));
+    assert_true(sk_apply_read_first(a, 1048));
+    assert_false(sk_apply_read_first(a, 1213));
     /* alice's prefix sums are 5, 12, -8: a swing of 12 */
     assert_string_equal(sk_buf_cstr(&sql),
         "START TRANSACTION;\nINSERT INTO games (id, name) VALUES (42,'unnamed game 42') ON DUPLICATE "
@@ -488,6 +493,7 @@ static void read_first_when_in_doubt(void **state)
         sk_buf_init(&sql);
         assert_int_equal(first(a, &sql, k), 0);
         assert_false(sk_apply_quick(a));
+        assert_false(sk_apply_read_first(a, 1690)); /* the read path rejects the event alone */
         assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, game_id, next_offset FROM game_offsets"));
         assert_null(strstr(sk_buf_cstr(&sql), "RETURNING"));
         release(a, &sql, b, p);
