@@ -15,12 +15,14 @@
 #include "event.h"
 #include "marks.h"
 
+struct rd_kafka_queue_s;
+
 struct sk_part {
     char *topic;
     int32_t partition;
     enum sk_event_kind kind;
     bool revoked;
-    bool paused;
+    bool paused;        /* held: its queue is not read (backpressure) or Kafka-paused (drain) */
     bool active;        /* has delivered at least one message (takes a share of the window) */
     unsigned refs;      /* events still in flight */
     /* ring of offsets in consumption order, with a done flag each */
@@ -31,6 +33,7 @@ struct sk_part {
     int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
     int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
     struct sk_marks *marks; /* score partitions: games' applied offsets (NULL: none kept) */
+    struct rd_kafka_queue_s *queue; /* its own message queue while assigned (owned by the daemon) */
     struct sk_part *next;
 };
 

@@ -37,6 +37,7 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 /* Batch of consumed messages handled per wake-up before yielding to the
  * other sources of the loop (fairness, not a limit). */
 #define CONSUME_BURST 2000
+#define PART_BURST 500 /* of one partition's messages per turn */
 
 /* Counters, by event kind where it matters (index: enum sk_event_kind). */
 struct stats {
@@ -217,9 +218,18 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Backpressure is per partition: each may hold its share of
  * pipeline.max_inflight_events.  A partition whose games are slow (a locked
- * game, a database falling behind) is paused alone, the others keep
- * flowing, and memory stays bounded whatever the backlog in Kafka.  Paused
- * partitions are still polled (the poll timer), so the group keeps us. */
+ * game, a database falling behind) is held alone, the others keep flowing,
+ * and memory stays bounded whatever the backlog in Kafka.
+ *
+ * Holding a partition means no longer reading its own queue (see
+ * on_rebalance), not pausing it in Kafka: librdkafka keeps the prefetch it
+ * has and stops fetching once the partition's queue holds
+ * queued.max.messages.kbytes.  Pausing would drop that prefetch, to be
+ * fetched again after the resume; and librdkafka 2.0 looks at a resumed
+ * partition only at its fetcher's next wake-up, up to a second later when
+ * nothing else is being fetched (measured: the pipeline stood empty for
+ * 0.5-1 s at a time, a quarter of a 1M-event drain).  The consumer queue
+ * itself is still polled (the poll timer), so the group keeps us. */
 static size_t part_limit(const struct daemon *d)
 {
     /* Shared among the partitions that carry traffic: an idle partition
@@ -235,8 +245,7 @@ static size_t part_limit(const struct daemon *d)
  * bounded too.  Counting live events rather than the span keeps the
  * pipeline fed while a few old events finish: measured, the span alone let
  * in-flight fall to zero between pauses and left the database idle.  It
- * resumes at half of both, so that a refetch (librdkafka drops a paused
- * partition's prefetch) lands before the work in hand runs out. */
+ * resumes at half of both: the work in hand overlaps with reading more. */
 #define SPAN_SHARES 4
 static bool part_full(const struct daemon *d, const struct sk_part *p)
 {
@@ -255,24 +264,17 @@ static bool part_low(const struct daemon *d, const struct sk_part *p)
 
 static void pause_part(struct daemon *d, struct sk_part *p, bool pause)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(d->consumer, l)
-                                  : rd_kafka_resume_partitions(d->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    p->paused = pause;
     struct sk_log_ctx x = SK_LOG_CTX_NONE;
     x.topic = p->topic;
     x.partition = p->partition;
-    if (e) {
-        sk_logc(SK_LOG_WARNING, &x, "cannot %s partition: %s", pause ? "pause" : "resume",
-                rd_kafka_err2str(e));
-        return;
-    }
-    p->paused = pause;
     sk_logc(SK_LOG_INFO, &x,
             "%s %s [%d]: %zu events in flight over %zu offsets (limit %zu per partition)",
             pause ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_live(p),
             sk_part_span(p), part_limit(d));
+    /* What waits in its queue raised no wake-up: read it on the next turn. */
+    if (!pause)
+        sd_event_source_set_enabled(d->cdefer, SD_EVENT_ON);
 }
 
 static void msg_gone(struct daemon *d, struct sk_msg *m)
@@ -947,6 +949,38 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
     }
 }
 
+/* Each assigned partition gets a queue of its own instead of feeding the
+ * consumer queue, set up before the assignment starts its fetcher (which
+ * leaves a forward made by the application alone).  Why: librdkafka bounds
+ * its prefetch per queue (queued.max.messages.kbytes), and when the one
+ * shared queue reached the bound every partition stopped fetching at once,
+ * until the fetcher's next wake-up up to a second later (librdkafka 2.0);
+ * with a queue each, only the partition that is held stops, and held
+ * partitions keep their prefetch (see pause_part).  All queues wake the
+ * loop through the consumer's pipe. */
+static void own_queue(struct daemon *d, struct sk_part *p)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_get_partition(d->consumer, p->topic, p->partition);
+    if (!q) {
+        /* its messages then come through the consumer queue, as before */
+        log_warning("no queue of its own for %s [%d]; reading it from the consumer queue",
+                    p->topic, (int)p->partition);
+        return;
+    }
+    rd_kafka_queue_forward(q, NULL);
+    rd_kafka_queue_io_event_enable(q, d->cpipe[1], "1", 1);
+    p->queue = q;
+}
+
+static void drop_queue(struct sk_part *p)
+{
+    if (!p->queue)
+        return;
+    rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(p->queue);
+    p->queue = NULL;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -963,6 +997,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             p->next = d->parts;
             d->parts = p;
+            own_queue(d, p);
             log_info("assigned %s [%d]", t, (int)parts->elems[i].partition);
         }
         rd_kafka_error_t *e = NULL;
@@ -999,6 +1034,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      (int)p->partition, sk_part_live(p));
             if (p->active)
                 d->n_active--;
+            drop_queue(p);
             p->revoked = true;
             p->refs++;
             sk_part_unref(p); /* frees it now if nothing refers to it */
@@ -1017,33 +1053,61 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static int on_consume_defer(sd_event_source *s, void *ud);
 
+static void take(struct daemon *d, rd_kafka_message_t *rm)
+{
+    if (rm->err) {
+        /* A broker saying a topic does not exist (yet) has answered:
+         * the daemon is ready and consumes the topic once it exists. */
+        if (rm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            rm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+            d->kafka_answered = true;
+            maybe_ready(d);
+        }
+        if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warning("consumer: %s", rd_kafka_message_errstr(rm));
+    } else {
+        on_message(d, rm);
+    }
+    rd_kafka_message_destroy(rm);
+}
+
+/* Reads up to `burst` messages of a partition's own queue, stopping early
+ * when the partition fills up (on_message holds it).  True if more may wait. */
+static bool drain_part(struct daemon *d, struct sk_part *p, int burst)
+{
+    for (int i = 0; i < burst; i++) {
+        if (p->paused)
+            return false;
+        rd_kafka_message_t *rm = rd_kafka_consume_queue(p->queue, 0);
+        if (!rm)
+            return false;
+        take(d, rm);
+    }
+    return true;
+}
+
 static void drain_consumer(struct daemon *d)
 {
+    /* The consumer queue: group events (served as callbacks inside the
+     * poll), errors, and the messages of a partition without a queue of its
+     * own.  Polling it is also what keeps us in the group. */
+    bool more = true;
     for (int i = 0; i < CONSUME_BURST; i++) {
         rd_kafka_message_t *rm = rd_kafka_consumer_poll(d->consumer, 0);
         if (!rm) {
-            sd_event_source_set_enabled(d->cdefer, SD_EVENT_OFF);
-            goto out;
+            more = false;
+            break;
         }
-        if (rm->err) {
-            /* A broker saying a topic does not exist (yet) has answered:
-             * the daemon is ready and consumes the topic once it exists. */
-            if (rm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                rm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-                d->kafka_answered = true;
-                maybe_ready(d);
-            }
-            if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warning("consumer: %s", rd_kafka_message_errstr(rm));
-        } else {
-            on_message(d, rm);
-        }
-        rd_kafka_message_destroy(rm);
+        take(d, rm);
     }
+    /* Every partition in turn, a burst each, so that one with a deep
+     * backlog does not starve the others. */
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        if (p->queue && drain_part(d, p, PART_BURST))
+            more = true;
     /* More may be waiting: come back after the loop's other sources ran
-     * (the pipe would not wake us again while the queue stays non-empty). */
-    sd_event_source_set_enabled(d->cdefer, SD_EVENT_ON);
-out:
+     * (the pipe would not wake us again while a queue stays non-empty). */
+    sd_event_source_set_enabled(d->cdefer, more ? SD_EVENT_ON : SD_EVENT_OFF);
     rearm_linger(d);
     kick(d);
     if (d->closing_consumer && rd_kafka_consumer_closed(d->consumer)) {
@@ -1533,6 +1597,8 @@ static void teardown(struct daemon *d)
     sd_event_source_disable_unref(d->status_timer);
     sd_event_source_disable_unref(d->watchdog_timer);
     sd_event_source_disable_unref(d->deadline_timer);
+    for (struct sk_part *p = d->parts; p; p = p->next)
+        drop_queue(p);
     if (d->cq)
         rd_kafka_queue_destroy(d->cq);
     if (d->pq)
