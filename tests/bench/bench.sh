@@ -234,6 +234,19 @@ latency_stats() {
               printf "%d %.1f %.1f %.1f %.1f %s %s\n", NR, p(0.50), p(0.95), p(0.99), v[NR], first, last }' "$1.lat"
 }
 
+# steady_stats FILE SKIP_MS: like latency_stats, for the events sent SKIP_MS
+# or more after the first one (a fresh daemon reads first for the first batch
+# of every game; this leaves that warm-up out).  Prints N p50 p95 p99 max.
+steady_stats() {
+    awk -F'\t' -v skip="$2" '$2 != "-" { s = $2 / 1e6; if (t0 == "" || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
+        END { for (i = 1; i <= n; i++) if (sent[i] - t0 >= skip) printf "%.3f\n", lat[i] }' "$1" |
+        LC_ALL=C sort -g >"$1.steady.lat"
+    awk '{ v[NR] = $1 }
+        function p(q,  i) { i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
+        END { if (NR == 0) { print 0, "-", "-", "-", "-"; exit }
+              printf "%d %.1f %.1f %.1f %.1f\n", NR, p(0.50), p(0.95), p(0.99), v[NR] }' "$1.steady.lat"
+}
+
 # db_status: Handler_write Handler_update Com_commit Innodb_data_fsyncs (global;
 # MariaDB 10.11 has no Innodb_rows_* counters any more).  An upsert that hits an
 # existing row counts one Handler_write attempt and one Handler_update.
@@ -345,6 +358,9 @@ if ((BENCH_LAT)); then
     put lat_half_rate "$rate"
     put lat_half_n "$c"
     put lat_half "$p50 $p95 $p99 $mx"
+    read -r c p50 p95 p99 mx < <(steady_stats "$R_DIR/results.1.tsv" 2000)
+    put lat_half_steady_n "$c"
+    put lat_half_steady "$p50 $p95 $p99 $mx"
     log "latency: $lat_n events unthrottled"
     produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
     wait_results $((2 * lat_n))
