@@ -116,7 +116,7 @@ The database table game_players was write-locked (LOCK TABLES) while the daemon 
 full backlog, then released; the daemon then drained for a while ($(f mem_results_at_stop) results
 when it was stopped).  Peak RSS while blocked: $(f mem_rss_blocked_mb 1) MB; peak over the
 whole run: **$(f mem_rss_peak_mb 1) MB** (samples: mem-rss.tsv).  The in-flight window
-(pipeline.max_inflight_events, default 20,000) bounds it, not the backlog.
+(pipeline.max_inflight_events, default 20,000) and the per-partition prefetch bound it, not the backlog.
 EOF
 fi
 
