@@ -19,8 +19,13 @@ struct sk_marks;
 
 struct sk_marks *sk_marks_new(size_t max_entries);
 void sk_marks_free(struct sk_marks *m);
-/* The game's mark, -1 when unknown. */
+/* The game's mark, -1 when unknown; 0 when the map is complete and has
+ * none for the game (the game has no game_offsets row: it is new). */
 int64_t sk_marks_get(const struct sk_marks *m, int64_t game);
+/* Every game of the partition that has a game_offsets row has its mark
+ * here (read at assignment): games not in the map are new.  Until the map
+ * is cleared (full). */
+void sk_marks_complete(struct sk_marks *m);
 /* Remember next (>= 0) as the game's mark; silently forgets nothing else
  * unless the map is full (then it starts over). */
 void sk_marks_set(struct sk_marks *m, int64_t game, int64_t next);

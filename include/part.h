@@ -33,6 +33,8 @@ struct sk_part {
     int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
     int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
     struct sk_marks *marks; /* score partitions: games' applied offsets (NULL: none kept) */
+    bool marks_wanted;      /* assigned: its marks are to be read from game_offsets */
+    unsigned long marks_load; /* which read of them applies (the daemon counts them) */
     struct rd_kafka_queue_s *queue; /* its own message queue while assigned (owned by the daemon) */
     struct sk_part *next;
 };

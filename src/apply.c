@@ -511,10 +511,20 @@ static bool needs_old_score(const struct sk_apply *a, const struct player *p)
 }
 
 /* The transaction's (partition, game_id) keys, with the marks when asked. */
-static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next)
+/* Which (partition, game) keys offset_keys lists: all of them, those with a
+ * mark, or those of games known to have no game_offsets row (mark 0). */
+enum keys { KEYS_ALL, KEYS_MARKED, KEYS_NEW };
+
+static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next,
+                        enum keys pick)
 {
+    bool any = false;
     for (unsigned k = 0; k < a->noffs; k++) {
-        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
+        if ((pick == KEYS_MARKED && a->offs[k].next <= 0) ||
+            (pick == KEYS_NEW && a->offs[k].next != 0))
+            continue;
+        sk_buf_printf(sql, "%s(%d,", any ? "," : "", (int)a->offs[k].partition);
+        any = true;
         sk_buf_i64(sql, a->offs[k].game);
         if (with_next) {
             sk_buf_putc(sql, ',');
@@ -561,12 +571,31 @@ static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
     stmt++;
     stmt += upsert_games(sql, a, true);
     stmt += upsert_games(sql, a, false);
-    sk_buf_puts(sql, ";\nBEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = ");
-    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-    sk_buf_puts(sql, " AND (`partition`, game_id, next_offset) IN (");
-    offset_keys(sql, a, true);
-    sk_buf_printf(sql, ")) <> %u THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED
-                       "'; END IF; END", a->noffs);
+    /* the marks are still ours: each marked game's row holds its mark, and
+     * the games known to be new still have no row */
+    unsigned marked = 0, fresh = 0;
+    for (unsigned k = 0; k < a->noffs; k++) {
+        marked += a->offs[k].next > 0;
+        fresh += a->offs[k].next == 0;
+    }
+    sk_buf_puts(sql, ";\nBEGIN NOT ATOMIC IF ");
+    if (marked) {
+        sk_buf_puts(sql, "(SELECT COUNT(*) FROM game_offsets WHERE topic = ");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_puts(sql, " AND (`partition`, game_id, next_offset) IN (");
+        offset_keys(sql, a, true, KEYS_MARKED);
+        sk_buf_printf(sql, ")) <> %u", marked);
+    }
+    if (fresh) {
+        sk_buf_puts(sql, marked ? " OR EXISTS (SELECT 1 FROM game_offsets WHERE topic = "
+                                : "EXISTS (SELECT 1 FROM game_offsets WHERE topic = ");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
+        offset_keys(sql, a, false, KEYS_NEW);
+        sk_buf_puts(sql, "))");
+    }
+    sk_buf_puts(sql, " THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED
+                     "'; END IF; END");
     stmt++;
     a->st_unknown = -1;
     if (a->ncached < a->nusers) {
@@ -640,7 +669,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
                      "WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
     sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
-    offset_keys(sql, a, false);
+    offset_keys(sql, a, false, KEYS_ALL);
     sk_buf_puts(sql, ")");
     a->st_offsets = stmt++;
     /* scores of known users: point lookups on (game_id, user_id) */

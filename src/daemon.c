@@ -84,6 +84,7 @@ struct daemon {
     struct sk_msg *resend; /* results waiting to be (re)produced */
     struct sk_metrics *metrics;
     struct sk_known *known; /* usernames known to exist: not sent to INSERT IGNORE again */
+    unsigned long marks_loads; /* reads of partitions' marks started */
     struct stats st;
 };
 
@@ -804,8 +805,124 @@ static void start_txn(struct daemon *d, struct exec *ex, struct sk_db_conn *c)
  * games share one transaction, up to batch.txn_max_events: one commit for
  * all of them.  The users batch and batches hunting a poison event run
  * alone. */
+/* ---- marks at assignment ------------------------------------------- */
+
+/* A newly assigned score partition reads the marks that game_offsets holds
+ * for it, so that its games' first batches can already take one round trip
+ * (without a mark a batch reads first).  Only a hint, like every mark: the
+ * one-round-trip check verifies them in SQL, and a mark set meanwhile by a
+ * commit of ours is newer than what the read saw, so it is kept.  A read
+ * that returned every row of the partition also tells which games have none:
+ * those are new, and their first batch checks that no row appeared.  The
+ * partition is looked up again for each row: it may be revoked meanwhile
+ * (and assigned again, with a read of its own). */
+#define MARKS_LOAD_MAX (PART_MARKS_MAX / 2)
+
+struct marks_load {
+    struct daemon *d;
+    char *topic;
+    int32_t partition;
+    unsigned long id; /* the partition's marks_load when this read started */
+    size_t n;
+    struct sk_buf sql; /* Connector/C may still be sending it after the call returns */
+};
+
+static struct sk_part *load_part(const struct marks_load *l)
+{
+    struct sk_part *p = part_find(l->d, l->topic, l->partition);
+    return p && p->marks && p->marks_load == l->id ? p : NULL;
+}
+
+static void marks_load_free(struct marks_load *l)
+{
+    free(l->topic);
+    sk_buf_free(&l->sql);
+    free(l);
+}
+
+static void on_marks_row(void *ud, unsigned stmt, char **row, unsigned long *lengths,
+                         unsigned nfields)
+{
+    (void)stmt;
+    (void)lengths;
+    struct marks_load *l = ud;
+    if (nfields != 2 || !row[0] || !row[1])
+        return;
+    struct sk_part *p = load_part(l);
+    if (!p)
+        return;
+    int64_t game = strtoll(row[0], NULL, 10), next = strtoll(row[1], NULL, 10);
+    if (next > 0 && sk_marks_get(p->marks, game) < 0)
+        sk_marks_set(p->marks, game, next);
+    l->n++;
+}
+
+static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    struct marks_load *l = ud;
+    struct sk_log_ctx x = SK_LOG_CTX_NONE;
+    x.topic = l->topic;
+    x.partition = l->partition;
+    if (err) {
+        x.db_errno = err->code;
+        sk_logc(SK_LOG_WARNING, &x,
+                "cannot read the applied offsets of %s [%d]: %s; its games' first batches read "
+                "first",
+                l->topic, (int)l->partition, err->message);
+    } else {
+        struct sk_part *p = load_part(l);
+        if (p && l->n < MARKS_LOAD_MAX)
+            sk_marks_complete(p->marks);
+        sk_logc(SK_LOG_INFO, &x, "read the applied offsets of %s [%d]: %zu games", l->topic,
+                (int)l->partition, l->n);
+    }
+    sk_db_release(c);
+    struct daemon *d = l->d;
+    marks_load_free(l);
+    kick(d);
+}
+
+/* Starts the loads wanted, one per idle connection; false when it ran out
+ * of connections before it was done. */
+static bool load_marks(struct daemon *d)
+{
+    for (struct sk_part *p = d->parts; p; p = p->next) {
+        if (!p->marks_wanted)
+            continue;
+        struct sk_db_conn *c = sk_db_acquire(d->db);
+        if (!c)
+            return false;
+        p->marks_wanted = false;
+        struct marks_load *l = calloc(1, sizeof *l);
+        if (l) {
+            p->marks_load = ++d->marks_loads;
+            *l = (struct marks_load){.d = d,
+                                     .topic = strdup(p->topic),
+                                     .partition = p->partition,
+                                     .id = p->marks_load};
+            sk_buf_init(&l->sql);
+            sk_buf_puts(&l->sql, "SELECT game_id, next_offset FROM game_offsets WHERE topic = ");
+            sk_buf_sql_str(&l->sql, p->topic, strlen(p->topic));
+            sk_buf_printf(&l->sql, " AND `partition` = %d LIMIT %d", (int)p->partition,
+                          MARKS_LOAD_MAX);
+        }
+        if (!l || !l->topic || sk_buf_failed(&l->sql) ||
+            sk_db_query(c, l->sql.p, l->sql.len, on_marks_row, on_marks_done, l) < 0) {
+            log_warning("cannot read the applied offsets of %s [%d] (out of memory); its games' "
+                        "first batches read first",
+                        p->topic, (int)p->partition);
+            if (l)
+                marks_load_free(l);
+            sk_db_release(c);
+        }
+    }
+    return true;
+}
+
 static void kick(struct daemon *d)
 {
+    if (!load_marks(d))
+        return;
     while (sk_sched_ready(d->sched) > 0) {
         struct sk_db_conn *c = sk_db_acquire(d->db);
         if (!c)
@@ -997,6 +1114,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             p->next = d->parts;
             d->parts = p;
+            p->marks_wanted = p->marks != NULL;
             own_queue(d, p);
             log_info("assigned %s [%d]", t, (int)parts->elems[i].partition);
         }

@@ -22,6 +22,7 @@ struct sk_marks {
     size_t n;   /* used slots */
     size_t max;
     size_t known; /* used slots with a mark */
+    bool complete; /* a game without a slot has no game_offsets row (mark 0) */
 };
 
 static size_t hash(int64_t game)
@@ -77,14 +78,38 @@ void sk_marks_free(struct sk_marks *m)
 int64_t sk_marks_get(const struct sk_marks *m, int64_t game)
 {
     const struct slot *s = probe(m, game);
-    return s->used ? s->next : -1;
+    if (s->used)
+        return s->next;
+    return m->complete ? 0 : -1;
 }
+
+void sk_marks_complete(struct sk_marks *m) { m->complete = true; }
 
 static void clear(struct sk_marks *m)
 {
     for (size_t i = 0; i < m->cap; i++)
         m->t[i] = (struct slot){0};
     m->n = m->known = 0;
+    m->complete = false; /* what was cleared is not known to be absent */
+}
+
+/* The game's slot, taken if it had none (its value -1); NULL when the map
+ * was full and cleared, or could not grow. */
+static struct slot *take(struct sk_marks *m, int64_t game)
+{
+    struct slot *s = probe(m, game);
+    if (s->used)
+        return s;
+    if (m->n >= m->max) {
+        clear(m);
+        return NULL;
+    }
+    if (2 * (m->n + 1) > m->cap && set_table(m, m->cap * 2) < 0)
+        return NULL;
+    s = probe(m, game);
+    *s = (struct slot){.game = game, .next = -1, .used = true};
+    m->n++;
+    return s;
 }
 
 void sk_marks_set(struct sk_marks *m, int64_t game, int64_t next)
@@ -93,17 +118,9 @@ void sk_marks_set(struct sk_marks *m, int64_t game, int64_t next)
         sk_marks_forget(m, game);
         return;
     }
-    struct slot *s = probe(m, game);
-    if (!s->used) {
-        if (m->n >= m->max) {
-            clear(m);
-        } else if (2 * (m->n + 1) > m->cap && set_table(m, m->cap * 2) < 0) {
-            return; /* only a hint: do without it */
-        }
-        s = probe(m, game);
-        *s = (struct slot){.game = game, .next = -1, .used = true};
-        m->n++;
-    }
+    struct slot *s = take(m, game);
+    if (!s && !(s = take(m, game))) /* cleared when full: take again */
+        return; /* only a hint: do without it */
     if (s->next < 0)
         m->known++;
     s->next = next;
@@ -111,8 +128,10 @@ void sk_marks_set(struct sk_marks *m, int64_t game, int64_t next)
 
 void sk_marks_forget(struct sk_marks *m, int64_t game)
 {
-    struct slot *s = probe(m, game);
-    if (s->used && s->next >= 0) {
+    /* In a complete map a game without a slot reads as new: a forgotten one
+     * keeps a slot saying unknown (unless the map had to be cleared). */
+    struct slot *s = m->complete ? take(m, game) : probe(m, game);
+    if (s && s->used && s->next >= 0) {
         s->next = -1;
         m->known--;
     }

@@ -235,8 +235,8 @@ latency_stats() {
 }
 
 # steady_stats FILE SKIP_MS: like latency_stats, for the events sent SKIP_MS
-# or more after the first one (a fresh daemon reads first for the first batch
-# of every game; this leaves that warm-up out).  Prints N p50 p95 p99 max.
+# or more after the first one: this leaves out the warm-up of a fresh daemon
+# (new rows, new users), which set the p99 of 20 s runs.  Prints N p50 p95 p99 max.
 steady_stats() {
     awk -F'\t' -v skip="$2" '$2 != "-" { s = $2 / 1e6; if (t0 == "" || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
         END { for (i = 1; i <= n; i++) if (sent[i] - t0 >= skip) printf "%.3f\n", lat[i] }' "$1" |

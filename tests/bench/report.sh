@@ -84,7 +84,7 @@ one transaction per statement.  Both replays are checked against the ledger too.
 | load | events | p50 ms | p95 ms | p99 ms | max ms |
 |---|---|---|---|---|---|
 $(lat_row "fixed rate $(f lat_half_rate)/s (half the full-speed rate)" lat_half "$(f lat_half_n)")
-$(lat_row "the same, sent after its first 2 s (warm-up: a fresh daemon reads first for every game's first batch)" lat_half_steady "$(f lat_half_steady_n)")
+$(lat_row "the same, sent after its first 2 s (leaves out the warm-up of a fresh daemon)" lat_half_steady "$(f lat_half_steady_n)")
 $(lat_row "unthrottled producer ($(f lat_full_eps) events/s achieved)" lat_full "$(f lat_full_n)")
 
 At full speed the latency is mostly queueing: the producer outruns the daemon, so the last event

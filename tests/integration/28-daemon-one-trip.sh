@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The one-round-trip path (no read before the write) against a real server:
-# a game this instance committed last is written with its deltas added in
-# SQL and the marks checked in the same transaction.  Whatever the path
+# a game this instance committed last, or one that has no game_offsets row
+# when the partition is assigned, is written with its deltas added in SQL
+# and the marks checked in the same transaction.  Whatever the path
 # cannot know goes back to reading first, event by event:
 #   - a score changed from outside between two batches is kept (added to);
 #   - marks moved by another writer: the events below them are duplicates;
 #   - a score near the BIGINT edge: only the event that leaves it is rejected.
+# A restarted daemon reads the marks at assignment and needs no read first.
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 
@@ -14,6 +16,17 @@ sk_daemon_setup onetrip 1
 sk_daemon_start -o batch.linger_ms=200 || sk_bail "daemon did not start"
 url=$(sk_metrics_url)
 metric() { curl -fsS "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+# wait_log TEXT: until the daemon's log has TEXT (10 s at most)
+wait_log() {
+    local i
+    for i in $(seq 1 100); do
+        grep -qF "$1" "$D_LOG" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+tap_check "the partition's marks were read at assignment (none yet)" \
+    wait_log "read the applied offsets of $T_SCORES [0]: 0 games"
 n=0
 # send "event_id delta|set value user" ...: one batch of game 9, then wait for
 # its results; $got holds them as "event_id status score|code" lines
@@ -31,16 +44,16 @@ send() {
 }
 
 send "a1 delta 10 a" "b1 set 5 b"
-tap_is "first batch of the game reads first" "$got" "a1 applied 10
+tap_is "first batch of a new game" "$got" "a1 applied 10
 b1 applied 5"
-tap_is "no transaction took one round trip yet" "$(metric scorekeeper_db_one_trip_transactions_total)" 0
+tap_is "a new game needs no read first" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
 
 send "a2 delta 1 a" "b2 delta 2 b" "c1 delta 3 c" "a3 delta -4 a"
 tap_is "next batch: running totals, a new user included" "$got" "a2 applied 11
 b2 applied 7
 c1 applied 3
 a3 applied 7"
-tap_is "it took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
+tap_is "it took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 2
 tap_is "the new user's row is there" "$(sk_score "$D_DB" 9 c)" 3
 
 sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.score = 1000
@@ -48,7 +61,7 @@ sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.
 send "a4 delta 5 a"
 tap_is "a score changed from outside is added to, not overwritten" "$got" "a4 applied 1005"
 tap_is "stored: 1005" "$(sk_score "$D_DB" 9 a)" 1005
-tap_is "two transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 2
+tap_is "three transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 3
 
 # Another writer applied our next two offsets (as a second instance would
 # after a rebalance): the marks moved, so the attempt reads first and finds
@@ -72,9 +85,22 @@ tap_is "stored: only the applied event" "$(sk_score "$D_DB" 9 b)" 92233720368547
 tap_is "a's total is right" "$(sk_score "$D_DB" 9 a)" 1106
 send "a9 delta 1 a"
 tap_is "one round trip again once the marks are back" "$got" "a9 applied 1107"
-tap_is "three transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 3
+tap_is "four transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 4
 
 sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
+
+# A restarted daemon reads its partition's marks from game_offsets when the
+# partition is assigned: the game's first batch needs no read first.
+sk_daemon_start -o batch.linger_ms=200 || sk_bail "daemon did not restart"
+url=$(sk_metrics_url)
+wait_log "read the applied offsets of $T_SCORES [0]: 1 games" || true
+send "a10 delta 1 a" "c2 delta 1 c"
+tap_is "after a restart the totals carry on" "$got" "a10 applied 1108
+c2 applied 4"
+tap_check "the marks were read at assignment" grep -qF "read the applied offsets of $T_SCORES [0]: 1 games" "$D_LOG"
+tap_is "the first batch after the restart took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
+sk_daemon_stop
+tap_is "exit 0 after the second SIGTERM" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean
 tap_done

@@ -540,6 +540,56 @@ static void one_trip_with_a_new_user(void **state)
     sk_known_free(k);
 }
 
+/* A partition whose marks were all read at assignment knows which games
+ * have no game_offsets row: their first batch takes one round trip too, and
+ * checks in SQL that no row appeared meanwhile. */
+static void one_trip_for_a_new_game(void **state)
+{
+    (void)state;
+    struct sk_part *p = marked_part(42, 10);
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    struct sk_msg *m1[] = {score(10, "alice", SK_OP_DELTA, 5, NULL)};
+    struct sk_msg *m2[] = {score(11, "alice", SK_OP_DELTA, 2, NULL)};
+    m1[0]->part = m2[0]->part = p;
+    m2[0]->ev.game_id = 43;
+    struct sk_batch *bs[] = {batch(42, m1, 1), batch(43, m2, 1)};
+    struct sk_apply *a = sk_apply_new(bs, 2);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    /* marks not all read: game 43 has none, so the transaction reads first */
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_false(sk_apply_quick(a));
+    sk_marks_complete(p->marks);
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_quick(a));
+    assert_non_null(strstr(sk_buf_cstr(&sql),
+        "BEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = 'game.scores' AND "
+        "(`partition`, game_id, next_offset) IN ((3,42,10))) <> 1 OR EXISTS (SELECT 1 FROM "
+        "game_offsets WHERE topic = 'game.scores' AND (`partition`, game_id) IN ((3,43))) THEN "
+        "SIGNAL SQLSTATE '45000'"));
+    /* a row that appeared (another writer) is the same moved mark */
+    assert_true(sk_apply_read_first(a, 1644));
+    int64_t mark[2] = {0, 0};
+    sk_apply_marks(a, mark_cb, mark); /* game 43 last: its mark after the batch */
+    assert_int_equal(mark[0], 43);
+    assert_int_equal(mark[1], 12);
+    /* only new games: no count of marked rows */
+    sk_apply_free(a);
+    sk_marks_forget(p->marks, 42); /* forgotten in a complete map: unknown, not new */
+    assert_int_equal(sk_marks_get(p->marks, 42), -1);
+    a = sk_apply_new(&bs[1], 1);
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_quick(a));
+    assert_non_null(strstr(sk_buf_cstr(&sql),
+        "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM game_offsets WHERE topic = 'game.scores' AND "
+        "(`partition`, game_id) IN ((3,43))) THEN SIGNAL"));
+    m1[0]->part = &part3;
+    free_batch(bs[0]);
+    release(a, &sql, bs[1], p);
+    sk_known_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +603,7 @@ int main(void)
         cmocka_unit_test(one_trip_when_marks_are_known),
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
+        cmocka_unit_test(one_trip_for_a_new_game),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

@@ -52,11 +52,37 @@ static void grows_then_clears_when_full(void **state)
     sk_marks_free(m);
 }
 
+/* Marks read in full at assignment: a game without one is new (0), until
+ * it is forgotten (in doubt: -1) or the map is cleared. */
+static void complete_map_knows_new_games(void **state)
+{
+    (void)state;
+    struct sk_marks *m = sk_marks_new(4);
+    sk_marks_set(m, 1, 10);
+    assert_int_equal(sk_marks_get(m, 2), -1);
+    sk_marks_complete(m);
+    assert_int_equal(sk_marks_get(m, 2), 0);
+    assert_int_equal(sk_marks_get(m, 1), 10);
+    sk_marks_forget(m, 2);
+    assert_int_equal(sk_marks_get(m, 2), -1);
+    sk_marks_forget(m, 1);
+    assert_int_equal(sk_marks_get(m, 1), -1);
+    assert_int_equal(sk_marks_get(m, 3), 0);
+    sk_marks_set(m, 3, 1);
+    sk_marks_set(m, 4, 1); /* four slots: full */
+    sk_marks_set(m, 5, 1); /* cleared, and no longer complete */
+    assert_int_equal(sk_marks_get(m, 5), 1);
+    assert_int_equal(sk_marks_get(m, 6), -1);
+    assert_int_equal(sk_marks_get(m, 3), -1);
+    sk_marks_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(set_get_forget),
         cmocka_unit_test(grows_then_clears_when_full),
+        cmocka_unit_test(complete_map_knows_new_games),
     };
     return cmocka_run_group_tests_name("marks", tests, NULL, NULL);
 }
