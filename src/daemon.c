@@ -864,11 +864,17 @@ static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
     x.topic = l->topic;
     x.partition = l->partition;
     if (err) {
+        /* a lost connection is rebuilt by the pool: read again on the next
+         * free one; anything else is logged and done without */
+        struct sk_part *p = load_part(l);
+        bool again = p && err->fault == SK_DB_CONN;
+        if (again)
+            p->marks_wanted = true;
         x.db_errno = err->code;
-        sk_logc(SK_LOG_WARNING, &x,
-                "cannot read the applied offsets of %s [%d]: %s; its games' first batches read "
-                "first",
-                l->topic, (int)l->partition, err->message);
+        sk_logc(SK_LOG_WARNING, &x, "cannot read the applied offsets of %s [%d]: %s; %s", l->topic,
+                (int)l->partition, err->message,
+                again ? "reading them again on another connection"
+                      : "its games' first batches read first");
     } else {
         struct sk_part *p = load_part(l);
         if (p && l->n < MARKS_LOAD_MAX)
