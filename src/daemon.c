@@ -263,18 +263,20 @@ static bool part_low(const struct daemon *d, const struct sk_part *p)
     return sk_part_live(p) <= lim / 2 && sk_part_span(p) <= SPAN_SHARES * lim / 2;
 }
 
-static void pause_part(struct daemon *d, struct sk_part *p, bool pause)
+/* Holds (stops reading) or releases a partition; logged as paused/resumed,
+ * the words operators and the metrics know. */
+static void hold_part(struct daemon *d, struct sk_part *p, bool hold)
 {
-    p->paused = pause;
+    p->paused = hold;
     struct sk_log_ctx x = SK_LOG_CTX_NONE;
     x.topic = p->topic;
     x.partition = p->partition;
     sk_logc(SK_LOG_INFO, &x,
             "%s %s [%d]: %zu events in flight over %zu offsets (limit %zu per partition)",
-            pause ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_live(p),
+            hold ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_live(p),
             sk_part_span(p), part_limit(d));
     /* What waits in its queue raised no wake-up: read it on the next turn. */
-    if (!pause)
+    if (!hold)
         sd_event_source_set_enabled(d->cdefer, SD_EVENT_ON);
 }
 
@@ -285,7 +287,7 @@ static void msg_gone(struct daemon *d, struct sk_msg *m)
     sk_msg_free(m);
     d->inflight--;
     if (was_paused && !d->paused && part_low(d, p))
-        pause_part(d, p, false);
+        hold_part(d, p, false);
 }
 
 static void drop_msg(struct sk_msg *m) { msg_gone(g_daemon, m); }
@@ -1044,7 +1046,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         d->n_active++;
     }
     if (!p->paused && part_full(d, p))
-        pause_part(d, p, true);
+        hold_part(d, p, true);
     d->inflight++;
     d->st.k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
     struct sk_parse_error perr = {0};
@@ -1079,7 +1081,7 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
  * shared queue reached the bound every partition stopped fetching at once,
  * until the fetcher's next wake-up up to a second later (librdkafka 2.0);
  * with a queue each, only the partition that is held stops, and held
- * partitions keep their prefetch (see pause_part).  All queues wake the
+ * partitions keep their prefetch (see hold_part).  All queues wake the
  * loop through the consumer's pipe. */
 static void own_queue(struct daemon *d, struct sk_part *p)
 {
@@ -1177,7 +1179,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static int on_consume_defer(sd_event_source *s, void *ud);
 
-static void take(struct daemon *d, rd_kafka_message_t *rm)
+static void handle_message(struct daemon *d, rd_kafka_message_t *rm)
 {
     if (rm->err) {
         /* A broker saying a topic does not exist (yet) has answered:
@@ -1205,7 +1207,7 @@ static bool drain_part(struct daemon *d, struct sk_part *p, int burst)
         rd_kafka_message_t *rm = rd_kafka_consume_queue(p->queue, 0);
         if (!rm)
             return false;
-        take(d, rm);
+        handle_message(d, rm);
     }
     return true;
 }
@@ -1222,7 +1224,7 @@ static void drain_consumer(struct daemon *d)
             more = false;
             break;
         }
-        take(d, rm);
+        handle_message(d, rm);
     }
     /* Every partition in turn, a burst each, so that one with a deep
      * backlog does not starve the others. */

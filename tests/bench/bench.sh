@@ -223,28 +223,21 @@ read_results() {
     [[ $(wc -l <"$file") -eq $n ]] || die "read $(wc -l <"$file") of $n results ($R_NAME)"
 }
 
-# latency_stats FILE -> "count p50 p95 p99 max first_ms last_ms" (latency in ms)
+# latency_stats FILE [SKIP_MS] -> "count p50 p95 p99 max first_ms last_ms"
+# (latency in ms; first/last: CreateTime of the results).  With SKIP_MS, only
+# the events sent SKIP_MS or more after the first one count: that leaves out
+# the warm-up of a fresh daemon (new rows, new users), which set the p99 of
+# 20 s runs.
 latency_stats() {
-    awk -F'\t' '$2 != "-" { printf "%.3f\n", $1 - $2 / 1e6 }' "$1" | LC_ALL=C sort -g >"$1.lat"
+    awk -F'\t' -v skip="${2:-0}" '$2 != "-" { s = $2 / 1e6; if (n == 0 || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
+        END { for (i = 1; i <= n; i++) if (sent[i] - t0 >= skip) printf "%.3f\n", lat[i] }' "$1" |
+        LC_ALL=C sort -g >"$1.lat"
     local first last
     read -r first last < <(awk -F'\t' 'NR == 1 || $1 < a { a = $1 } NR == 1 || $1 > b { b = $1 } END { print a, b }' "$1")
     awk -v first="$first" -v last="$last" '{ v[NR] = $1 }
         function p(q,  i) { i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
         END { if (NR == 0) { print 0, "-", "-", "-", "-", first, last; exit }
               printf "%d %.1f %.1f %.1f %.1f %s %s\n", NR, p(0.50), p(0.95), p(0.99), v[NR], first, last }' "$1.lat"
-}
-
-# steady_stats FILE SKIP_MS: like latency_stats, for the events sent SKIP_MS
-# or more after the first one: this leaves out the warm-up of a fresh daemon
-# (new rows, new users), which set the p99 of 20 s runs.  Prints N p50 p95 p99 max.
-steady_stats() {
-    awk -F'\t' -v skip="$2" '$2 != "-" { s = $2 / 1e6; if (t0 == "" || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
-        END { for (i = 1; i <= n; i++) if (sent[i] - t0 >= skip) printf "%.3f\n", lat[i] }' "$1" |
-        LC_ALL=C sort -g >"$1.steady.lat"
-    awk '{ v[NR] = $1 }
-        function p(q,  i) { i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
-        END { if (NR == 0) { print 0, "-", "-", "-", "-"; exit }
-              printf "%d %.1f %.1f %.1f %.1f\n", NR, p(0.50), p(0.95), p(0.99), v[NR] }' "$1.steady.lat"
 }
 
 # db_status: Handler_write Handler_update Com_commit Innodb_data_fsyncs (global;
@@ -358,7 +351,7 @@ if ((BENCH_LAT)); then
     put lat_half_rate "$rate"
     put lat_half_n "$c"
     put lat_half "$p50 $p95 $p99 $mx"
-    read -r c p50 p95 p99 mx < <(steady_stats "$R_DIR/results.1.tsv" 2000)
+    read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv" 2000)
     put lat_half_steady_n "$c"
     put lat_half_steady "$p50 $p95 $p99 $mx"
     log "latency: $lat_n events unthrottled"

@@ -277,12 +277,19 @@ static void two_games_share_a_transaction(void **state)
     free_batch(bs[1]);
 }
 
+/* The users the tests below know: alice, id 7. */
+static struct sk_known *knows_alice(void)
+{
+    struct sk_known *k = sk_known_new(10);
+    sk_known_add(k, "alice", 5, 7);
+    return k;
+}
+
 /* Known users: no INSERT for them, scores read by (game_id, user_id). */
 static void known_users_skip_insert_and_join(void **state)
 {
     (void)state;
-    struct sk_known *k = sk_known_new(10);
-    sk_known_add(k, "alice", 5, 7);
+    struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(1, "alice", SK_OP_DELTA, 5, NULL), score(2, "zed", SK_OP_DELTA, 1, NULL)};
     struct sk_batch *b = batch(42, ms, 2);
     struct sk_apply *a = sk_apply_new(&b, 1);
@@ -396,8 +403,7 @@ static void one_trip_when_marks_are_known(void **state)
 {
     (void)state;
     struct sk_part *p = marked_part(42, 10);
-    struct sk_known *k = sk_known_new(10);
-    sk_known_add(k, "alice", 5, 7);
+    struct sk_known *k = knows_alice();
     sk_known_add(k, "bob", 3, 3);
     sk_known_add(k, "cat", 3, 9);
     struct sk_msg *ms[] = {
@@ -469,8 +475,7 @@ static void one_trip_when_marks_are_known(void **state)
 static void read_first_when_in_doubt(void **state)
 {
     (void)state;
-    struct sk_known *k = sk_known_new(10);
-    sk_known_add(k, "alice", 5, 7);
+    struct sk_known *k = knows_alice();
     struct {
         int64_t mark;             /* -1: none */
         const char *user;         /* of both events */
@@ -508,8 +513,7 @@ static void one_trip_with_a_new_user(void **state)
 {
     (void)state;
     struct sk_part *p = marked_part(42, 10);
-    struct sk_known *k = sk_known_new(10);
-    sk_known_add(k, "alice", 5, 7);
+    struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL)};
     ms[0]->part = ms[1]->part = p;
     struct sk_batch *b = batch(42, ms, 2);
@@ -547,8 +551,7 @@ static void one_trip_for_a_new_game(void **state)
 {
     (void)state;
     struct sk_part *p = marked_part(42, 10);
-    struct sk_known *k = sk_known_new(10);
-    sk_known_add(k, "alice", 5, 7);
+    struct sk_known *k = knows_alice();
     struct sk_msg *m1[] = {score(10, "alice", SK_OP_DELTA, 5, NULL)};
     struct sk_msg *m2[] = {score(11, "alice", SK_OP_DELTA, 2, NULL)};
     m1[0]->part = m2[0]->part = p;
