@@ -69,14 +69,16 @@ void sk_apply_outcome(struct sk_apply *a);
 /* Whether this attempt took the one-round-trip path (sk_apply_first
  * decides). */
 bool sk_apply_quick(const struct sk_apply *a);
-/* Whether a failure with this server error code is one of the
- * one-round-trip path's own guards: the stored marks moved (SIGNAL with
- * SK_APPLY_MARKS_MOVED), a score too close to the BIGINT edge for the sums,
- * a user deleted right after its creation.  Nothing was written; the caller
- * forgets the marks of the transaction's games (sk_apply_marks) and runs it
- * again at once, on the read path, which decides event by event. */
-bool sk_apply_read_first(const struct sk_apply *a, unsigned code);
-#define SK_APPLY_MARKS_MOVED "scorekeeper: the applied offsets of a game moved"
+/* Whether a failure with this server error code in statement stmt (as
+ * counted for rows) is one of the one-round-trip path's own guards, and
+ * which: the stored marks moved (the game_offsets upsert sets NULL: error
+ * 1048), a score too close to the BIGINT edge for the sums (1690), a user
+ * deleted right after its creation (a NULL id: 1048).  Returns what
+ * happened, for the log, or NULL.  The connection rolled the transaction
+ * back; the caller forgets the marks of the transaction's games
+ * (sk_apply_marks) and runs it again at once, on the read path, which
+ * decides event by event. */
+const char *sk_apply_read_first(const struct sk_apply *a, unsigned code, unsigned stmt);
 /* Each (partition, game) of the transaction and, after a commit, the
  * next_offset it now has, for the partition's marks. */
 void sk_apply_marks(const struct sk_apply *a,

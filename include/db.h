@@ -34,6 +34,7 @@ enum sk_db_fault {
 struct sk_db_error {
     enum sk_db_fault fault;
     unsigned code;       /* mysql_errno(), 0 when none */
+    unsigned stmt;       /* the statement that failed, counted from 0 as for rows */
     char message[256];   /* mysql_error(), or what the pool saw */
 };
 

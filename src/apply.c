@@ -75,6 +75,7 @@ struct sk_apply {
     /* statement numbers of the first round trip's SELECTs (and of the
      * one-round-trip path's upsert that returns scores), -1: not sent */
     int st_offsets, st_known, st_unknown, st_returned;
+    int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
     bool quick;          /* this attempt takes the one-round-trip path */
     uint64_t headroom;   /* quick: the largest swing of a player without a set */
 };
@@ -405,8 +406,41 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
     return n;
 }
 
+/* Which (partition, game) keys offset_keys lists: all of them, or those
+ * with a mark. */
+enum keys { KEYS_ALL, KEYS_MARKED };
+
+static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next,
+                        enum keys pick)
+{
+    bool any = false;
+    for (unsigned k = 0; k < a->noffs; k++) {
+        if (pick == KEYS_MARKED && a->offs[k].next <= 0)
+            continue;
+        sk_buf_printf(sql, "%s(%d,", any ? "," : "", (int)a->offs[k].partition);
+        any = true;
+        sk_buf_i64(sql, a->offs[k].game);
+        if (with_next) {
+            sk_buf_putc(sql, ',');
+            sk_buf_i64(sql, a->offs[k].next);
+        }
+        sk_buf_putc(sql, ')');
+    }
+}
+
 /* Move the games' applied offsets: in the same transaction as the rows
- * they describe. */
+ * they describe.  On the read path the rows were read (and locked) first:
+ * the marks only move forward.  On the one-round-trip path this statement
+ * is also the check that nobody else applied these games since this
+ * instance last did (another instance after a rebalance): an existing row
+ * may move only from the mark this instance holds for it, and a game taken
+ * as new must have no row.  Anything else sets NULL, which the NOT NULL
+ * column refuses (error 1048, strict mode): the statement fails, the
+ * connection rolls the transaction back and the attempt reads first.  The
+ * upsert reads the latest committed row under its lock, so a writer that
+ * committed after this transaction began is seen.  One statement instead
+ * of a separate check saves the server a lookup per game and a compound
+ * statement per transaction. */
 static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
 {
     next_statement(sql);
@@ -419,7 +453,20 @@ static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
         sk_buf_i64(sql, a->offs[k].batch_max + 1);
         sk_buf_putc(sql, ')');
     }
-    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
+    if (!a->quick) {
+        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
+        return;
+    }
+    unsigned marked = 0;
+    for (unsigned k = 0; k < a->noffs; k++)
+        marked += a->offs[k].next > 0;
+    if (!marked) {
+        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = NULL");
+        return;
+    }
+    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = IF((`partition`, game_id, next_offset) IN (");
+    offset_keys(sql, a, true, KEYS_MARKED);
+    sk_buf_puts(sql, "), VALUES(next_offset), NULL)");
 }
 
 /* Point lookups of the scores of the players pick() chooses (all of whose
@@ -511,29 +558,6 @@ static bool needs_old_score(const struct sk_apply *a, const struct player *p)
 }
 
 /* The transaction's (partition, game_id) keys, with the marks when asked. */
-/* Which (partition, game) keys offset_keys lists: all of them, those with a
- * mark, or those of games known to have no game_offsets row (mark 0). */
-enum keys { KEYS_ALL, KEYS_MARKED, KEYS_NEW };
-
-static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next,
-                        enum keys pick)
-{
-    bool any = false;
-    for (unsigned k = 0; k < a->noffs; k++) {
-        if ((pick == KEYS_MARKED && a->offs[k].next <= 0) ||
-            (pick == KEYS_NEW && a->offs[k].next != 0))
-            continue;
-        sk_buf_printf(sql, "%s(%d,", any ? "," : "", (int)a->offs[k].partition);
-        any = true;
-        sk_buf_i64(sql, a->offs[k].game);
-        if (with_next) {
-            sk_buf_putc(sql, ',');
-            sk_buf_i64(sql, a->offs[k].next);
-        }
-        sk_buf_putc(sql, ')');
-    }
-}
-
 static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 {
     bool any = false;
@@ -550,9 +574,6 @@ static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 /* The one-round-trip path: when this instance committed every game of the
  * transaction last, it needs no read before writing.
  *   START TRANSACTION; upsert the game rows (the per-game locks);
- *   check that game_offsets still holds exactly our marks, else SIGNAL
- *     (someone else applied events of these games: the attempt fails and
- *     runs again on the read path);
  *   read the old scores of the few players whose deltas come before a set;
  *   players without a set: score = score + (sum of their deltas),
  *     RETURNING the new score, from which every event's running total
@@ -561,7 +582,9 @@ static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
  *     which rejects exactly the events that would leave the range;
  *   players with a set: score = what the last set and the deltas after it
  *     make (known here);
- *   move the marks; COMMIT.
+ *   move the marks, only from the marks this instance holds (else the
+ *     statement fails and the attempt runs again on the read path: someone
+ *     else applied events of these games, see upsert_offsets); COMMIT.
  * Adding in SQL also keeps a score changed from outside between two
  * transactions: nothing here caches a score. */
 static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
@@ -571,32 +594,6 @@ static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
     stmt++;
     stmt += upsert_games(sql, a, true);
     stmt += upsert_games(sql, a, false);
-    /* the marks are still ours: each marked game's row holds its mark, and
-     * the games known to be new still have no row */
-    unsigned marked = 0, fresh = 0;
-    for (unsigned k = 0; k < a->noffs; k++) {
-        marked += a->offs[k].next > 0;
-        fresh += a->offs[k].next == 0;
-    }
-    sk_buf_puts(sql, ";\nBEGIN NOT ATOMIC IF ");
-    if (marked) {
-        sk_buf_puts(sql, "(SELECT COUNT(*) FROM game_offsets WHERE topic = ");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_puts(sql, " AND (`partition`, game_id, next_offset) IN (");
-        offset_keys(sql, a, true, KEYS_MARKED);
-        sk_buf_printf(sql, ")) <> %u", marked);
-    }
-    if (fresh) {
-        sk_buf_puts(sql, marked ? " OR EXISTS (SELECT 1 FROM game_offsets WHERE topic = "
-                                : "EXISTS (SELECT 1 FROM game_offsets WHERE topic = ");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
-        offset_keys(sql, a, false, KEYS_NEW);
-        sk_buf_puts(sql, "))");
-    }
-    sk_buf_puts(sql, " THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED
-                     "'; END IF; END");
-    stmt++;
     a->st_unknown = -1;
     if (a->ncached < a->nusers) {
         /* the ids of the users created just before (the upserts look them
@@ -620,8 +617,11 @@ static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
     if (r < 0)
         return -ENOMEM;
     a->st_returned = r ? stmt++ : -1;
-    if (upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)") < 0)
+    r = upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
+    if (r < 0)
         return -ENOMEM;
+    stmt += r > 0;
+    a->st_moved = stmt;
     upsert_offsets(sql, a);
     sk_buf_puts(sql, ";\nCOMMIT");
     return sk_buf_failed(sql) ? -ENOMEM : 0;
@@ -923,16 +923,21 @@ void sk_apply_outcome(struct sk_apply *a)
 bool sk_apply_quick(const struct sk_apply *a) { return a->quick; }
 
 /* The errors first_quick's own statements raise on purpose or by design:
- * the SIGNAL of the marks check, the overflow of the BIGINT guard, and a
- * NULL id from the lookup of a user deleted since its INSERT IGNORE. */
-#define ER_SIGNAL_EXCEPTION 1644u
+ * the NULL mark of a game whose applied offsets moved, the overflow of the
+ * BIGINT guard, and a NULL id from the lookup of a user deleted since its
+ * INSERT IGNORE. */
 #define ER_DATA_OUT_OF_RANGE 1690u
 #define ER_BAD_NULL_ERROR 1048u
 
-bool sk_apply_read_first(const struct sk_apply *a, unsigned code)
+const char *sk_apply_read_first(const struct sk_apply *a, unsigned code, unsigned stmt)
 {
-    return a->quick &&
-           (code == ER_SIGNAL_EXCEPTION || code == ER_DATA_OUT_OF_RANGE || code == ER_BAD_NULL_ERROR);
+    if (!a->quick)
+        return NULL;
+    if (code == ER_DATA_OUT_OF_RANGE)
+        return "a score is too close to the BIGINT edge to add in SQL";
+    if (code != ER_BAD_NULL_ERROR)
+        return NULL;
+    return (int)stmt == a->st_moved ? "the applied offsets of a game moved" : "a user is gone";
 }
 
 void sk_apply_marks(const struct sk_apply *a,

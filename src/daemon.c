@@ -595,9 +595,10 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
      * (a commit whose answer was lost may or may not have happened). */
     if (ex->a)
         sk_apply_marks(ex->a, forget_mark, NULL);
-    if (ex->a && sk_apply_read_first(ex->a, err->code)) {
+    const char *why = ex->a ? sk_apply_read_first(ex->a, err->code, err->stmt) : NULL;
+    if (why) {
         /* Without marks the attempt runs again at once on the read path. */
-        sk_logc(SK_LOG_INFO, &x, "%s: %s; reading before writing", name, err->message);
+        sk_logc(SK_LOG_INFO, &x, "%s: %s; reading before writing (%s)", name, why, err->message);
         d->st.one_trip_redone++;
         txn_requeue(d, ex);
         kick(d);

@@ -386,6 +386,7 @@ static void conn_connect(struct sk_db_conn *c)
 static void fill_err(struct sk_db_conn *c, struct sk_db_error *e)
 {
     e->code = mysql_errno(&c->mysql);
+    e->stmt = c->stmt;
     e->fault = sk_db_classify(e->code);
     if (e->fault == SK_DB_OK)
         e->fault = SK_DB_CONN;

@@ -49,6 +49,7 @@ cd "$root"
 : "${BENCH_TIMEOUT:=1800}"          # seconds to wait for one run's results
 : "${BENCH_OUT:=build/bench}"
 : "${BENCH_KEEP_DB:=0}"             # 1: leave the databases behind
+: "${BENCH_LOADGEN_OPTS:=}"       # extra loadgen arguments for every stream, space-separated
 : "${BENCH_OPTS:=}"                 # extra -o settings for every daemon, space-separated
 
 SK_BIN=$root/build/scorekeeper
@@ -125,11 +126,12 @@ new_run() {
 
 # produce SEED N LEDGER [loadgen args...]: the stream into the run's topics.
 produce() {
-    local seed=$1 n=$2 ledger=$3
+    local seed=$1 n=$2 ledger=$3 more
     shift 3
+    read -ra more <<<"$BENCH_LOADGEN_OPTS"
     "$SK_TOOLS/loadgen" -q -b "$KAFKA_BROKERS" --users-topic "$R_USERS" --scores-topic "$R_SCORES" \
         -n "$n" -g "$BENCH_GAMES" -u "$BENCH_USERS" --user-events-pct "$BENCH_USER_PCT" \
-        --seed "$seed" --prefix b --ledger "$ledger" "$@" ||
+        --seed "$seed" --prefix b --ledger "$ledger" "${more[@]}" "$@" ||
         die "loadgen failed ($R_NAME)"
 }
 

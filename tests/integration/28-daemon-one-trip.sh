@@ -28,7 +28,8 @@ wait_log() {
 tap_check "the partition's marks were read at assignment (none yet)" \
     wait_log "read the applied offsets of $T_SCORES [0]: 0 games"
 n=0
-# send "event_id delta|set value user" ...: one batch of game 9, then wait for
+# send "event_id delta|set value user" ...: one batch of game $GAME (9 unless
+# set), then wait for
 # its results; $got holds them as "event_id status score|code" lines
 # (not run in a subshell: n counts the results so far)
 send() {
@@ -36,7 +37,8 @@ send() {
     : >"$f"
     for e in "$@"; do
         read -r id op v u <<<"$e"
-        printf '9\t{"event_id":"%s","game_id":9,"username":"%s","%s":%s}\n' "$id" "$u" "$op" "$v" >>"$f"
+        printf '%s\t{"event_id":"%s","game_id":%s,"username":"%s","%s":%s}\n' "${GAME:-9}" "$id" \
+            "${GAME:-9}" "$u" "$op" "$v" >>"$f"
     done
     sk_send "$T_SCORES" "$f"
     n=$((n + $#))
@@ -87,6 +89,19 @@ send "a9 delta 1 a"
 tap_is "one round trip again once the marks are back" "$got" "a9 applied 1107"
 tap_is "four transactions took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 4
 
+# A game this instance takes as new (it had no row when the partition was
+# assigned) that another writer applied meanwhile, up to our next offset:
+# the row it finds is refused the same way, and the attempt reads first.
+sk_sql "$D_DB" "INSERT INTO game_offsets (topic, \`partition\`, game_id, next_offset)
+                VALUES ('$T_SCORES', 0, 10, $((n + 1)))"
+GAME=10 send "d1 delta 1 a" "d2 delta 2 a"
+tap_is "a new game someone else applied: below its row duplicate, the rest apply" \
+    "$(cut -d' ' -f1,2 <<<"$got")" "d1 duplicate
+d2 applied"
+tap_is "stored: only the applied event" "$(sk_score "$D_DB" 10 a)" 2
+tap_is "that attempt was run again reading first too" "$(metric scorekeeper_db_one_trip_redone_total)" 3
+tap_is "the log says why" "$(grep -c "the applied offsets of a game moved; reading before writing" "$D_LOG")" 2
+
 sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
 
@@ -94,11 +109,11 @@ tap_is "exit 0 after SIGTERM" "$D_RC" 0
 # partition is assigned: the game's first batch needs no read first.
 sk_daemon_start -o batch.linger_ms=200 || sk_bail "daemon did not restart"
 url=$(sk_metrics_url)
-wait_log "read the applied offsets of $T_SCORES [0]: 1 games" || true
+wait_log "read the applied offsets of $T_SCORES [0]: 2 games" || true
 send "a10 delta 1 a" "c2 delta 1 c"
 tap_is "after a restart the totals carry on" "$got" "a10 applied 1108
 c2 applied 4"
-tap_check "the marks were read at assignment" grep -qF "read the applied offsets of $T_SCORES [0]: 1 games" "$D_LOG"
+tap_check "the marks were read at assignment" grep -qF "read the applied offsets of $T_SCORES [0]: 2 games" "$D_LOG"
 tap_is "the first batch after the restart took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
 sk_daemon_stop
 tap_is "exit 0 after the second SIGTERM" "$D_RC" 0

@@ -421,16 +421,15 @@ static void one_trip_when_marks_are_known(void **state)
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_quick(a));
     /* the path's own guards send it back to reading first; a deadlock does not */
-    assert_true(sk_apply_read_first(a, 1644));
-    assert_true(sk_apply_read_first(a, 1690));
-    assert_true(sk_apply_read_first(a, 1048));
-    assert_false(sk_apply_read_first(a, 1213));
+    /* statements: START, games, scores, RETURNING upsert, sets, offsets, COMMIT */
+    assert_non_null(sk_apply_read_first(a, 1690, 3));
+    assert_string_equal(sk_apply_read_first(a, 1048, 5), "the applied offsets of a game moved");
+    assert_string_equal(sk_apply_read_first(a, 1048, 3), "a user is gone");
+    assert_null(sk_apply_read_first(a, 1213, 3));
     /* alice's prefix sums are 5, 12, -8: a swing of 12 */
     assert_string_equal(sk_buf_cstr(&sql),
         "START TRANSACTION;\nINSERT INTO games (id, name) VALUES (42,'unnamed game 42') ON DUPLICATE "
-        "KEY UPDATE id = id;\nBEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = "
-        "'game.scores' AND (`partition`, game_id, next_offset) IN ((3,42,10))) <> 1 THEN SIGNAL "
-        "SQLSTATE '45000' SET MESSAGE_TEXT = '" SK_APPLY_MARKS_MOVED "'; END IF; END;\n"
+        "KEY UPDATE id = id;\n"
         "SET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
         "FROM game_players WHERE (game_id, user_id) IN ((42,9));\n"
         "INSERT INTO game_players (game_id, user_id, score) VALUES (42,7,-8) ON DUPLICATE KEY UPDATE "
@@ -439,9 +438,9 @@ static void one_trip_when_marks_are_known(void **state)
         "INSERT INTO game_players (game_id, user_id, score) VALUES (42,3,50),(42,9,101) ON DUPLICATE "
         "KEY UPDATE score = VALUES(score);\nINSERT INTO game_offsets (topic, `partition`, game_id, "
         "next_offset) VALUES ('game.scores',3,42,17) ON DUPLICATE KEY UPDATE next_offset = "
-        "GREATEST(next_offset, VALUES(next_offset));\nCOMMIT");
-    ret_row(a, 3, "9", "40");  /* cat's old score */
-    ret_row(a, 4, "7", "92");  /* alice's new score: it was 100 */
+        "IF((`partition`, game_id, next_offset) IN ((3,42,10)), VALUES(next_offset), NULL);\nCOMMIT");
+    ret_row(a, 2, "9", "40");  /* cat's old score */
+    ret_row(a, 3, "7", "92");  /* alice's new score: it was 100 */
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
     sk_apply_outcome(a);
@@ -498,7 +497,7 @@ static void read_first_when_in_doubt(void **state)
         sk_buf_init(&sql);
         assert_int_equal(first(a, &sql, k), 0);
         assert_false(sk_apply_quick(a));
-        assert_false(sk_apply_read_first(a, 1690)); /* the read path rejects the event alone */
+        assert_null(sk_apply_read_first(a, 1690, 3)); /* the read path rejects the event alone */
         assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT `partition`, game_id, next_offset FROM game_offsets"));
         assert_null(strstr(sk_buf_cstr(&sql), "RETURNING"));
         release(a, &sql, b, p);
@@ -524,16 +523,16 @@ static void one_trip_with_a_new_user(void **state)
     assert_true(sk_apply_quick(a));
     const char *q = sk_buf_cstr(&sql);
     assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');\nSTART TRANSACTION;\n"));
-    assert_non_null(strstr(q, "END IF; END;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
+    assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
     /* rows in key order: the new user (no id yet) first, then by id */
     assert_non_null(strstr(q, "VALUES (42,(SELECT id FROM users WHERE username = 'zed'),100),(42,7,1) ON DUPLICATE"));
-    /* statements: users, START, games, check, ids, upsert RETURNING, offsets, COMMIT */
-    assert_int_equal(last_stmt, 7);
+    /* statements: users, START, games, ids, upsert RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 6);
     char *r[2] = {(char *)"9", (char *)"zed"};
     unsigned long len[2] = {1, 3};
-    sk_apply_row(a, 4, r, len, 2);
-    ret_row(a, 5, "9", "150");
-    ret_row(a, 5, "7", "1");
+    sk_apply_row(a, 3, r, len, 2);
+    ret_row(a, 4, "9", "150");
+    ret_row(a, 4, "7", "1");
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
     sk_apply_outcome(a);
@@ -546,7 +545,7 @@ static void one_trip_with_a_new_user(void **state)
 
 /* A partition whose marks were all read at assignment knows which games
  * have no game_offsets row: their first batch takes one round trip too, and
- * checks in SQL that no row appeared meanwhile. */
+ * its offsets upsert fails (NULL) if a row appeared meanwhile. */
 static void one_trip_for_a_new_game(void **state)
 {
     (void)state;
@@ -566,18 +565,16 @@ static void one_trip_for_a_new_game(void **state)
     sk_marks_complete(p->marks);
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_quick(a));
+    /* a row of game 43 (another writer) is not in the list: NULL */
     assert_non_null(strstr(sk_buf_cstr(&sql),
-        "BEGIN NOT ATOMIC IF (SELECT COUNT(*) FROM game_offsets WHERE topic = 'game.scores' AND "
-        "(`partition`, game_id, next_offset) IN ((3,42,10))) <> 1 OR EXISTS (SELECT 1 FROM "
-        "game_offsets WHERE topic = 'game.scores' AND (`partition`, game_id) IN ((3,43))) THEN "
-        "SIGNAL SQLSTATE '45000'"));
-    /* a row that appeared (another writer) is the same moved mark */
-    assert_true(sk_apply_read_first(a, 1644));
+        "VALUES ('game.scores',3,42,11),('game.scores',3,43,12) ON DUPLICATE KEY UPDATE next_offset = "
+        "IF((`partition`, game_id, next_offset) IN ((3,42,10)), VALUES(next_offset), NULL);\nCOMMIT"));
+    assert_string_equal(sk_apply_read_first(a, 1048, 3), "the applied offsets of a game moved");
     int64_t mark[2] = {0, 0};
     sk_apply_marks(a, mark_cb, mark); /* game 43 last: its mark after the batch */
     assert_int_equal(mark[0], 43);
     assert_int_equal(mark[1], 12);
-    /* only new games: no count of marked rows */
+    /* only new games: any existing row is refused */
     sk_apply_free(a);
     sk_marks_forget(p->marks, 42); /* forgotten in a complete map: unknown, not new */
     assert_int_equal(sk_marks_get(p->marks, 42), -1);
@@ -585,8 +582,7 @@ static void one_trip_for_a_new_game(void **state)
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_quick(a));
     assert_non_null(strstr(sk_buf_cstr(&sql),
-        "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM game_offsets WHERE topic = 'game.scores' AND "
-        "(`partition`, game_id) IN ((3,43))) THEN SIGNAL"));
+        "VALUES ('game.scores',3,43,12) ON DUPLICATE KEY UPDATE next_offset = NULL;\nCOMMIT"));
     m1[0]->part = &part3;
     free_batch(bs[0]);
     release(a, &sql, bs[1], p);
