@@ -242,6 +242,16 @@ latency_stats() {
               printf "%d %.1f %.1f %.1f %.1f %s %s\n", NR, p(0.50), p(0.95), p(0.99), v[NR], first, last }' "$1.lat"
 }
 
+# latency_per_second FILE -> the p99 (ms, rounded) of the events sent in each
+# second of the run, space-separated: where in a run its tail comes from.
+latency_per_second() {
+    awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n == 0 || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
+        END { for (i = 1; i <= n; i++) printf "%d\t%.3f\n", int((sent[i] - t0) / 1000), lat[i] }' "$1" |
+        LC_ALL=C sort -k1,1n -k2,2g |
+        awk -F'\t' 'function flush() { if (c) { i = int(0.99 * c + 0.999999); printf "%s%.0f", sep, v[i]; sep = " " } }
+            $1 != sec { flush(); sec = $1; c = 0 } { v[++c] = $2 } END { flush(); print "" }'
+}
+
 # db_status: Handler_write Handler_update Com_commit Innodb_data_fsyncs (global;
 # MariaDB 10.11 has no Innodb_rows_* counters any more).  An upsert that hits an
 # existing row counts one Handler_write attempt and one Handler_update.
@@ -356,6 +366,7 @@ if ((BENCH_LAT)); then
     read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv" 2000)
     put lat_half_steady_n "$c"
     put lat_half_steady "$p50 $p95 $p99 $mx"
+    put lat_half_p99_per_s "$(latency_per_second "$R_DIR/results.1.tsv")"
     log "latency: $lat_n events unthrottled"
     produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
     wait_results $((2 * lat_n))

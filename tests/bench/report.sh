@@ -87,6 +87,8 @@ $(lat_row "fixed rate $(f lat_half_rate)/s (half the full-speed rate)" lat_half 
 $(lat_row "the same, sent after its first 2 s (leaves out the warm-up of a fresh daemon)" lat_half_steady "$(f lat_half_steady_n)")
 $(lat_row "unthrottled producer ($(f lat_full_eps) events/s achieved)" lat_full "$(f lat_full_n)")
 
+p99 of the events sent in each second of the half-speed run (ms): $(get lat_half_p99_per_s | sed 's/ /, /g').
+
 At full speed the latency is mostly queueing: the producer outruns the daemon, so the last event
 waits for everything sent before it (max ≈ events ÷ throughput).
 EOF
