@@ -406,21 +406,17 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
     return n;
 }
 
-/* Which (partition, game) keys offset_keys lists: all of them, or those
- * with a mark. */
-enum keys { KEYS_ALL, KEYS_MARKED };
-
-static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool with_next,
-                        enum keys pick)
+/* The transaction's (partition, game_id) keys; or, when marked, those of
+ * the games with a mark, each with its mark. */
+static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marked)
 {
-    bool any = false;
+    unsigned n = 0;
     for (unsigned k = 0; k < a->noffs; k++) {
-        if (pick == KEYS_MARKED && a->offs[k].next <= 0)
+        if (marked && a->offs[k].next <= 0)
             continue;
-        sk_buf_printf(sql, "%s(%d,", any ? "," : "", (int)a->offs[k].partition);
-        any = true;
+        sk_buf_printf(sql, "%s(%d,", n++ ? "," : "", (int)a->offs[k].partition);
         sk_buf_i64(sql, a->offs[k].game);
-        if (with_next) {
+        if (marked) {
             sk_buf_putc(sql, ',');
             sk_buf_i64(sql, a->offs[k].next);
         }
@@ -457,15 +453,15 @@ static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
         return;
     }
-    unsigned marked = 0;
-    for (unsigned k = 0; k < a->noffs; k++)
-        marked += a->offs[k].next > 0;
-    if (!marked) {
+    bool marked = false;
+    for (unsigned k = 0; k < a->noffs && !marked; k++)
+        marked = a->offs[k].next > 0;
+    if (!marked) { /* new games only: no mark to list, any row fails */
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = NULL");
         return;
     }
     sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = IF((`partition`, game_id, next_offset) IN (");
-    offset_keys(sql, a, true, KEYS_MARKED);
+    offset_keys(sql, a, true);
     sk_buf_puts(sql, "), VALUES(next_offset), NULL)");
 }
 
@@ -557,7 +553,6 @@ static bool needs_old_score(const struct sk_apply *a, const struct player *p)
     return p->set && p->pre;
 }
 
-/* The transaction's (partition, game_id) keys, with the marks when asked. */
 static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 {
     bool any = false;
@@ -669,7 +664,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_k
                      "WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
     sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
-    offset_keys(sql, a, false, KEYS_ALL);
+    offset_keys(sql, a, false);
     sk_buf_puts(sql, ")");
     a->st_offsets = stmt++;
     /* scores of known users: point lookups on (game_id, user_id) */

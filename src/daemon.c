@@ -804,21 +804,17 @@ static void start_txn(struct daemon *d, struct exec *ex, struct sk_db_conn *c)
     }
 }
 
-/* Give ready batches to free connections.  Ready score batches of several
- * games share one transaction, up to batch.txn_max_events: one commit for
- * all of them.  The users batch and batches hunting a poison event run
- * alone. */
 /* ---- marks at assignment ------------------------------------------- */
 
 /* A newly assigned score partition reads the marks that game_offsets holds
  * for it, so that its games' first batches can already take one round trip
  * (without a mark a batch reads first).  Only a hint, like every mark: the
- * one-round-trip check verifies them in SQL, and a mark set meanwhile by a
- * commit of ours is newer than what the read saw, so it is kept.  A read
- * that returned every row of the partition also tells which games have none:
- * those are new, and their first batch checks that no row appeared.  The
- * partition is looked up again for each row: it may be revoked meanwhile
- * (and assigned again, with a read of its own). */
+ * one-round-trip path's game_offsets upsert verifies them in SQL, and a
+ * mark set meanwhile by a commit of ours is newer than what the read saw,
+ * so it is kept.  A read that returned every row of the partition also
+ * tells which games have none: those are new, and their first batch fails
+ * if a row appeared.  The partition is looked up again for each row: it may
+ * be revoked meanwhile (and assigned again, with a read of its own). */
 #define MARKS_LOAD_MAX (PART_MARKS_MAX / 2)
 
 struct marks_load {
@@ -928,6 +924,10 @@ static bool load_marks(struct daemon *d)
     return true;
 }
 
+/* Give ready batches to free connections.  Ready score batches of several
+ * games share one transaction, up to batch.txn_max_events: one commit for
+ * all of them.  The users batch and batches hunting a poison event run
+ * alone.  Partitions' marks wanted are read first (load_marks). */
 static void kick(struct daemon *d)
 {
     if (!load_marks(d))

@@ -49,7 +49,7 @@ cd "$root"
 : "${BENCH_TIMEOUT:=1800}"          # seconds to wait for one run's results
 : "${BENCH_OUT:=build/bench}"
 : "${BENCH_KEEP_DB:=0}"             # 1: leave the databases behind
-: "${BENCH_LOADGEN_OPTS:=}"       # extra loadgen arguments for every stream, space-separated
+: "${BENCH_LOADGEN_OPTS:=}"         # extra loadgen arguments for every stream, space-separated
 : "${BENCH_OPTS:=}"                 # extra -o settings for every daemon, space-separated
 
 SK_BIN=$root/build/scorekeeper
@@ -225,15 +225,19 @@ read_results() {
     [[ $(wc -l <"$file") -eq $n ]] || die "read $(wc -l <"$file") of $n results ($R_NAME)"
 }
 
+# send_latency FILE -> per result: ms since the first send <TAB> latency ms
+send_latency() {
+    awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n == 0 || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
+        END { for (i = 1; i <= n; i++) printf "%.3f\t%.3f\n", sent[i] - t0, lat[i] }' "$1"
+}
+
 # latency_stats FILE [SKIP_MS] -> "count p50 p95 p99 max first_ms last_ms"
 # (latency in ms; first/last: CreateTime of the results).  With SKIP_MS, only
 # the events sent SKIP_MS or more after the first one count: that leaves out
 # the warm-up of a fresh daemon (new rows, new users), which set the p99 of
 # 20 s runs.
 latency_stats() {
-    awk -F'\t' -v skip="${2:-0}" '$2 != "-" { s = $2 / 1e6; if (n == 0 || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
-        END { for (i = 1; i <= n; i++) if (sent[i] - t0 >= skip) printf "%.3f\n", lat[i] }' "$1" |
-        LC_ALL=C sort -g >"$1.lat"
+    send_latency "$1" | awk -F'\t' -v skip="${2:-0}" '$1 >= skip { print $2 }' | LC_ALL=C sort -g >"$1.lat"
     local first last
     read -r first last < <(awk -F'\t' 'NR == 1 || $1 < a { a = $1 } NR == 1 || $1 > b { b = $1 } END { print a, b }' "$1")
     awk -v first="$first" -v last="$last" '{ v[NR] = $1 }
@@ -245,9 +249,7 @@ latency_stats() {
 # latency_per_second FILE -> the p99 (ms, rounded) of the events sent in each
 # second of the run, space-separated: where in a run its tail comes from.
 latency_per_second() {
-    awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n == 0 || s < t0) t0 = s; n++; sent[n] = s; lat[n] = $1 - s }
-        END { for (i = 1; i <= n; i++) printf "%d\t%.3f\n", int((sent[i] - t0) / 1000), lat[i] }' "$1" |
-        LC_ALL=C sort -k1,1n -k2,2g |
+    send_latency "$1" | awk -F'\t' '{ printf "%d\t%s\n", int($1 / 1000), $2 }' | LC_ALL=C sort -k1,1n -k2,2g |
         awk -F'\t' 'function flush() { if (c) { i = int(0.99 * c + 0.999999); printf "%s%.0f", sep, v[i]; sep = " " } }
             $1 != sec { flush(); sec = $1; c = 0 } { v[++c] = $2 } END { flush(); print "" }'
 }

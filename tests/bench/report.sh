@@ -76,7 +76,7 @@ one transaction per statement.  Both replays are checked against the ledger too.
   cores; the daemon's run at $(f main_db_cpu_util 2) cores ($(f main_db_cpu_s_per_m 1) s per million
   events), beside the daemon's own $(f main_cpu_util 2) and the broker's $(f main_kafka_cpu_util 2).
 - The daemon also does work the replay does not: a user \`INSERT IGNORE\`, the game upsert, the
-  \`game_offsets\` check (or read) and write per batch, the players' current scores read when a
+  \`game_offsets\` write per batch (on the one-round-trip path also the marks check) or its read, the players' current scores read when a
   batch is in doubt (no mark, an event below one, a moved mark); consuming and parsing JSON; producing one result per event.
 
 ## Latency (result CreateTime − sk-sent-ns header at send)
