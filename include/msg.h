@@ -22,6 +22,8 @@ struct sk_msg {
     struct sk_msg *next;  /* in its group's queue, then in its batch */
     struct sk_part *part; /* holds a ref */
     int64_t offset;
+    uint64_t consumed_usec; /* CLOCK_MONOTONIC when it was consumed (set by the consumer) */
+    int64_t created_ms;     /* its Kafka timestamp (ms since the epoch), -1: none */
     const char *key;
     size_t key_len;
     const struct sk_hdr *hdrs; /* headers echoed into the result */

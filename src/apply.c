@@ -465,8 +465,11 @@ static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
     sk_buf_puts(sql, "), VALUES(next_offset), NULL)");
 }
 
-/* Point lookups of the scores of the players pick() chooses (all of whose
- * users have ids); returns whether any was asked for. */
+/* Point lookups of the scores of the players pick() chooses; returns
+ * whether any was asked for.  A user created just before has no id here
+ * yet: its id is looked up by name in the list itself (constant subqueries,
+ * evaluated once, so the list still becomes a table joined by the primary
+ * key). */
 static bool select_scores(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct sk_apply *, const struct player *))
 {
@@ -480,7 +483,7 @@ static bool select_scores(struct sk_buf *sql, const struct sk_apply *a,
         any = true;
         sk_buf_i64(sql, a->players[k].game);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, a->users[a->players[k].user].uid);
+        user_id_sql(sql, &a->users[a->players[k].user]);
         sk_buf_putc(sql, ')');
     }
     if (any)
@@ -498,8 +501,7 @@ static uint64_t magnitude(int64_t v) { return v < 0 ? 0 - (uint64_t)v : (uint64_
  * has a mark this instance committed, and no event lies below it (a
  * possible duplicate must be read about first); the sums are small enough
  * for the guard; an overflow decided by known values (after a set) is left
- * to the read path, which rejects it alone; a player whose old score is
- * needed has a user with a known id. */
+ * to the read path, which rejects it alone. */
 static bool quick_ok(struct sk_apply *a)
 {
     for (unsigned k = 0; k < a->noffs; k++) {
@@ -533,8 +535,6 @@ static bool quick_ok(struct sk_apply *a)
     a->headroom = 0;
     for (unsigned k = 0; k < a->nplayers; k++) {
         const struct player *p = &a->players[k];
-        if (p->set && p->pre && !a->users[p->user].cached)
-            return false; /* its old score would need a join: read first */
         if (p->set)
             continue;
         if (p->swing >= QUICK_SWING_MAX)
@@ -547,6 +547,9 @@ static bool quick_ok(struct sk_apply *a)
 
 static bool adds_deltas(const struct player *p) { return !p->set; }
 static bool sets_score(const struct player *p) { return p->set; }
+
+/* The one-round-trip path: the old scores of the players with a delta
+ * before their first set (the running totals up to the set need them). */
 static bool needs_old_score(const struct sk_apply *a, const struct player *p)
 {
     (void)a;
@@ -569,6 +572,7 @@ static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 /* The one-round-trip path: when this instance committed every game of the
  * transaction last, it needs no read before writing.
  *   START TRANSACTION; upsert the game rows (the per-game locks);
+ *   the ids of the users this instance did not know (created just before);
  *   read the old scores of the few players whose deltas come before a set;
  *   players without a set: score = score + (sum of their deltas),
  *     RETURNING the new score, from which every event's running total

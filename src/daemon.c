@@ -46,11 +46,19 @@ struct stats {
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
+    /* per event: consumed -> its committed attempt took a connection (the
+     * batch's linger and the wait for a connection or for the game) */
+    struct sk_hist wait_seconds;
+    struct sk_hist event_seconds; /* per event: consumed -> result handed to the producer */
+    struct sk_hist age_seconds;   /* per event: Kafka timestamp -> result handed to the producer */
 };
 
 static const double batch_size_bounds[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000};
 static const double txn_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                             0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+/* Finer around the tens of milliseconds an event should take end to end. */
+static const double event_seconds_bounds[] = {0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+                                              0.25,  0.5,  1,    2.5,  5,    10,   30};
 
 struct exec;
 
@@ -129,6 +137,12 @@ static uint64_t now_usec(struct daemon *d)
     uint64_t t = 0;
     sd_event_now(d->loop, CLOCK_MONOTONIC, &t);
     return t;
+}
+
+/* Seconds from one monotonic time to a later one (0 if not later). */
+static double seconds_between(uint64_t from, uint64_t to)
+{
+    return to > from ? (double)(to - from) / 1e6 : 0.0;
 }
 
 static void set_sched_limits(struct daemon *d)
@@ -356,6 +370,21 @@ static void produce_unsent(struct daemon *d, struct sk_msg *m)
     }
 }
 
+/* How long the event took: inside the daemon, and since its Kafka
+ * timestamp (CreateTime: when the game server produced it, by its clock;
+ * LogAppendTime: when the broker stored it).  A timestamp ahead of our
+ * clock counts as 0. */
+static void observe_event(struct daemon *d, const struct sk_msg *m)
+{
+    sk_hist_observe(&d->st.event_seconds, seconds_between(m->consumed_usec, now_usec(d)));
+    if (m->created_ms < 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t age_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - m->created_ms;
+    sk_hist_observe(&d->st.age_seconds, age_ms > 0 ? (double)age_ms / 1e3 : 0.0);
+}
+
 /* A message is finished: its result (and, if rejected, its dead-letter
  * copy) go to the producer.  Its offset is done once both are delivered. */
 static void emit_result(struct daemon *d, struct sk_msg *m)
@@ -367,6 +396,7 @@ static void emit_result(struct daemon *d, struct sk_msg *m)
         d->st.k_duplicates[k]++;
     else
         d->st.k_applied[k]++;
+    observe_event(d, m);
     if (sk_msg_build_result(m) < 0) {
         log_error("out of memory building a result; the event will be consumed again after restart");
         exit(EXIT_FAILURE); /* nothing sane left: let systemd restart us */
@@ -729,9 +759,12 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     sk_db_release(ex->c);
     ex->c = NULL;
     d->st.transactions++;
-    sk_hist_observe(&d->st.txn_seconds, (double)(now_usec(d) - ex->started) / 1e6);
-    for (unsigned i = 0; i < ex->nb; i++)
+    sk_hist_observe(&d->st.txn_seconds, seconds_between(ex->started, now_usec(d)));
+    for (unsigned i = 0; i < ex->nb; i++) {
         sk_hist_observe(&d->st.batch_size, ex->bs[i]->n);
+        for (const struct sk_msg *m = ex->bs[i]->head; m; m = m->next)
+            sk_hist_observe(&d->st.wait_seconds, seconds_between(m->consumed_usec, ex->started));
+    }
     txn_finish(d, ex);
 }
 
@@ -1042,6 +1075,9 @@ static void on_message(struct daemon *d, rd_kafka_message_t *rm)
         log_error("out of memory consuming a message; exiting so that it is consumed again");
         exit(EXIT_FAILURE);
     }
+    m->consumed_usec = now_usec(d);
+    rd_kafka_timestamp_type_t tstype;
+    m->created_ms = rd_kafka_message_timestamp(rm, &tstype);
     if (!p->active) {
         p->active = true;
         d->n_active++;
@@ -1532,6 +1568,12 @@ static void gauge(struct sk_buf *b, const char *name, const char *help, long lon
     sk_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
 }
 
+static void histogram(struct sk_buf *b, const char *name, const char *help, const struct sk_hist *h)
+{
+    sk_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    sk_hist_render(h, name, "", b);
+}
+
 static void per_topic(struct sk_buf *b, const struct daemon *d, const char *name, const char *help,
                       const unsigned long long *v)
 {
@@ -1555,12 +1597,18 @@ static void render_metrics(void *ud, struct sk_buf *b)
     counter(b, "scorekeeper_transactions_total",
             "Database transactions committed (each carries one or more games' batches).",
             st->transactions);
-    sk_buf_puts(b, "# HELP scorekeeper_batch_events Events per committed batch.\n"
-                   "# TYPE scorekeeper_batch_events histogram\n");
-    sk_hist_render(&st->batch_size, "scorekeeper_batch_events", "", b);
-    sk_buf_puts(b, "# HELP scorekeeper_db_transaction_seconds Time from taking a connection to "
-                   "COMMIT, per committed transaction.\n# TYPE scorekeeper_db_transaction_seconds histogram\n");
-    sk_hist_render(&st->txn_seconds, "scorekeeper_db_transaction_seconds", "", b);
+    histogram(b, "scorekeeper_batch_events", "Events per committed batch.", &st->batch_size);
+    histogram(b, "scorekeeper_db_transaction_seconds",
+              "Time from taking a connection to COMMIT, per committed transaction.", &st->txn_seconds);
+    histogram(b, "scorekeeper_event_wait_seconds",
+              "Time from consuming an event to the start of the transaction that applied it (batch "
+              "linger, waiting for a connection or for the game's previous transaction).",
+              &st->wait_seconds);
+    histogram(b, "scorekeeper_event_seconds",
+              "Time from consuming an event to handing its result to the producer.", &st->event_seconds);
+    histogram(b, "scorekeeper_event_age_seconds",
+              "Time from an event's Kafka timestamp (CreateTime by its producer's clock, or "
+              "LogAppendTime) to handing its result to the producer.", &st->age_seconds);
     counter(b, "scorekeeper_batch_retries_total",
             "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",
             st->retries);
@@ -1810,6 +1858,9 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     set_sched_limits(d);
     sk_hist_init(&d->st.batch_size, batch_size_bounds, sizeof batch_size_bounds / sizeof *batch_size_bounds);
     sk_hist_init(&d->st.txn_seconds, txn_seconds_bounds, sizeof txn_seconds_bounds / sizeof *txn_seconds_bounds);
+    sk_hist_init(&d->st.wait_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
+    sk_hist_init(&d->st.event_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
+    sk_hist_init(&d->st.age_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
     if ((r = sk_db_new(d->loop, cfg, on_db_idle, d, &d->db)) < 0 || (r = setup_kafka(d)) < 0) {
         teardown(d);
         return r == -EINVAL ? 78 : 69; /* EX_CONFIG / EX_UNAVAILABLE */

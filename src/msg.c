@@ -27,6 +27,7 @@ struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void 
         return NULL;
     m->part = part;
     m->offset = offset;
+    m->created_ms = -1;
     struct sk_hdr *table = (struct sk_hdr *)(m + 1);
     char *p = (char *)(table + n_hdrs);
     for (size_t i = 0; i < n_hdrs; i++) {

@@ -150,7 +150,8 @@ start_daemon() {
         -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_FILE" \
         -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o "kafka.group.id=$R_GROUP" \
         -o "topic.users=$R_USERS" -o "topic.scores=$R_SCORES" -o "topic.results=$R_RESULTS" \
-        -o results.echo_headers=sk-sent-ns,correlation-id "${extra[@]}" >"$D_LOG" 2>&1 &
+        -o results.echo_headers=sk-sent-ns,correlation-id -o metrics.listen=127.0.0.1:0 \
+        "${extra[@]}" >"$D_LOG" 2>&1 &
     D_PID=$!
     D_PIDS+=("$D_PID")
     local i
@@ -252,6 +253,32 @@ latency_per_second() {
     send_latency "$1" | awk -F'\t' '{ printf "%d\t%s\n", int($1 / 1000), $2 }' | LC_ALL=C sort -k1,1n -k2,2g |
         awk -F'\t' 'function flush() { if (c) { i = int(0.99 * c + 0.999999); printf "%s%.0f", sep, v[i]; sep = " " } }
             $1 != sec { flush(); sec = $1; c = 0 } { v[++c] = $2 } END { flush(); print "" }'
+}
+
+# daemon_quantiles NAME...: from the running daemon's /metrics, "p50 p99" in
+# ms of each histogram NAME, space-separated ("- -" when it has none).
+# Estimated as Prometheus' histogram_quantile does: linear within the bucket
+# where the quantile falls (the lower bound when that is +Inf).
+daemon_quantiles() {
+    local port text name
+    port=$(sed -n 's|.*metrics on http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$D_LOG" | tail -1)
+    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" 2>/dev/null) || text=
+    for name in "$@"; do
+        awk -v n="${name}_bucket{le=\"" '
+            index($0, n) == 1 { le = substr($1, length(n) + 1); sub(/"}$/, "", le)
+                                k++; upper[k] = le == "+Inf" ? -1 : le + 0; cum[k] = $2 + 0 }
+            function q(f,   i, want, lo, below) {
+                want = f * cum[k]; lo = 0; below = 0
+                for (i = 1; i <= k; i++) {
+                    if (cum[i] >= want)
+                        return upper[i] < 0 ? lo * 1000 : (lo + (upper[i] - lo) * (want - below) / (cum[i] - below)) * 1000
+                    lo = upper[i]; below = cum[i]
+                }
+            }
+            END { if (!k || !cum[k]) { printf "- -"; exit } printf "%.1f %.1f", q(0.5), q(0.99) }' <<<"$text"
+        printf ' '
+    done
+    echo
 }
 
 # db_status: Handler_write Handler_update Com_commit Innodb_data_fsyncs (global;
@@ -369,6 +396,12 @@ if ((BENCH_LAT)); then
     put lat_half_steady_n "$c"
     put lat_half_steady "$p50 $p95 $p99 $mx"
     put lat_half_p99_per_s "$(latency_per_second "$R_DIR/results.1.tsv")"
+    # where the time went, as the daemon saw it: p50 p99 (ms) of each event's
+    # age at its result, its time inside the daemon, its wait for a
+    # transaction, and of the transactions
+    read -r a50 a99 e50 e99 w50 w99 t50 t99 < <(daemon_quantiles scorekeeper_event_age_seconds \
+        scorekeeper_event_seconds scorekeeper_event_wait_seconds scorekeeper_db_transaction_seconds)
+    put lat_half_daemon "age $a50 $a99 inside $e50 $e99 wait $w50 $w99 txn $t50 $t99"
     log "latency: $lat_n events unthrottled"
     produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
     wait_results $((2 * lat_n))

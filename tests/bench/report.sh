@@ -89,6 +89,9 @@ $(lat_row "unthrottled producer ($(f lat_full_eps) events/s achieved)" lat_full 
 
 p99 of the events sent in each second of the half-speed run (ms): $(get lat_half_p99_per_s | sed 's/ /, /g').
 
+Where that run's time went, from the daemon's own histograms at its end (p50 / p99 ms, estimated
+within the buckets as Prometheus does): $(get lat_half_daemon | awk '{ printf "since the Kafka timestamp %s / %s; inside the daemon %s / %s; of that, waiting for the transaction %s / %s; the transactions %s / %s", $2, $3, $5, $6, $8, $9, $11, $12 }').
+
 At full speed the latency is mostly queueing: the producer outruns the daemon, so the last event
 waits for everything sent before it (max ≈ events ÷ throughput).
 EOF

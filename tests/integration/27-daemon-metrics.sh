@@ -37,6 +37,13 @@ tap_is "the batch-size histogram counts every committed batch" \
 tap_is "it sums to the events applied" "$(metric scorekeeper_batch_events_sum{})" "13.000000"
 tap_is "the transaction latency histogram counts every transaction" \
     "$(metric scorekeeper_db_transaction_seconds_count{})" "$(metric scorekeeper_transactions_total)"
+tap_is "every event's time to its result is counted, and its age since its Kafka timestamp" \
+    "$(metric scorekeeper_event_seconds_count{}) $(metric scorekeeper_event_age_seconds_count{})" "15 15"
+tap_is "every applied event's wait for its transaction is counted" \
+    "$(metric scorekeeper_event_wait_seconds_count{})" 13
+tap_check "an event waits for its transaction no longer than it takes in all" \
+    awk -v w="$(metric scorekeeper_event_wait_seconds_sum{})" -v e="$(metric scorekeeper_event_seconds_sum{})" \
+    'BEGIN { exit !(w > 0 && w <= e) }'
 tap_check "a transaction carries one or more batches" \
     test "$(metric scorekeeper_transactions_total)" -ge 1 -a "$(metric scorekeeper_transactions_total)" -le "$batches"
 tap_is "nothing in flight, nothing paused" \

@@ -106,7 +106,8 @@ sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
 
 # A restarted daemon reads its partition's marks from game_offsets when the
-# partition is assigned: the game's first batch needs no read first.
+# partition is assigned: the game's first batch needs no read first, nor
+# does a delta before a set of a user it does not know yet.
 sk_daemon_start -o batch.linger_ms=200 || sk_bail "daemon did not restart"
 url=$(sk_metrics_url)
 wait_log "read the applied offsets of $T_SCORES [0]: 2 games" || true
@@ -115,6 +116,20 @@ tap_is "after a restart the totals carry on" "$got" "a10 applied 1108
 c2 applied 4"
 tap_check "the marks were read at assignment" grep -qF "read the applied offsets of $T_SCORES [0]: 2 games" "$D_LOG"
 tap_is "the first batch after the restart took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
+# b (a row, but unknown to this daemon) and e (new) have a delta before a
+# set: their old scores are read by username in the same round trip.
+sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.score = 40
+                WHERE u.username = 'b' AND gp.game_id = 9"
+send "b5 delta 2 b" "e1 delta 3 e" "b6 set 50 b" "e2 set 7 e" "b7 delta 1 b"
+tap_is "a delta before a set of users new to the daemon: totals from the old scores" "$got" \
+    "b5 applied 42
+e1 applied 3
+b6 applied 50
+e2 applied 7
+b7 applied 51"
+tap_is "that batch took one round trip too" "$(metric scorekeeper_db_one_trip_transactions_total)" 2
+tap_is "and nothing was run again" "$(metric scorekeeper_db_one_trip_redone_total)" 0
+tap_is "stored: b 51, e 7" "$(sk_score "$D_DB" 9 b) $(sk_score "$D_DB" 9 e)" "51 7"
 sk_daemon_stop
 tap_is "exit 0 after the second SIGTERM" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean

@@ -21,6 +21,9 @@ val() { awk -F'\t' -v k="$1" '$1 == k { v = $2 } END { print v }' "$sum" 2>/dev/
 tap_is "main run verified (results and database totals)" "$(val main_verified)" yes
 tap_check "throughput measured" test -n "$(val main_eps_ready_last)"
 tap_check "latency percentiles measured" test -n "$(val lat_half)"
+tap_check "the daemon's own breakdown of that latency scraped from /metrics" \
+    grep -Eq '^age [0-9.]+ [0-9.]+ inside [0-9.]+ [0-9.]+ wait [0-9.]+ [0-9.]+ txn [0-9.]+ [0-9.]+$' \
+    <<<"$(val lat_half_daemon)"
 tap_check "ceiling measured" test -n "$(val ratio_events)"
 tap_check "results.md written" test -s "$out/results.md"
 tap_check "results.md has the ceiling ratio" grep -q 'daemon ÷ ceiling' "$out/results.md"

@@ -468,8 +468,7 @@ static void one_trip_when_marks_are_known(void **state)
 }
 
 /* The read path stays for everything the one round trip cannot know:
- * no mark, an event below the mark (maybe a duplicate), a player whose old
- * score is needed and whose user has no known id yet, and an overflow
+ * no mark, an event below the mark (maybe a duplicate), and an overflow
  * decided within the batch (rejected alone by the fold). */
 static void read_first_when_in_doubt(void **state)
 {
@@ -483,7 +482,6 @@ static void read_first_when_in_doubt(void **state)
     } cases[] = {
         {-1, "alice", SK_OP_SET, SK_OP_DELTA, 1, 100},              /* no mark */
         {11, "alice", SK_OP_SET, SK_OP_DELTA, 1, 100},              /* offset 10 below the mark */
-        {10, "zed", SK_OP_DELTA, SK_OP_SET, 1, 100},                /* zed's old score, no id */
         {10, "alice", SK_OP_SET, SK_OP_DELTA, INT64_MAX - 50, 100}, /* +100 after the set overflows */
     };
     for (unsigned c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -539,6 +537,51 @@ static void one_trip_with_a_new_user(void **state)
     assert_int_equal(ms[0]->score, 150);
     assert_int_equal(ms[0]->user_id, 9);
     assert_int_equal(ms[1]->score, 1);
+    release(a, &sql, b, p);
+    sk_known_free(k);
+}
+
+/* A delta before a set of a user this instance does not know yet: the
+ * old score is read in the same round trip, the user's id looked up by
+ * name; without a row the running total starts from 0. */
+static void one_trip_set_after_delta_of_a_new_user(void **state)
+{
+    (void)state;
+    struct sk_part *p = marked_part(42, 10);
+    struct sk_known *k = knows_alice();
+    struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 1, NULL), score(11, "zed", SK_OP_SET, 100, NULL),
+                           score(12, "zed", SK_OP_DELTA, 5, NULL)};
+    for (unsigned i = 0; i < 3; i++)
+        ms[i]->part = p;
+    struct sk_batch *b = batch(42, ms, 3);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    for (int row = 0; row < 2; row++) { /* zed has a row with 40; then none */
+        assert_int_equal(first(a, &sql, k), 0);
+        assert_true(sk_apply_quick(a));
+        assert_non_null(strstr(sk_buf_cstr(&sql),
+            "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"
+            "SET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
+            "FROM game_players WHERE (game_id, user_id) IN ((42,(SELECT id FROM users WHERE username = "
+            "'zed')));\n"
+            "INSERT INTO game_players (game_id, user_id, score) VALUES (42,(SELECT id FROM users WHERE "
+            "username = 'zed'),105) ON DUPLICATE KEY UPDATE score = VALUES(score);\n"));
+        /* statements: users, START, games, ids, old scores, sets, offsets, COMMIT */
+        assert_int_equal(last_stmt, 7);
+        char *r[2] = {(char *)"9", (char *)"zed"};
+        unsigned long len[2] = {1, 3};
+        sk_apply_row(a, 3, r, len, 2);
+        if (row == 0)
+            ret_row(a, 4, "9", "40");
+        char err[100];
+        assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+        sk_apply_outcome(a);
+        assert_int_equal(ms[0]->score, row == 0 ? 41 : 1);
+        assert_int_equal(ms[1]->score, 100);
+        assert_int_equal(ms[2]->score, 105);
+        assert_int_equal(ms[0]->user_id, 9);
+    }
     release(a, &sql, b, p);
     sk_known_free(k);
 }
@@ -602,6 +645,7 @@ int main(void)
         cmocka_unit_test(one_trip_when_marks_are_known),
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
+        cmocka_unit_test(one_trip_set_after_delta_of_a_new_user),
         cmocka_unit_test(one_trip_for_a_new_game),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
