@@ -204,8 +204,12 @@ if ! java -cp "$cp_jars" -Dlog4j.configuration="file:$kafka_dir/log4j.properties
     sk_tail_log "Kafka storage tool" "$kafka_log"
     sk_die "formatting Kafka storage failed"
 fi
+# The JVM as Kafka's own kafka-server-start.sh runs it: a fixed 1 GB heap and
+# G1 aiming at 20 ms pauses (G1's default aim is 200 ms).  SK_KAFKA_JVM_OPTS
+# replaces these.
+read -ra jvm_opts <<<"${SK_KAFKA_JVM_OPTS:--Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent}"
 launch "$SK_STATE/kafka.pid" "$kafka_log" \
-    java -Xms128m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    java "${jvm_opts[@]}" -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$kafka_dir/log4j.properties" \
     -cp "$cp_jars" kafka.Kafka "$kafka_dir/server.properties"
 kafka_pid=$(<"$SK_STATE/kafka.pid")
