@@ -45,7 +45,7 @@ struct stats {
     unsigned long long one_trip, one_trip_redone; /* one-round-trip path: committed, run again */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
-    struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed batch */
+    struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed transaction */
     /* per event: consumed -> its committed attempt took a connection (the
      * batch's linger and the wait for a connection or for the game) */
     struct sk_hist wait_seconds;
