@@ -379,9 +379,9 @@ static void observe_event(struct daemon *d, const struct sk_msg *m)
     sk_hist_observe(&d->st.event_seconds, seconds_between(m->consumed_usec, now_usec(d)));
     if (m->created_ms < 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t age_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - m->created_ms;
+    uint64_t real = 0; /* the loop's time of this wake-up, as for CLOCK_MONOTONIC */
+    sd_event_now(d->loop, CLOCK_REALTIME, &real);
+    int64_t age_ms = (int64_t)(real / 1000) - m->created_ms;
     sk_hist_observe(&d->st.age_seconds, age_ms > 0 ? (double)age_ms / 1e3 : 0.0);
 }
 
@@ -558,15 +558,22 @@ static void txn_requeue(struct daemon *d, struct exec *ex)
     exec_free(ex);
 }
 
-static void txn_finish(struct daemon *d, struct exec *ex)
+/* The transaction's events are done: committed (then its batch sizes and
+ * its events' waits are counted, in the one walk over them), or the one
+ * event the server refused.  Their results go out and the games take new
+ * batches. */
+static void txn_finish(struct daemon *d, struct exec *ex, bool committed)
 {
     struct sk_msg *done = NULL, **tail = &done;
     uint64_t now = now_usec(d);
     for (unsigned i = 0; i < ex->nb; i++) {
         struct sk_batch *b = ex->bs[i];
+        if (committed)
+            sk_hist_observe(&d->st.batch_size, b->n);
         *tail = b->head;
-        while (*tail)
-            tail = &(*tail)->next;
+        for (; *tail; tail = &(*tail)->next)
+            if (committed)
+                sk_hist_observe(&d->st.wait_seconds, seconds_between((*tail)->consumed_usec, ex->started));
         b->head = NULL;
         d->st.batches++;
         sk_sched_done(d->sched, b, now);
@@ -680,7 +687,7 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
             snprintf(msg, sizeof msg, "the database refused the event: %s", err->message);
             sk_msg_reject(b->head, SK_E_DB_REJECTED, msg);
         }
-        txn_finish(d, ex);
+        txn_finish(d, ex, false);
         return;
     case SK_DB_CONN:
         sk_logc(SK_LOG_WARNING, &x, "%s: connection lost during a transaction of %u events (%s); "
@@ -760,12 +767,7 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     ex->c = NULL;
     d->st.transactions++;
     sk_hist_observe(&d->st.txn_seconds, seconds_between(ex->started, now_usec(d)));
-    for (unsigned i = 0; i < ex->nb; i++) {
-        sk_hist_observe(&d->st.batch_size, ex->bs[i]->n);
-        for (const struct sk_msg *m = ex->bs[i]->head; m; m = m->next)
-            sk_hist_observe(&d->st.wait_seconds, seconds_between(m->consumed_usec, ex->started));
-    }
-    txn_finish(d, ex);
+    txn_finish(d, ex, true);
 }
 
 static void on_rolled_back(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -1856,11 +1858,13 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
         return EXIT_FAILURE;
     }
     set_sched_limits(d);
-    sk_hist_init(&d->st.batch_size, batch_size_bounds, sizeof batch_size_bounds / sizeof *batch_size_bounds);
-    sk_hist_init(&d->st.txn_seconds, txn_seconds_bounds, sizeof txn_seconds_bounds / sizeof *txn_seconds_bounds);
-    sk_hist_init(&d->st.wait_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
-    sk_hist_init(&d->st.event_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
-    sk_hist_init(&d->st.age_seconds, event_seconds_bounds, sizeof event_seconds_bounds / sizeof *event_seconds_bounds);
+#define HIST_INIT(h, bounds) sk_hist_init((h), (bounds), sizeof(bounds) / sizeof *(bounds))
+    HIST_INIT(&d->st.batch_size, batch_size_bounds);
+    HIST_INIT(&d->st.txn_seconds, txn_seconds_bounds);
+    HIST_INIT(&d->st.wait_seconds, event_seconds_bounds);
+    HIST_INIT(&d->st.event_seconds, event_seconds_bounds);
+    HIST_INIT(&d->st.age_seconds, event_seconds_bounds);
+#undef HIST_INIT
     if ((r = sk_db_new(d->loop, cfg, on_db_idle, d, &d->db)) < 0 || (r = setup_kafka(d)) < 0) {
         teardown(d);
         return r == -EINVAL ? 78 : 69; /* EX_CONFIG / EX_UNAVAILABLE */

@@ -29,9 +29,8 @@ tap_check "the partition's marks were read at assignment (none yet)" \
     wait_log "read the applied offsets of $T_SCORES [0]: 0 games"
 n=0
 # send "event_id delta|set value user" ...: one batch of game $GAME (9 unless
-# set), then wait for
-# its results; $got holds them as "event_id status score|code" lines
-# (not run in a subshell: n counts the results so far)
+# set), then wait for its results; $got holds them as "event_id status
+# score|code" lines (not run in a subshell: n counts the results so far)
 send() {
     local f=$SK_TEST_TMP/send.$n.txt e id op v u
     : >"$f"
@@ -117,7 +116,7 @@ c2 applied 4"
 tap_check "the marks were read at assignment" grep -qF "read the applied offsets of $T_SCORES [0]: 2 games" "$D_LOG"
 tap_is "the first batch after the restart took one round trip" "$(metric scorekeeper_db_one_trip_transactions_total)" 1
 # b (a row, but unknown to this daemon) and e (new) have a delta before a
-# set: their old scores are read by username in the same round trip.
+# set: their old scores are read in the same round trip (ids looked up by name).
 sk_sql "$D_DB" "UPDATE game_players gp JOIN users u ON u.id = gp.user_id SET gp.score = 40
                 WHERE u.username = 'b' AND gp.game_id = 9"
 send "b5 delta 2 b" "e1 delta 3 e" "b6 set 50 b" "e2 set 7 e" "b7 delta 1 b"

@@ -369,6 +369,14 @@ static struct sk_part *marked_part(int64_t game, int64_t next)
     return &p;
 }
 
+/* A batch of game 42 whose events were consumed from the marked partition p. */
+static struct sk_batch *marked_batch(struct sk_part *p, struct sk_msg **ms, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        ms[i]->part = p;
+    return batch(42, ms, n);
+}
+
 /* Free what a test on a marked partition made (msgs back on part3 first). */
 static void release(struct sk_apply *a, struct sk_buf *sql, struct sk_batch *b, struct sk_part *p)
 {
@@ -412,9 +420,7 @@ static void one_trip_when_marks_are_known(void **state)
         score(14, "cat", SK_OP_SET, 100, NULL),   score(15, "cat", SK_OP_DELTA, 1, NULL),
         score(16, "alice", SK_OP_DELTA, -20, NULL),
     };
-    for (unsigned i = 0; i < 7; i++)
-        ms[i]->part = p;
-    struct sk_batch *b = batch(42, ms, 7);
+    struct sk_batch *b = marked_batch(p, ms, 7);
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
@@ -488,8 +494,7 @@ static void read_first_when_in_doubt(void **state)
         struct sk_part *p = marked_part(42, cases[c].mark);
         struct sk_msg *ms[] = {score(10, cases[c].user, cases[c].op1, cases[c].v1, NULL),
                                score(11, cases[c].user, cases[c].op2, cases[c].v2, NULL)};
-        ms[0]->part = ms[1]->part = p;
-        struct sk_batch *b = batch(42, ms, 2);
+        struct sk_batch *b = marked_batch(p, ms, 2);
         struct sk_apply *a = sk_apply_new(&b, 1);
         struct sk_buf sql;
         sk_buf_init(&sql);
@@ -512,8 +517,7 @@ static void one_trip_with_a_new_user(void **state)
     struct sk_part *p = marked_part(42, 10);
     struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL)};
-    ms[0]->part = ms[1]->part = p;
-    struct sk_batch *b = batch(42, ms, 2);
+    struct sk_batch *b = marked_batch(p, ms, 2);
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
@@ -551,9 +555,7 @@ static void one_trip_set_after_delta_of_a_new_user(void **state)
     struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 1, NULL), score(11, "zed", SK_OP_SET, 100, NULL),
                            score(12, "zed", SK_OP_DELTA, 5, NULL)};
-    for (unsigned i = 0; i < 3; i++)
-        ms[i]->part = p;
-    struct sk_batch *b = batch(42, ms, 3);
+    struct sk_batch *b = marked_batch(p, ms, 3);
     struct sk_apply *a = sk_apply_new(&b, 1);
     struct sk_buf sql;
     sk_buf_init(&sql);
