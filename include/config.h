@@ -60,6 +60,7 @@ struct sk_config {
     unsigned max_inflight_events; /* pipeline.max_inflight_events, default 20000 */
     unsigned stall_timeout_ms; /* pipeline.stall_timeout_ms, default 90000 */
     unsigned known_users;      /* pipeline.known_users, default 200000 */
+    unsigned known_users_preload; /* pipeline.known_users_preload, default 100000 */
     /* limits (reloadable) */
     struct sk_limits limits;   /* limits.max_message_bytes, limits.max_depth, ... */
     /* process */

@@ -165,6 +165,11 @@ static const struct opt opts[] = {
      .def = "200000",
      .help = "Usernames remembered as existing, so they are not inserted again (about 60 bytes "
              "each; the set is cleared when full)"},
+    {.key = "pipeline.known_users_preload", .type = OT_UINT, AT(known_users_preload), .min = 0,
+     .max = 100000000, .def = "100000",
+     .help = "Usernames read from the database at start, newest first (at most half of "
+             "pipeline.known_users; 0: none), so that a restarted daemon does not send them "
+             "to INSERT IGNORE again"},
     {.key = "pipeline.stall_timeout_ms", .type = OT_MS, AT(stall_timeout_ms), .min = 1000,
      .max = 3600000, .def = "90000", .flags = OF_RELOAD,
      .help = "A batch running longer than this means the pipeline is wedged: the systemd "

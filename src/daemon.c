@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "msg.h"
 #include "part.h"
+#include "preload.h"
 #include "sched.h"
 
 enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
@@ -93,6 +94,7 @@ struct daemon {
     struct sk_metrics *metrics;
     struct sk_known *known; /* usernames known to exist: not sent to INSERT IGNORE again */
     unsigned long marks_loads; /* reads of partitions' marks started */
+    struct sk_preload preload; /* known users read at start */
     struct stats st;
 };
 
@@ -922,6 +924,61 @@ static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
     kick(d);
 }
 
+/* ---- known users at start (see include/preload.h) ----------------- */
+
+static void on_preload_row(void *ud, unsigned stmt, char **row, unsigned long *lengths,
+                           unsigned nfields)
+{
+    (void)stmt;
+    struct daemon *d = ud;
+    sk_preload_row(&d->preload, d->known, row, lengths, nfields);
+}
+
+static void on_preload_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    struct daemon *d = ud;
+    struct sk_preload *p = &d->preload;
+    sk_db_release(c);
+    if (err) {
+        /* a lost connection is rebuilt by the pool: this chunk is read
+         * again on the next free one; anything else ends the preload */
+        p->wanted = err->fault == SK_DB_CONN;
+        struct sk_log_ctx x = SK_LOG_CTX_NONE;
+        x.db_errno = err->code;
+        sk_logc(SK_LOG_WARNING, &x, "cannot read known users (%zu read): %s; %s", p->loaded,
+                err->message,
+                p->wanted ? "reading on another connection"
+                          : "the rest are learned from the transactions");
+    } else if (!sk_preload_chunk_done(p)) {
+        log_info("knew %zu users from the database in %.0f ms (known users: %zu)", p->loaded,
+                 (double)(now_usec(d) - p->started) / 1000.0, sk_known_count(d->known));
+    }
+    kick(d);
+}
+
+/* Starts the next chunk of known users when one is wanted; false when no
+ * connection was free for it. */
+static bool load_users(struct daemon *d)
+{
+    struct sk_preload *p = &d->preload;
+    if (!p->wanted)
+        return true;
+    struct sk_db_conn *c = sk_db_acquire(d->db);
+    if (!c)
+        return false;
+    p->wanted = false;
+    if (!p->started)
+        p->started = now_usec(d);
+    if (sk_preload_sql(p) < 0 ||
+        sk_db_query(c, p->sql.p, p->sql.len, on_preload_row, on_preload_done, d) < 0) {
+        log_warning("cannot read known users (%zu read): out of memory or connection not "
+                    "ready; the rest are learned from the transactions",
+                    p->loaded);
+        sk_db_release(c);
+    }
+    return true;
+}
+
 /* Starts the loads wanted, one per idle connection; false when it ran out
  * of connections before it was done. */
 static bool load_marks(struct daemon *d)
@@ -965,7 +1022,7 @@ static bool load_marks(struct daemon *d)
  * alone.  Partitions' marks wanted are read first (load_marks). */
 static void kick(struct daemon *d)
 {
-    if (!load_marks(d))
+    if (!load_marks(d) || !load_users(d))
         return;
     while (sk_sched_ready(d->sched) > 0) {
         struct sk_db_conn *c = sk_db_acquire(d->db);
@@ -1622,6 +1679,11 @@ static void render_metrics(void *ud, struct sk_buf *b)
     counter(b, "scorekeeper_db_reconnects_total", "Database connections lost or failed to open.",
             sk_db_reconnects(d->db));
     gauge(b, "scorekeeper_db_connections_up", "Database connections open.", sk_db_count_up(d->db));
+    gauge(b, "scorekeeper_known_users",
+          "Usernames known to exist (not sent to INSERT IGNORE): read at start, then learned.",
+          (long long)sk_known_count(d->known));
+    gauge(b, "scorekeeper_known_users_preloaded", "Usernames read from the database at start.",
+          (long long)d->preload.loaded);
     counter(b, "scorekeeper_results_delivered_total", "Result events delivered.", st->results);
     counter(b, "scorekeeper_dead_letters_delivered_total", "Dead-letter copies delivered.",
             st->dead_letters);
@@ -1822,6 +1884,7 @@ static void teardown(struct daemon *d)
     }
     sk_db_free(d->db);
     sk_known_free(d->known);
+    sk_preload_free(&d->preload);
     sd_event_unref(d->loop);
 }
 
@@ -1852,6 +1915,10 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     signal(SIGPIPE, SIG_IGN);
     d->sched = sk_sched_new();
     d->known = sk_known_new(cfg->known_users);
+    /* at most half the map: room is left for the users met later */
+    sk_preload_init(&d->preload, cfg->known_users_preload < cfg->known_users / 2
+                                     ? cfg->known_users_preload
+                                     : cfg->known_users / 2);
     if (!d->sched || !d->known) {
         log_error("out of memory");
         teardown(d);

@@ -11,6 +11,8 @@
 #   sk_results COUNT [TIMEOUT]          the first COUNT results, one JSON per line
 #   sk_score DB GAME USERNAME           a player's score ('' when no row)
 #   sk_metrics_url                      http://127.0.0.1:PORT of the running daemon
+#   sk_wait_log TEXT                    until the daemon's log has TEXT (10 s at most)
+#   sk_send_batch GAME "id op v user"...  one batch of score events, then its results
 
 SK_DAEMON=${SK_DAEMON:-$SK_ROOT/build/san/scorekeeper}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -105,4 +107,33 @@ sk_metrics_url() {
 sk_score() {
     sk_sql "$1" "SELECT gp.score FROM game_players gp JOIN users u ON u.id = gp.user_id
                  WHERE gp.game_id = $2 AND u.username = '$3'"
+}
+
+sk_wait_log() {
+    local i
+    for i in $(seq 1 100); do
+        grep -qF "$1" "$D_LOG" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# sk_send_batch GAME "event_id delta|set value username" ...: the events, in
+# one send to $T_SCORES, then wait for their results.  Sets got ("event_id
+# status score|code" lines) and SK_SENT (events sent so far by this test),
+# so call it directly, not in a subshell.
+SK_SENT=0
+sk_send_batch() {
+    local game=$1 f e id op v u
+    shift
+    f=$SK_TEST_TMP/send.$SK_SENT.txt
+    : >"$f"
+    for e in "$@"; do
+        read -r id op v u <<<"$e"
+        printf '%s\t{"event_id":"%s","game_id":%s,"username":"%s","%s":%s}\n' "$game" "$id" "$game" \
+            "$u" "$op" "$v" >>"$f"
+    done
+    sk_send "$T_SCORES" "$f"
+    SK_SENT=$((SK_SENT + $#))
+    got=$(sk_results "$SK_SENT" 60 | tail -n "$#" | jq -r '"\(.event_id) \(.status) \(.score // .error.code)"')
 }

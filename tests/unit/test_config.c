@@ -179,7 +179,7 @@ static const char *const all_keys[] = {
     "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
     "batch.max_events", "batch.linger_ms", "batch.txn_max_events", "batch.max_bytes", "pipeline.max_inflight_events",
-    "pipeline.stall_timeout_ms", "pipeline.known_users",
+    "pipeline.stall_timeout_ms", "pipeline.known_users", "pipeline.known_users_preload",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
     "limits.max_name_chars", "limits.max_game_name_chars", "log.level", "shutdown.timeout_ms",
     "offsets.commit_interval_ms", "metrics.listen", "results.echo_headers", "sql.dir",
