@@ -11,8 +11,10 @@
 #             events/s, rows/s, peak RSS, CPU s per million events; results
 #             checked one-per-input and ledger totals == database totals
 #             (a mismatch fails the benchmark)
-#   latency   a running daemon fed at half the measured rate, then unthrottled:
-#             result CreateTime - sk-sent-ns header -> p50/p95/p99/max
+#   latency   a daemon started on the main run's database, fed at half the
+#             measured rate, then unthrottled: result CreateTime - sk-sent-ns
+#             header -> p50/p95/p99/max; then the half-speed stream into a
+#             fresh database (cold start)
 #   ceiling   the same row changes replayed by the mariadb client as 1000-row
 #             INSERT ... ON DUPLICATE KEY UPDATE statements, one transaction each
 #   sweep     batch.max_events, batch.linger_ms, db.pool_size one at a time
@@ -32,6 +34,7 @@ cd "$root"
 : "${BENCH_LAT_EVENTS:=}"           # latency runs; default: 20 s at half rate, >= 2000
 : "${BENCH_LAT:=1}"                 # 0: skip the latency runs
 : "${BENCH_LAT_RATE:=}"             # events/s of the first latency run; default: half the main rate
+: "${BENCH_LAT_COLD:=1}"            # 0: skip the cold-start run (half speed into a fresh database)
 : "${BENCH_CEILING:=1}"
 : "${BENCH_SWEEP:=1}"
 : "${BENCH_SWEEP_EVENTS:=200000}"
@@ -97,24 +100,29 @@ _bench_cleanup() {
 }
 trap '_b_rc=$?; _bench_cleanup; (exit $_b_rc); _sk_cleanup' EXIT
 
-# new_run NAME [PARTITIONS]: fresh database (migrated by the daemon, runtime
-# user granted) and topics.  Sets R_NAME R_DB R_USERS R_SCORES R_RESULTS R_GROUP R_DIR.
+# new_run NAME [PARTITIONS] [DB]: fresh topics and a fresh database
+# (migrated by the daemon, runtime user granted), or the existing DB.  Sets
+# R_NAME R_DB R_USERS R_SCORES R_RESULTS R_GROUP R_DIR.
 new_run() {
     local name=$1 parts=${2:-$BENCH_PARTITIONS}
     R_NAME=$name
     R_DIR=$RUNS/$name
     mkdir -p "$R_DIR"
-    R_DB="b_${name}_$(_sk_rand)"
-    sk_track_db "$R_DB"
-    sk_sql "" "CREATE DATABASE \`$R_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-    if [[ -n ${SCOREKEEPER_DB_SOCKET:-} ]]; then
-        "$SK_BIN" -o "db.url=mariadb://root@localhost/$R_DB?socket=$SCOREKEEPER_DB_SOCKET" \
-            -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o sql.dir=sql migrate >"$R_DIR/migrate.log" 2>&1 ||
-            die "migrate $R_DB: $(tail -3 "$R_DIR/migrate.log")"
+    if [[ -n ${3:-} ]]; then
+        R_DB=$3
     else
-        tests/tools/db-migrate.sh "$R_DB" 2>"$R_DIR/migrate.log" || die "migrate $R_DB"
+        R_DB="b_${name}_$(_sk_rand)"
+        sk_track_db "$R_DB"
+        sk_sql "" "CREATE DATABASE \`$R_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+        if [[ -n ${SCOREKEEPER_DB_SOCKET:-} ]]; then
+            "$SK_BIN" -o "db.url=mariadb://root@localhost/$R_DB?socket=$SCOREKEEPER_DB_SOCKET" \
+                -o "kafka.bootstrap.servers=$KAFKA_BROKERS" -o sql.dir=sql migrate >"$R_DIR/migrate.log" 2>&1 ||
+                die "migrate $R_DB: $(tail -3 "$R_DIR/migrate.log")"
+        else
+            tests/tools/db-migrate.sh "$R_DB" 2>"$R_DIR/migrate.log" || die "migrate $R_DB"
+        fi
+        sk_apply_grants "$R_DB"
     fi
-    sk_apply_grants "$R_DB"
     R_USERS=$(sk_unique "b_$name.users")
     R_SCORES=$(sk_unique "b_$name.scores")
     R_RESULTS=$(sk_unique "b_$name.results")
@@ -294,14 +302,15 @@ table_changed() {
                WHERE TABLE_SCHEMA = '$1' AND TABLE_NAME = '$2'" 2>/dev/null || true
 }
 
-# verify LEDGER N: one result per input with the right status, and the
-# database equals the ledger.  Failure stops the benchmark.
+# verify LEDGER N [TOTALS]: one result per input of LEDGER with the right
+# status, and the database equals TOTALS (default LEDGER: the ledger of
+# everything the database was fed).  Failure stops the benchmark.
 verify() {
-    local ledger=$1 n=$2
+    local ledger=$1 n=$2 totals=${3:-$1}
     tests/tools/results-check.sh -q -b "$KAFKA_BROKERS" -t "$R_RESULTS" -l "$ledger" -n "$n" \
         -i "$R_USERS" -i "$R_SCORES" -T 120 >"$R_DIR/results-check.txt" 2>&1 ||
         die "results-check ($R_NAME): $(tail -5 "$R_DIR/results-check.txt")"
-    verify_totals "$ledger" "$R_DB"
+    verify_totals "$totals" "$R_DB"
 }
 verify_totals() {
     local ledger=$1 db=$2
@@ -378,24 +387,37 @@ put main_verified yes
 log "main: verified (one result per input, database == ledger)"
 
 # ------------------------------------------------------------- latency runs
+# half_speed KEY: the run's daemon fed $lat_n events at $rate/s (ledger.1,
+# results.1.tsv in R_DIR).  Puts KEY (p50 p95 p99 max ms) and KEY_n, the same
+# for the events sent after the first 2 s (KEY_steady, KEY_steady_n), and
+# the p99 of each second of sending (KEY_p99_per_s).
+half_speed() {
+    local key=$1 c p50 p95 p99 mx
+    produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate"
+    wait_results "$lat_n"
+    read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
+    read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv")
+    put "${key}_n" "$c"
+    put "$key" "$p50 $p95 $p99 $mx"
+    read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv" 2000)
+    put "${key}_steady_n" "$c"
+    put "${key}_steady" "$p50 $p95 $p99 $mx"
+    put "${key}_p99_per_s" "$(latency_per_second "$R_DIR/results.1.tsv")"
+}
+
+# A daemon started on the platform's database: the main run's, where its
+# users and rows exist (new topics and group), as after a restart or a
+# deploy.  Then, apart, the cold start: the same half-speed stream into a
+# fresh database, where every user and row is new.
 if ((BENCH_LAT)); then
     rate=${BENCH_LAT_RATE:-$(awk -v r="$(get main_eps_ready_last)" 'BEGIN { printf "%d", r / 2 }')}
     ((rate >= 1)) || rate=1
     lat_n=${BENCH_LAT_EVENTS:-$(awk -v r="$rate" 'BEGIN { n = r * 20; if (n < 2000) n = 2000; if (n > 1000000) n = 1000000; printf "%d", n }')}
-    new_run latency
+    put lat_half_rate "$rate"
+    new_run latency "" "$MAIN_DB"
     start_daemon --
     log "latency: $lat_n events at $rate/s (half the full-speed rate)"
-    produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate"
-    wait_results "$lat_n"
-    read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
-    read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.1.tsv")
-    put lat_half_rate "$rate"
-    put lat_half_n "$c"
-    put lat_half "$p50 $p95 $p99 $mx"
-    read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv" 2000)
-    put lat_half_steady_n "$c"
-    put lat_half_steady "$p50 $p95 $p99 $mx"
-    put lat_half_p99_per_s "$(latency_per_second "$R_DIR/results.1.tsv")"
+    half_speed lat_half
     # where the time went, as the daemon saw it: p50 p99 (ms) of each event's
     # age at its result, its time inside the daemon, its wait for a
     # transaction, and of the transactions
@@ -412,8 +434,18 @@ if ((BENCH_LAT)); then
     put lat_full_eps "$(calc "$lat_n / (($l - $f) / 1000)")"
     stop_daemon
     cat "$R_DIR/ledger.1" "$R_DIR/ledger.2" >"$R_DIR/ledger"
-    verify "$R_DIR/ledger" $((2 * lat_n))
+    cat "$main_ledger" "$R_DIR/ledger" >"$R_DIR/ledger.db"
+    verify "$R_DIR/ledger" $((2 * lat_n)) "$R_DIR/ledger.db"
     log "latency: verified"
+    if ((BENCH_LAT_COLD)); then
+        new_run cold
+        start_daemon --
+        log "cold start: $lat_n events at $rate/s into a fresh database"
+        half_speed lat_cold
+        stop_daemon
+        verify "$R_DIR/ledger.1" "$lat_n"
+        log "cold start: verified"
+    fi
 fi
 
 # ------------------------------------------------------------------ ceiling

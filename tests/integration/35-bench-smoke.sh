@@ -24,6 +24,11 @@ tap_check "latency percentiles measured" test -n "$(val lat_half)"
 tap_check "the daemon's own breakdown of that latency scraped from /metrics" \
     grep -Eq '^age [0-9.]+ [0-9.]+ inside [0-9.]+ [0-9.]+ wait [0-9.]+ [0-9.]+ txn [0-9.]+ [0-9.]+$' \
     <<<"$(val lat_half_daemon)"
+tap_check "cold-start latency measured" test -n "$(val lat_cold)"
+tap_check "latency runs verified (the one on the main database against both ledgers)" \
+    bash -c "grep -q 'latency: verified' '$log' && grep -q 'cold start: verified' '$log'"
+tap_check "the latency daemon started on the main run's database and read its users" \
+    grep -Eq 'knew [1-9][0-9]* users from the database' "$out/runs/latency/daemon.log"
 tap_check "ceiling measured" test -n "$(val ratio_events)"
 tap_check "results.md written" test -s "$out/results.md"
 tap_check "results.md has the ceiling ratio" grep -q 'daemon ÷ ceiling' "$out/results.md"

@@ -980,6 +980,20 @@ int main(int argc, char **argv)
     }
     k.t_users = rd_kafka_topic_new(k.rk, o.users_topic, NULL);
     k.t_scores = rd_kafka_topic_new(k.rk, o.scores_topic, NULL);
+    /* Connected before the first send is stamped: a game server's producer
+     * is long-lived, and the first events of a run otherwise waited for the
+     * connection (the first 50 ms of a run at 50,000 events/s had a median
+     * of 67 ms against 22 later). */
+    const rd_kafka_metadata_t *md;
+    for (int t = 0; t < 2 && k.t_users && k.t_scores; t++) {
+        rd_kafka_resp_err_t me = rd_kafka_metadata(k.rk, 0, t ? k.t_scores : k.t_users, &md, 10000);
+        if (me) {
+            fprintf(stderr, "loadgen: no metadata for %s within 10 s: %s\n",
+                    t ? o.scores_topic : o.users_topic, rd_kafka_err2str(me));
+            break;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
 
     uint64_t n_user = 0, n_score = 0, n_inv = 0;
     int rc = 0;
