@@ -61,5 +61,42 @@ tap_check "at most half of pipeline.known_users" sk_wait_log "knew 1500 users fr
 tap_is "gauge: 1,500 known" "$(metric scorekeeper_known_users)" 1500
 sk_daemon_stop
 tap_is "exit 0" "$D_RC" 0
+
+# A read that fails on its connection (here: it waits on a table lock past
+# db.query_timeout_ms, 1 s, and the connection is rebuilt) is read again on
+# another one.  Default preload: all 25,000 users.
+sk_sql "$D_DB" "LOCK TABLES users WRITE; SELECT SLEEP(3); UNLOCK TABLES" >/dev/null &
+lock=$!
+sleep 0.5
+sk_daemon_start -o db.query_timeout_ms=1000 || sk_bail "daemon did not restart"
+url=$(sk_metrics_url)
+tap_check "a lost read is logged and read again" \
+    sk_wait_log "cannot read known users (0 read): "
+tap_check "the log says it reads on another connection" grep -q "reading on another connection" "$D_LOG"
+wait "$lock"
+tap_check "then it reads them all" sk_wait_log "knew 25000 users from the database"
+tap_is "gauge: read at start" "$(metric scorekeeper_known_users_preloaded)" 25000
+sk_daemon_stop
+tap_is "exit 0" "$D_RC" 0
+
+# Any other error ends the read; the users are then learned from the
+# transactions.  Here the runtime user may not read \`users\` at all.
+grants() {
+    local h
+    for h in 127.0.0.1 localhost; do
+        printf "%s ON \`%s\`.%s %s '%s'@'%s';\n" "$1" "$D_DB" "$2" "$3" "$SK_DB_USER" "$h"
+    done
+}
+sk_sql "" "$(grants SELECT '*' FROM | sed 's/^/REVOKE /')
+           $(for t in games game_players game_offsets schema_migrations; do grants SELECT "$t" TO | sed 's/^/GRANT /'; done)"
+sk_daemon_start || sk_bail "daemon did not restart"
+url=$(sk_metrics_url)
+tap_check "a refused read is logged once, with what is left to do" \
+    sk_wait_log "the rest are learned from the transactions"
+tap_check "with the server's reason" grep -q "cannot read known users (0 read): SELECT command denied" "$D_LOG"
+tap_is "nothing read" "$(metric scorekeeper_known_users_preloaded)" 0
+tap_is "logged once" "$(grep -c 'cannot read known users' "$D_LOG")" 1
+sk_daemon_stop
+tap_is "exit 0" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean
 tap_done
