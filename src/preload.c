@@ -13,17 +13,21 @@ void sk_preload_init(struct sk_preload *p, size_t target)
 
 void sk_preload_free(struct sk_preload *p) { sk_buf_free(&p->sql); }
 
-int sk_preload_sql(struct sk_preload *p)
+/* Rows the next chunk asks for: a full chunk, or what is left of the target. */
+static size_t chunk_asked(const struct sk_preload *p)
 {
     size_t n = p->target - p->loaded;
-    if (n > PRELOAD_CHUNK)
-        n = PRELOAD_CHUNK;
+    return n < PRELOAD_CHUNK ? n : PRELOAD_CHUNK;
+}
+
+int sk_preload_sql(struct sk_preload *p)
+{
     sk_buf_reset(&p->sql);
     sk_buf_puts(&p->sql, "SELECT id, username FROM users");
     /* keyset paging on the primary key: each chunk is one index range */
     if (p->below > 0)
         sk_buf_printf(&p->sql, " WHERE id < %" PRId64, p->below);
-    sk_buf_printf(&p->sql, " ORDER BY id DESC LIMIT %zu", n);
+    sk_buf_printf(&p->sql, " ORDER BY id DESC LIMIT %zu", chunk_asked(p));
     p->chunk_rows = 0;
     return sk_buf_failed(&p->sql) ? -ENOMEM : 0;
 }
@@ -46,9 +50,7 @@ void sk_preload_row(struct sk_preload *p, struct sk_known *k, char **row,
 
 bool sk_preload_chunk_done(struct sk_preload *p)
 {
-    size_t asked = p->target - p->loaded;
-    if (asked > PRELOAD_CHUNK)
-        asked = PRELOAD_CHUNK;
+    size_t asked = chunk_asked(p);
     p->loaded += p->chunk_rows;
     /* a short chunk means the table has no older users */
     p->wanted = p->chunk_rows == asked && p->loaded < p->target;
