@@ -50,7 +50,7 @@ void sk_apply_free(struct sk_apply *a);
  * known (may be NULL): usernames known to exist, left out of the users
  * INSERT IGNORE. */
 struct sk_known;
-int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known);
+int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known);
 /* Each username of the transaction and its id, for the caller's map of
  * known users (call after a commit). */
 void sk_apply_users(const struct sk_apply *a,

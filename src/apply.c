@@ -631,7 +631,7 @@ static bool known_user_player(const struct sk_apply *a, const struct player *p)
     return a->users[p->user].cached;
 }
 
-static int first_score(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
+static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
 {
     int stmt = 0;
     a->ncached = 0;
@@ -734,7 +734,7 @@ static int first_user(struct sk_apply *a, struct sk_buf *sql)
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
-int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
+int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
 {
     for (unsigned k = 0; k < a->nusers; k++) {
         a->users[k].uid = 0;

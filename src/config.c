@@ -163,8 +163,8 @@ static const struct opt opts[] = {
      .max = 60000, .def = "1000", .help = "How often processed offsets are committed"},
     {.key = "pipeline.known_users", .type = OT_UINT, AT(known_users), .min = 1, .max = 100000000,
      .def = "200000",
-     .help = "Usernames remembered as existing, so they are not inserted again (about 60 bytes "
-             "each; the set is cleared when full)"},
+     .help = "Usernames remembered as existing, so they are not inserted again (about 40 bytes "
+             "each; when full, the names unused for the longest are forgotten)"},
     {.key = "pipeline.known_users_preload", .type = OT_UINT, AT(known_users_preload), .min = 0,
      .max = 100000000, .def = "100000",
      .help = "Usernames read from the database at start, newest first (at most half of "

@@ -1915,7 +1915,9 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     signal(SIGPIPE, SIG_IGN);
     d->sched = sk_sched_new();
     d->known = sk_known_new(cfg->known_users);
-    /* at most half the map: room is left for the users met later */
+    /* at most half the map, one generation of it (src/known.c): the users
+     * met later start the next one, and the preloaded names that are used
+     * are carried into it */
     sk_preload_init(&d->preload, cfg->known_users_preload < cfg->known_users / 2
                                      ? cfg->known_users_preload
                                      : cfg->known_users / 2);

@@ -23,7 +23,7 @@ static void count_stmts(const struct sk_buf *sql)
         last_stmt++;
 }
 
-static int first(struct sk_apply *a, struct sk_buf *sql, const struct sk_known *known)
+static int first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
 {
     int r = sk_apply_first(a, sql, known);
     count_stmts(sql);
