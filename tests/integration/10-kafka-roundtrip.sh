@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kafka round trip: a message produced with a key and two headers comes back
-# byte for byte; mktopic creates topics with the asked partition count.
+# byte for byte; mktopic creates topics with the asked partition count and
+# deletes them (-d, how every test's topics go at exit).
 # shellcheck source=tests/lib/testlib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/testlib.sh"
 
@@ -100,5 +101,35 @@ if sk_consume "$topic" 3 5 -f 'M\n' >/dev/null 2>&1; then
 else
     tap_ok "consuming a third message times out"
 fi
+
+# --- mktopic -d
+gone=$(sk_unique del)
+sk_mktopic "$gone" 1 >/dev/null 2>&1
+listed() { # (no grep -q in the pipe: under pipefail jq's SIGPIPE would fail it)
+    local names
+    names=$(kcat -b "$KAFKA_BROKERS" -L -J -m 10 2>/dev/null | jq -r '.topics[].topic') &&
+        grep -qxF "$1" <<<"$names"
+}
+tap_check "the topic to delete is listed" listed "$gone"
+tap_check "mktopic -d deletes it, and a topic that does not exist counts as deleted" \
+    "$SK_TOOLS/mktopic" -b "$KAFKA_BROKERS" -d "$gone" "$(sk_unique never_made)"
+for ((i = 0; i < 50; i++)); do listed "$gone" || break; sleep 0.2; done
+if listed "$gone"; then
+    tap_fail "the deleted topic leaves the metadata" "still listed after 10 s"
+else
+    tap_ok "the deleted topic leaves the metadata"
+fi
+twice=$(sk_unique twice)
+sk_mktopic "$twice" 1 >/dev/null 2>&1
+rc=0
+out=$("$SK_TOOLS/mktopic" -b "$KAFKA_BROKERS" -d "$twice" "$twice" 2>&1) || rc=$?
+if [[ $rc == 1 && $out == *"cannot delete topic '$twice'"* && $out != *Sanitizer* ]]; then
+    tap_ok "mktopic -d with a topic named twice fails with the broker's reason"
+else
+    tap_fail "mktopic -d with a topic named twice fails with the broker's reason" "exit $rc: $out"
+fi
+rc=0
+"$SK_TOOLS/mktopic" -b "$KAFKA_BROKERS" -d >/dev/null 2>&1 || rc=$?
+tap_is "mktopic -d without a topic is a usage error" "$rc" 2
 
 tap_done

@@ -1,12 +1,16 @@
-/* mktopic — create a Kafka topic with a given number of partitions.
+/* mktopic — create a Kafka topic with a given number of partitions, or
+ * delete topics.
  *
  *   mktopic -b BROKERS [-r REPLICATION] [-t TIMEOUT_MS] TOPIC PARTITIONS
+ *   mktopic -b BROKERS [-t TIMEOUT_MS] -d TOPIC...
  *
  * Uses librdkafka's Admin API (CreateTopics) and then waits until the
  * broker's metadata shows the topic with all its partitions, so a test can
  * produce to every partition right away.  Exit status 0 when the topic was
  * created or already exists, 1 on any error (printed on stderr), 2 on a
- * usage error.  Test tool: not part of the daemon.
+ * usage error.  -d deletes the topics (DeleteTopics; one that does not
+ * exist counts as deleted), so that test runs do not leave their topics on
+ * the broker.  Test tool: not part of the daemon.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,8 +28,9 @@ static const char *prog = "mktopic";
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: %s -b BROKERS [-r REPLICATION] [-t TIMEOUT_MS] TOPIC PARTITIONS\n",
-            prog);
+            "usage: %s -b BROKERS [-r REPLICATION] [-t TIMEOUT_MS] TOPIC PARTITIONS\n"
+            "       %s -b BROKERS [-t TIMEOUT_MS] -d TOPIC...\n",
+            prog, prog);
 }
 
 /* Parse a decimal int in [min, max]; false on junk or overflow. */
@@ -48,24 +53,19 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Send CreateTopics and wait for its result.  Returns 0 when created or
- * already there (then *existed is set). */
-static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
-                        int replication, int timeout_ms, bool *existed)
+/* Run one admin request: send() issues it with the options (both
+ * timeouts set) and the result queue; returns its result event, or NULL
+ * after printing why there is none.  The caller destroys the event. */
+static rd_kafka_event_t *admin_call(rd_kafka_t *rk, rd_kafka_admin_op_t op, const char *what,
+                                    int timeout_ms, rd_kafka_event_type_t want,
+                                    void (*send)(rd_kafka_t *, rd_kafka_AdminOptions_t *,
+                                                 rd_kafka_queue_t *, void *),
+                                    void *arg)
 {
     char errstr[512];
-    int rc = 1;
-    rd_kafka_NewTopic_t *nt = NULL;
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
     rd_kafka_event_t *ev = NULL;
-
-    nt = rd_kafka_NewTopic_new(topic, partitions, replication, errstr, sizeof errstr);
-    if (!nt) {
-        fprintf(stderr, "%s: invalid topic request: %s\n", prog, errstr);
-        goto out;
-    }
-    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
     if (!opts) {
         fprintf(stderr, "%s: cannot allocate admin options\n", prog);
         goto out;
@@ -80,32 +80,62 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
         fprintf(stderr, "%s: cannot create result queue\n", prog);
         goto out;
     }
-    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-
+    send(rk, opts, q, arg);
     /* The request timeout bounds the operation; allow a little more so the
      * timeout is reported by librdkafka with a useful message. */
     ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
     if (!ev) {
-        fprintf(stderr, "%s: no CreateTopics result within %d ms\n", prog, timeout_ms + 5000);
-        goto out;
-    }
-    if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_CREATETOPICS_RESULT) {
+        fprintf(stderr, "%s: no %s result within %d ms\n", prog, what, timeout_ms + 5000);
+    } else if (rd_kafka_event_type(ev) != want) {
         fprintf(stderr, "%s: unexpected event %s\n", prog, rd_kafka_event_name(ev));
-        goto out;
+    } else if (rd_kafka_event_error(ev)) {
+        fprintf(stderr, "%s: %s failed: %s\n", prog, what, rd_kafka_event_error_string(ev));
+    } else {
+        goto out; /* the result */
     }
-    if (rd_kafka_event_error(ev)) {
-        fprintf(stderr, "%s: CreateTopics failed: %s\n", prog, rd_kafka_event_error_string(ev));
-        goto out;
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    ev = NULL;
+out:
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    return ev;
+}
+
+static void send_create(rd_kafka_t *rk, rd_kafka_AdminOptions_t *opts, rd_kafka_queue_t *q,
+                        void *nt)
+{
+    rd_kafka_CreateTopics(rk, (rd_kafka_NewTopic_t **)&nt, 1, opts, q);
+}
+
+/* Send CreateTopics and wait for its result.  Returns 0 when created or
+ * already there (then *existed is set). */
+static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
+                        int replication, int timeout_ms, bool *existed)
+{
+    char errstr[512];
+    int rc = 1;
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, replication, errstr,
+                                                    sizeof errstr);
+    if (!nt) {
+        fprintf(stderr, "%s: invalid topic request: %s\n", prog, errstr);
+        return 1;
     }
+    rd_kafka_event_t *ev = admin_call(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
+                                      timeout_ms, RD_KAFKA_EVENT_CREATETOPICS_RESULT,
+                                      send_create, nt);
+    rd_kafka_NewTopic_destroy(nt);
+    if (!ev)
+        return 1;
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     size_t n = 0;
     const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    rd_kafka_resp_err_t err = tr && n == 1 ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!tr || n != 1) {
         fprintf(stderr, "%s: CreateTopics returned %zu topic results, expected 1\n", prog, n);
-        goto out;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[0]);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rc = 0;
     } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         fprintf(stderr, "%s: topic '%s' already exists\n", prog, topic);
@@ -116,15 +146,69 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
         fprintf(stderr, "%s: cannot create topic '%s': %s (%s)\n", prog, topic,
                 msg ? msg : rd_kafka_err2str(err), rd_kafka_err2name(err));
     }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+struct deletion {
+    rd_kafka_DeleteTopic_t **dt;
+    size_t n;
+};
+
+static void send_delete(rd_kafka_t *rk, rd_kafka_AdminOptions_t *opts, rd_kafka_queue_t *q,
+                        void *arg)
+{
+    struct deletion *d = arg;
+    rd_kafka_DeleteTopics(rk, d->dt, d->n, opts, q);
+}
+
+/* Delete the topics; one that does not exist counts as deleted.  Returns 0
+ * when every one is gone. */
+static int delete_topics(rd_kafka_t *rk, char **topics, size_t n, int timeout_ms)
+{
+    struct deletion d = {.dt = calloc(n, sizeof *d.dt), .n = n};
+    int rc = 1;
+    if (!d.dt) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(d.dt[i] = rd_kafka_DeleteTopic_new(topics[i]))) {
+            fprintf(stderr, "%s: cannot allocate the deletion of '%s'\n", prog, topics[i]);
+            goto out;
+        }
+    rd_kafka_event_t *ev = admin_call(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, "DeleteTopics",
+                                      timeout_ms, RD_KAFKA_EVENT_DELETETOPICS_RESULT,
+                                      send_delete, &d);
+    if (!ev)
+        goto out;
+    const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
+    size_t got = 0;
+    const rd_kafka_topic_result_t **tr = res ? rd_kafka_DeleteTopics_result_topics(res, &got) : NULL;
+    rc = tr && got == n ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "%s: DeleteTopics returned %zu topic results, expected %zu\n", prog, got, n);
+    for (size_t i = 0; tr && i < got; i++) {
+        if (!tr[i]) { /* librdkafka 2.0 leaves a hole for a topic named twice */
+            fprintf(stderr, "%s: DeleteTopics returned no result for topic %zu\n", prog, i + 1);
+            rc = 1;
+            continue;
+        }
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[i]);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            continue;
+        const char *msg = rd_kafka_topic_result_error_string(tr[i]);
+        fprintf(stderr, "%s: cannot delete topic '%s': %s (%s)\n", prog,
+                rd_kafka_topic_result_name(tr[i]), msg ? msg : rd_kafka_err2str(err),
+                rd_kafka_err2name(err));
+        rc = 1;
+    }
+    rd_kafka_event_destroy(ev);
 out:
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    if (q)
-        rd_kafka_queue_destroy(q);
-    if (opts)
-        rd_kafka_AdminOptions_destroy(opts);
-    if (nt)
-        rd_kafka_NewTopic_destroy(nt);
+    for (size_t i = 0; i < n; i++)
+        if (d.dt[i])
+            rd_kafka_DeleteTopic_destroy(d.dt[i]);
+    free(d.dt);
     return rc;
 }
 
@@ -177,11 +261,12 @@ int main(int argc, char **argv)
     const char *brokers = NULL;
     int replication = -1; /* broker default */
     int timeout_ms = 30000;
+    bool delete = false;
     int opt;
 
     if (argc > 0 && argv[0] && argv[0][0])
         prog = argv[0];
-    while ((opt = getopt(argc, argv, "b:r:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "b:r:t:dh")) != -1) {
         switch (opt) {
         case 'b':
             brokers = optarg;
@@ -198,6 +283,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'd':
+            delete = true;
+            break;
         case 'h':
             usage();
             return 0;
@@ -206,13 +294,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!brokers || argc - optind != 2) {
+    if (!brokers || (delete ? argc - optind < 1 : argc - optind != 2)) {
         usage();
         return 2;
     }
     const char *topic = argv[optind];
     int partitions = 0;
-    if (!parse_int(argv[optind + 1], 1, 1000000, &partitions)) {
+    if (!delete && !parse_int(argv[optind + 1], 1, 1000000, &partitions)) {
         fprintf(stderr, "%s: invalid partition count '%s' (must be 1..1000000)\n", prog,
                 argv[optind + 1]);
         return 2;
@@ -240,6 +328,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (delete) {
+        int rc = delete_topics(rk, argv + optind, (size_t)(argc - optind), timeout_ms);
+        rd_kafka_destroy(rk);
+        return rc;
+    }
     bool existed = false;
     int rc = create_topic(rk, topic, partitions, replication, timeout_ms, &existed);
     if (rc == 0) {
