@@ -12,9 +12,10 @@
 #             checked one-per-input and ledger totals == database totals
 #             (a mismatch fails the benchmark)
 #   latency   a daemon started on the main run's database, fed at half the
-#             measured rate, then unthrottled: result CreateTime - sk-sent-ns
-#             header -> p50/p95/p99/max; then the half-speed stream into a
-#             fresh database (cold start)
+#             measured rate, then unthrottled, streams of the main run's world
+#             (loadgen --world-seed: the same games and players, as after a
+#             restart): result CreateTime - sk-sent-ns header -> p50/p95/p99/max;
+#             then the half-speed stream into a fresh database (cold start)
 #   ceiling   the same row changes replayed by the mariadb client as 1000-row
 #             INSERT ... ON DUPLICATE KEY UPDATE statements, one transaction each
 #   sweep     batch.max_events, batch.linger_ms, db.pool_size one at a time
@@ -393,7 +394,7 @@ log "main: verified (one result per input, database == ledger)"
 # the p99 of each second of sending (KEY_p99_per_s).
 half_speed() {
     local key=$1 c p50 p95 p99 mx
-    produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate"
+    produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate" --world-seed "$BENCH_SEED"
     wait_results "$lat_n"
     read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
     read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv")
@@ -425,7 +426,7 @@ if ((BENCH_LAT)); then
         scorekeeper_event_seconds scorekeeper_event_wait_seconds scorekeeper_db_transaction_seconds)
     put lat_half_daemon "age $a50 $a99 inside $e50 $e99 wait $w50 $w99 txn $t50 $t99"
     log "latency: $lat_n events unthrottled"
-    produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2"
+    produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2" --world-seed "$BENCH_SEED"
     wait_results $((2 * lat_n))
     read_results "$lat_n" "$lat_n" "$R_DIR/results.2.tsv"
     read -r c p50 p95 p99 mx f l < <(latency_stats "$R_DIR/results.2.tsv")

@@ -34,4 +34,25 @@ tap_check "results.md written" test -s "$out/results.md"
 tap_check "results.md has the ceiling ratio" grep -q 'daemon ÷ ceiling' "$out/results.md"
 tap_check "sweep table written" grep -q '^| batch100 |' "$out/results.md"
 tap_check "log says verified" grep -q 'main: verified' "$log"
+
+# loadgen --world-seed: the bench's latency streams continue the main run's
+# games and players.  Streams are pure functions of the seeds, so these
+# shares are fixed (21 % and 80 % when written).
+topic=$(sk_unique world)
+sk_mktopic "$topic" 1 >/dev/null
+stream() { # SEED WORLD_SEED
+    "$SK_TOOLS/loadgen" -q -b "$KAFKA_BROKERS" --users-topic "$topic" --scores-topic "$topic" \
+        -n 3000 -g 20 -u 500 --user-events-pct 0 --seed "$1" --world-seed "$2" \
+        --ledger "$SK_TEST_TMP/world.$1.$2"
+}
+stream 11 3 && stream 12 3 && stream 12 12 || tap_fail "loadgen streams for --world-seed"
+new_pairs() { # LEDGER: % of its distinct (game, user) pairs that the 11/3 stream lacks
+    awk -F'\t' 'FNR == NR { p[$4 " " $5] = 1; next } { q[$4 " " $5] = 1 }
+        END { for (k in q) { n++; if (!(k in p)) m++ } printf "%d", n ? 100 * m / n : 100 }' \
+        "$SK_TEST_TMP/world.11.3" "$1"
+}
+same=$(new_pairs "$SK_TEST_TMP/world.12.3") other=$(new_pairs "$SK_TEST_TMP/world.12.12")
+tap_check "another --seed in the same world meets mostly known (game, user) pairs ($same % new)" \
+    test "$same" -lt 40
+tap_check "another world meets mostly new ones ($other % new)" test "$other" -gt 60
 tap_done

@@ -23,7 +23,14 @@
  * (popular games have many players) and which users play (and how often) follow a
  * Zipf-like law with exponent --skew (0 = uniform).
  *
- * Everything except the sk-sent-ns header is a pure function of the options and --seed.
+ * The world (which games exist in which order of popularity, and each game's roster of
+ * players) comes from --world-seed, by default the same as --seed: a second stream with
+ * another --seed and the first one's --world-seed continues the same games with the same
+ * players, as after a restart of the consumer, where another --seed alone starts a new world
+ * (new rosters, so mostly new (game, user) pairs and some new users).
+ *
+ * Everything except the sk-sent-ns header is a pure function of the options, --seed and
+ * --world-seed.
  *
  * Ledger (--ledger FILE): one line per produced event in production order, TAB-separated:
  *   seq topic kind game_id username op value nickname correlation-id
@@ -74,6 +81,8 @@ typedef struct {
     uint64_t users;
     uint64_t invalid;
     uint64_t seed;
+    uint64_t world_seed;
+    bool world_seed_set;
     uint64_t game_base;
     double user_pct;
     double set_pct;
@@ -638,6 +647,9 @@ static void usage(FILE *f)
         "      --invalid N           invalid events mixed in at random positions (default 0)\n"
         "      --rate R              events per second, 0 = unlimited (default 0)\n"
         "      --seed S              PRNG seed; same seed = same stream (default 1)\n"
+        "      --world-seed S        seed of the games' popularity and rosters (default:\n"
+        "                            --seed); another --seed with the same --world-seed\n"
+        "                            continues the same games with the same players\n"
         "      --ledger FILE         write one TAB-separated line per event (see source)\n"
         "      --skew S              Zipf exponent for game popularity, players per game\n"
         "                            and user activity; 0 = uniform (default 1.0)\n"
@@ -696,7 +708,7 @@ static bool prefix_ok(const char *p)
 
 enum {
     OPT_USERS_TOPIC = 256, OPT_SCORES_TOPIC, OPT_USER_PCT, OPT_SET_PCT, OPT_INVALID,
-    OPT_RATE, OPT_SEED, OPT_LEDGER, OPT_SKEW, OPT_PREFIX, OPT_GAME_BASE, OPT_NO_HEADERS, OPT_CHECK,
+    OPT_RATE, OPT_SEED, OPT_WORLD_SEED, OPT_LEDGER, OPT_SKEW, OPT_PREFIX, OPT_GAME_BASE, OPT_NO_HEADERS, OPT_CHECK,
 };
 
 static const struct option LONGOPTS[] = {
@@ -711,6 +723,7 @@ static const struct option LONGOPTS[] = {
     { "invalid", required_argument, NULL, OPT_INVALID },
     { "rate", required_argument, NULL, OPT_RATE },
     { "seed", required_argument, NULL, OPT_SEED },
+    { "world-seed", required_argument, NULL, OPT_WORLD_SEED },
     { "ledger", required_argument, NULL, OPT_LEDGER },
     { "skew", required_argument, NULL, OPT_SKEW },
     { "prefix", required_argument, NULL, OPT_PREFIX },
@@ -844,6 +857,10 @@ static int parse_args(int argc, char **argv, opts_t *o, rd_kafka_conf_t *conf)
         case OPT_INVALID: rc = parse_u64(optarg, &o->invalid, "--invalid"); break;
         case OPT_RATE: rc = parse_dbl(optarg, &o->rate, 0, 1e9, "--rate"); break;
         case OPT_SEED: rc = parse_u64(optarg, &o->seed, "--seed"); break;
+        case OPT_WORLD_SEED:
+            rc = parse_u64(optarg, &o->world_seed, "--world-seed");
+            o->world_seed_set = true;
+            break;
         case OPT_LEDGER: o->ledger = optarg; break;
         case OPT_SKEW: rc = parse_dbl(optarg, &o->skew, 0, 10, "--skew"); break;
         case OPT_PREFIX: o->prefix = optarg; break;
@@ -937,7 +954,7 @@ int main(int argc, char **argv)
 
     /* Separate streams so the model (rosters) does not depend on -n etc. */
     rng_t r_model, r_pos, r_ev;
-    rng_seed(&r_model, o.seed ^ UINT64_C(0x6d6f64656c));
+    rng_seed(&r_model, (o.world_seed_set ? o.world_seed : o.seed) ^ UINT64_C(0x6d6f64656c));
     rng_seed(&r_pos, o.seed ^ UINT64_C(0x706f73));
     rng_seed(&r_ev, o.seed);
 
