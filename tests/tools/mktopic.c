@@ -107,7 +107,7 @@ out:
 static void send_create(rd_kafka_t *rk, rd_kafka_AdminOptions_t *opts, rd_kafka_queue_t *q,
                         void *nt)
 {
-    rd_kafka_CreateTopics(rk, (rd_kafka_NewTopic_t **)&nt, 1, opts, q);
+    rd_kafka_CreateTopics(rk, nt, 1, opts, q); /* nt: the one-element request array */
 }
 
 /* Send CreateTopics and wait for its result.  Returns 0 when created or
@@ -125,22 +125,23 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
     }
     rd_kafka_event_t *ev = admin_call(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
                                       timeout_ms, RD_KAFKA_EVENT_CREATETOPICS_RESULT,
-                                      send_create, nt);
+                                      send_create, &nt);
     rd_kafka_NewTopic_destroy(nt);
     if (!ev)
         return 1;
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     size_t n = 0;
     const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    rd_kafka_resp_err_t err = tr && n == 1 ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (!tr || n != 1) {
-        fprintf(stderr, "%s: CreateTopics returned %zu topic results, expected 1\n", prog, n);
-    } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_resp_err_t err = tr && n == 1 && tr[0] ? rd_kafka_topic_result_error(tr[0])
+                                                    : RD_KAFKA_RESP_ERR__BAD_MSG;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rc = 0;
     } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         fprintf(stderr, "%s: topic '%s' already exists\n", prog, topic);
         *existed = true;
         rc = 0;
+    } else if (err == RD_KAFKA_RESP_ERR__BAD_MSG) {
+        fprintf(stderr, "%s: CreateTopics returned %zu topic results, expected 1\n", prog, n);
     } else {
         const char *msg = rd_kafka_topic_result_error_string(tr[0]);
         fprintf(stderr, "%s: cannot create topic '%s': %s (%s)\n", prog, topic,
