@@ -200,6 +200,41 @@ sampler() {
     done
 }
 
+# machine_sampler FILE: every 0.1 s, the whole machine's idle and iowait
+# time in /proc/stat (ticks, summed over the cores): ms idle iowait.  (Not
+# steal: this machine's virtual CPUs count more of it than there is time.)
+# Builtins only but sleep, so that watching costs next to nothing.
+machine_sampler() {
+    local file=$1 _c _u _n _s idle iow _r
+    while :; do
+        read -r _c _u _n _s idle iow _r </proc/stat
+        printf '%s\t%s\t%s\n' "$((${EPOCHREALTIME/./} / 1000))" "$idle" "$iow" >>"$file"
+        sleep 0.1
+    done
+}
+
+# machine_per_second SAMPLES RESULTS -> two lines, for each second in which
+# events were sent (the seconds latency_per_second lists): the mean idle
+# cores, and the most cores waiting for the disk in any 0.1 s (a disk that
+# stalls for 0.1 s shows there, not in a mean).
+machine_per_second() {
+    local t0
+    t0=$(awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n++ == 0 || s < a) a = s } END { printf "%.3f", a }' "$2")
+    awk -F'\t' -v t0="$t0" -v hz="$HZ" '
+        FNR == NR { if ($2 != "-") sent[int(($2 / 1e6 - t0) / 1000)] = 1; next }
+        FNR > 1 && $1 > pt { s = int(($1 - t0) / 1000); dt = ($1 - pt) / 1000
+            if (s in sent) {
+                w[s] += dt; idle[s] += ($2 - pi) / hz
+                io = ($3 - pw) / hz / dt; if (io > iow[s]) iow[s] = io } }
+        { pt = $1; pi = $2; pw = $3 }
+        END { n = 0; for (s in sent) k[++n] = s + 0
+              for (i = 2; i <= n; i++) { v = k[i]; for (j = i - 1; j >= 1 && k[j] > v; j--) k[j + 1] = k[j]; k[j + 1] = v }
+              for (l = 0; l < 2; l++) { sep = ""
+                  for (i = 1; i <= n; i++) { s = k[i]
+                      printf "%s%.2f", sep, l == 1 ? iow[s] : w[s] ? idle[s] / w[s] : 0; sep = " " }
+                  print "" } }' "$2" "$1"
+}
+
 stop_daemon() {
     kill -TERM "$D_PID" 2>/dev/null || true
     D_RC=0
@@ -393,9 +428,13 @@ log "main: verified (one result per input, database == ledger)"
 # for the events sent after the first 2 s (KEY_steady, KEY_steady_n), and
 # the p99 of each second of sending (KEY_p99_per_s).
 half_speed() {
-    local key=$1 c p50 p95 p99 mx
+    local key=$1 c p50 p95 p99 mx mpid idle iow
+    machine_sampler "$R_DIR/machine.tsv" &
+    mpid=$!
     produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate" --world-seed "$BENCH_SEED"
     wait_results "$lat_n"
+    kill "$mpid" 2>/dev/null || true
+    wait "$mpid" 2>/dev/null || true
     read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
     read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv")
     put "${key}_n" "$c"
@@ -404,6 +443,9 @@ half_speed() {
     put "${key}_steady_n" "$c"
     put "${key}_steady" "$p50 $p95 $p99 $mx"
     put "${key}_p99_per_s" "$(latency_per_second "$R_DIR/results.1.tsv")"
+    { read -r idle; read -r iow; } < <(machine_per_second "$R_DIR/machine.tsv" "$R_DIR/results.1.tsv")
+    put "${key}_idle_per_s" "$idle"
+    put "${key}_iowait_per_s" "$iow"
 }
 
 # A daemon started on the platform's database: the main run's, where its

@@ -94,7 +94,9 @@ $(lat_row "cold start: fixed rate $(f lat_half_rate)/s into a fresh database" la
 $(lat_row "the same, sent after its first 2 s" lat_cold_steady "$(f lat_cold_steady_n)")
 
 p99 of the events sent in each second of the half-speed run (ms): $(get lat_half_p99_per_s | sed 's/ /, /g').
-$([[ -n $(get lat_cold_p99_per_s) ]] && echo "The same for the cold start (ms): $(get lat_cold_p99_per_s | sed 's/ /, /g').")
+In the same seconds, the machine's idle cores: $(get lat_half_idle_per_s | sed 's/ /, /g'); and the
+most cores waiting for the disk in any 0.1 s: $(get lat_half_iowait_per_s | sed 's/ /, /g').
+$([[ -n $(get lat_cold_p99_per_s) ]] && echo "The same for the cold start (ms): $(get lat_cold_p99_per_s | sed 's/ /, /g'); idle cores $(get lat_cold_idle_per_s | sed 's/ /, /g'); disk waits $(get lat_cold_iowait_per_s | sed 's/ /, /g').")
 
 Where that run's time went, from the daemon's own histograms at its end (p50 / p99 ms, estimated
 within the buckets as Prometheus does): $(get lat_half_daemon | awk '{ printf "since the Kafka timestamp %s / %s; inside the daemon %s / %s; of that, waiting for the transaction %s / %s; the transactions %s / %s", $2, $3, $5, $6, $8, $9, $11, $12 }').

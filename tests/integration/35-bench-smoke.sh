@@ -25,6 +25,21 @@ tap_check "the daemon's own breakdown of that latency scraped from /metrics" \
     grep -Eq '^age [0-9.]+ [0-9.]+ inside [0-9.]+ [0-9.]+ wait [0-9.]+ [0-9.]+ txn [0-9.]+ [0-9.]+$' \
     <<<"$(val lat_half_daemon)"
 tap_check "cold-start latency measured" test -n "$(val lat_cold)"
+# the machine beside each second's p99: as many seconds, idle cores within
+# the machine's cores
+words() { wc -w <<<"$1" | tr -d ' '; }
+cores=$(nproc)
+for k in lat_half lat_cold; do
+    tap_is "$k: the machine's idle cores for each second of sending" \
+        "$(words "$(val ${k}_idle_per_s)")" "$(words "$(val ${k}_p99_per_s)")"
+    tap_is "$k: its disk waits for each second" \
+        "$(words "$(val ${k}_iowait_per_s)")" "$(words "$(val ${k}_p99_per_s)")"
+    tap_check "$k: idle cores are within 0 and the machine's $cores (+0.2 for sampling)" \
+        awk -v c="$cores" '{ for (i = 1; i <= NF; i++) if ($i !~ /^[0-9]+\.[0-9][0-9]$/ || $i > c + 0.2) exit 1 }' \
+        <<<"$(val ${k}_idle_per_s)"
+done
+tap_check "results.md gives the machine beside the p99 of each second" \
+    grep -q "the machine's idle cores" "$out/results.md"
 tap_check "latency runs verified (the one on the main database against both ledgers)" \
     bash -c "grep -q 'latency: verified' '$log' && grep -q 'cold start: verified' '$log'"
 tap_check "the latency daemon started on the main run's database and read its users" \
