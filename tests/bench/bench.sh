@@ -409,6 +409,7 @@ if [[ -n $kafka_cpu0 && -n $kafka_cpu1 ]]; then
 fi
 put main_handler_write "$((ins1 - ins0))"
 put main_handler_update "$((upd1 - upd0))"
+put main_handler_ops "$((ins1 - ins0 + upd1 - upd0))"
 put main_commits "$((com1 - com0))"
 put main_fsyncs "$((fs1 - fs0))"
 gp=$(table_changed "$R_DB" game_players)
@@ -428,13 +429,27 @@ log "main: verified (one result per input, database == ledger)"
 # for the events sent after the first 2 s (KEY_steady, KEY_steady_n), and
 # the p99 of each second of sending (KEY_p99_per_s).
 half_speed() {
-    local key=$1 c p50 p95 p99 mx mpid idle iow
+    local key=$1 c p50 p95 p99 mx mpid idle iow ins0 upd0 com0 ins1 upd1 com1 gp0 go0 gp1 go1
+    local cpu0 cpu1 dc0 dc1
+    read -r ins0 upd0 com0 _ < <(db_status)
+    gp0=$(table_changed "$R_DB" game_players) go0=$(table_changed "$R_DB" game_offsets)
+    cpu0=$(proc_cpu "$D_PID") dc0=$(svc_cpu "${MARIADB_PID:-}")
     machine_sampler "$R_DIR/machine.tsv" &
     mpid=$!
     produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate" --world-seed "$BENCH_SEED"
     wait_results "$lat_n"
     kill "$mpid" 2>/dev/null || true
     wait "$mpid" 2>/dev/null || true
+    cpu1=$(proc_cpu "$D_PID") dc1=$(svc_cpu "${MARIADB_PID:-}")
+    read -r ins1 upd1 com1 _ < <(db_status)
+    gp1=$(table_changed "$R_DB" game_players) go1=$(table_changed "$R_DB" game_offsets)
+    # what the same events cost at this rate, to set beside the main run's
+    put "${key}_cpu_s_per_m" "$(calc "($cpu1 - $cpu0) * 1000000 / $lat_n")"
+    [[ -n $dc0 && -n $dc1 ]] && put "${key}_db_cpu_s_per_m" "$(calc "($dc1 - $dc0) * 1000000 / $lat_n")"
+    put "${key}_handler_ops" "$((ins1 - ins0 + upd1 - upd0))"
+    put "${key}_commits" "$((com1 - com0))"
+    [[ -n $gp0 && -n $gp1 ]] && put "${key}_gp_rows" "$((gp1 - gp0))"
+    [[ -n $go0 && -n $go1 ]] && put "${key}_batches" "$((go1 - go0))"
     read_results 0 "$lat_n" "$R_DIR/results.1.tsv"
     read -r c p50 p95 p99 mx _ _ < <(latency_stats "$R_DIR/results.1.tsv")
     put "${key}_n" "$c"

@@ -14,6 +14,20 @@ f() { # f KEY [DECIMALS]: number with thousands separators, or "n/a"
         o = ""; while (length(i) > 3) { o = "," substr(i, length(i) - 2) o; i = substr(i, 1, length(i) - 3) }
         printf "%s%s%s%s", (neg ? "-" : ""), i, o, (d > 0 ? "." p[2] : "") }'
 }
+# cost_row LABEL EVENTS BATCHES GP_ROWS HANDLER_OPS COMMITS DAEMON_CPU DB_CPU (keys):
+# what the same work cost per event in each run ("n/a" where not measured)
+cost_row() {
+    local n
+    n=$(get "$2")
+    [[ -n $n && $n != 0 ]] || return 0
+    awk -v l="$1" -v n="$n" -v b="$(get "$3")" -v g="$(get "$4")" -v h="$(get "$5")" \
+        -v c="$(get "$6")" -v d="$(get "$7")" -v s="$(get "$8")" '
+        function r(x, m, dec) { return x == "" ? "n/a" : sprintf("%.*f", dec, x * m / n) }
+        BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", l,
+                b == "" || b == 0 ? "n/a" : sprintf("%.1f", n / b), r(g, 1, 2), r(h, 1, 2),
+                r(c, 1000, 2), d == "" ? "n/a" : sprintf("%.1f", d), s == "" ? "n/a" : sprintf("%.1f", s) }'
+}
+
 lat_row() { # lat_row LABEL KEY N
     local v
     v=$(get "$2")
@@ -97,6 +111,15 @@ p99 of the events sent in each second of the half-speed run (ms): $(get lat_half
 In the same seconds, the machine's idle cores: $(get lat_half_idle_per_s | sed 's/ /, /g'); and the
 most cores waiting for the disk in any 0.1 s: $(get lat_half_iowait_per_s | sed 's/ /, /g').
 $([[ -n $(get lat_cold_p99_per_s) ]] && echo "The same for the cold start (ms): $(get lat_cold_p99_per_s | sed 's/ /, /g'); idle cores $(get lat_cold_idle_per_s | sed 's/ /, /g'); disk waits $(get lat_cold_iowait_per_s | sed 's/ /, /g').")
+
+What the same kind of events cost at each rate (the server's counters are global; its CPU is
+read from /proc when the stack is the local one):
+
+| run | events per batch | game_players row upserts per event | server handler writes + updates per event | commits per 1000 events | daemon CPU-s per million events | server CPU-s per million events |
+|---|---|---|---|---|---|---|
+$(cost_row "main: drained at full speed" events main_batches main_gp_rows main_handler_ops main_commits main_cpu_s_per_m main_db_cpu_s_per_m)
+$(cost_row "half speed, on the main run's database" lat_half_n lat_half_batches lat_half_gp_rows lat_half_handler_ops lat_half_commits lat_half_cpu_s_per_m lat_half_db_cpu_s_per_m)
+$(cost_row "cold start, half speed into a fresh database" lat_cold_n lat_cold_batches lat_cold_gp_rows lat_cold_handler_ops lat_cold_commits lat_cold_cpu_s_per_m lat_cold_db_cpu_s_per_m)
 
 Where that run's time went, from the daemon's own histograms at its end (p50 / p99 ms, estimated
 within the buckets as Prometheus does): $(get lat_half_daemon | awk '{ printf "since the Kafka timestamp %s / %s; inside the daemon %s / %s; of that, waiting for the transaction %s / %s; the transactions %s / %s", $2, $3, $5, $6, $8, $9, $11, $12 }').

@@ -40,6 +40,22 @@ for k in lat_half lat_cold; do
 done
 tap_check "results.md gives the machine beside the p99 of each second" \
     grep -q "the machine's idle cores" "$out/results.md"
+# what the events cost at each rate: counted from the server and /proc
+for k in lat_half lat_cold; do
+    tap_check "$k: its batches, rows, handler calls and commits counted" \
+        awk -v b="$(val ${k}_batches)" -v g="$(val ${k}_gp_rows)" -v h="$(val ${k}_handler_ops)" \
+        -v c="$(val ${k}_commits)" 'BEGIN { exit !(b > 0 && g > 0 && h >= g && c > 0) }'
+    tap_check "$k: the daemon's CPU per million events" \
+        awk -v a="$(val ${k}_cpu_s_per_m)" 'BEGIN { exit !(a > 0) }'
+    if [[ $SK_STACK_OURS == 1 ]]; then # the server's CPU is read from /proc
+        tap_check "$k: the server's CPU per million events" \
+            awk -v d="$(val ${k}_db_cpu_s_per_m)" 'BEGIN { exit !(d > 0) }'
+    fi
+done
+num=' [0-9.]+ \|'
+[[ $SK_STACK_OURS == 1 ]] || num=' ([0-9.]+|n/a) \|'
+tap_check "results.md sets those costs beside the main run's" \
+    grep -Eq "^\\| half speed, on the main run.s database \\|($num){6}\$" "$out/results.md"
 tap_check "latency runs verified (the one on the main database against both ledgers)" \
     bash -c "grep -q 'latency: verified' '$log' && grep -q 'cold start: verified' '$log'"
 tap_check "the latency daemon started on the main run's database and read its users" \
