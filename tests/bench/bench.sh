@@ -203,12 +203,13 @@ sampler() {
 # machine_sampler FILE: every 0.1 s, the whole machine's idle and iowait
 # time in /proc/stat (ticks, summed over the cores): ms idle iowait.  (Not
 # steal: this machine's virtual CPUs count more of it than there is time.)
-# Builtins only but sleep, so that watching costs next to nothing.
+# Builtins only but sleep, so that watching costs next to nothing (the clock
+# without its decimal point, whichever the locale uses).
 machine_sampler() {
     local file=$1 _c _u _n _s idle iow _r
     while :; do
         read -r _c _u _n _s idle iow _r </proc/stat
-        printf '%s\t%s\t%s\n' "$((${EPOCHREALTIME/./} / 1000))" "$idle" "$iow" >>"$file"
+        printf '%s\t%s\t%s\n' "$((${EPOCHREALTIME//[!0-9]/} / 1000))" "$idle" "$iow" >>"$file"
         sleep 0.1
     done
 }
@@ -458,7 +459,7 @@ half_speed() {
     put "${key}_steady_n" "$c"
     put "${key}_steady" "$p50 $p95 $p99 $mx"
     put "${key}_p99_per_s" "$(latency_per_second "$R_DIR/results.1.tsv")"
-    { read -r idle; read -r iow; } < <(machine_per_second "$R_DIR/machine.tsv" "$R_DIR/results.1.tsv")
+    { read -r idle || true; read -r iow || true; } < <(machine_per_second "$R_DIR/machine.tsv" "$R_DIR/results.1.tsv")
     put "${key}_idle_per_s" "$idle"
     put "${key}_iowait_per_s" "$iow"
 }
