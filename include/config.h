@@ -43,6 +43,7 @@ struct sk_config {
     unsigned db_retry_min_ms;  /* db.retry_min_ms, default 100 */
     unsigned db_retry_max_ms;  /* db.retry_max_ms, default 10000 */
     unsigned db_idle_ping_ms;  /* db.idle_ping_ms, default 30000 */
+    unsigned db_slow_txn_ms;   /* db.slow_transaction_ms, default 1000, 0: off (reloadable) */
     /* kafka */
     char *kafka_brokers;       /* kafka.bootstrap.servers (also settable as kafka.brokers) */
     char *group_id;            /* kafka.group.id, default "scorekeeper" */

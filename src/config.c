@@ -107,6 +107,10 @@ static const struct opt opts[] = {
      .def = "100", .help = "First delay before retrying a failed database operation"},
     {.key = "db.retry_max_ms", .type = OT_MS, AT(db_retry_max_ms), .min = 10, .max = 600000,
      .def = "10000", .help = "Longest retry delay (the delay doubles up to this)"},
+    {.key = "db.slow_transaction_ms", .type = OT_MS, AT(db_slow_txn_ms), .min = 0, .max = 3600000,
+     .def = "1000", .flags = OF_RELOAD,
+     .help = "A transaction that takes this long or longer, from taking its connection to its "
+             "COMMIT, is logged as a warning (0: never)"},
     {.key = "db.idle_ping_ms", .type = OT_MS, AT(db_idle_ping_ms), .min = 1000, .max = 3600000,
      .def = "30000", .help = "Ping a connection idle this long (finds silently dropped ones)"},
     {.key = "kafka.bootstrap.servers", .alias = "kafka.brokers", .type = OT_STR,

@@ -44,6 +44,7 @@ enum phase { PH_STARTING, PH_RUNNING, PH_DRAINING, PH_CLOSING, PH_DONE };
 struct stats {
     unsigned long long results, dead_letters, result_errors, batches, transactions, retries;
     unsigned long long one_trip, one_trip_redone; /* one-round-trip path: committed, run again */
+    unsigned long long slow_transactions; /* committed after db.slow_transaction_ms or more */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed transaction */
@@ -752,6 +753,26 @@ static void remember_mark(void *ud, struct sk_part *part, int64_t game, int64_t 
         sk_marks_set(part->marks, game, next);
 }
 
+/* A committed transaction that took db.slow_transaction_ms or longer: it
+ * waited for a lock another writer held, or the server was short of CPU, or
+ * the disk was slow to sync the log every COMMIT waits for; every event
+ * that arrived meanwhile for its games waited too.  Said once per
+ * transaction; the log's own rate limit keeps a long spell short. */
+static void slow_txn(struct daemon *d, const struct exec *ex, uint64_t took)
+{
+    char name[48];
+    struct sk_log_ctx x = batch_ctx(ex->bs[0], ex, 0);
+    if (ex->nb > 1)
+        x.game_id = 0;
+    d->st.slow_transactions++;
+    sk_logc(SK_LOG_WARNING, &x,
+            "slow transaction: %s, %u events, took %llu ms from taking db#%d to its COMMIT "
+            "(db.slow_transaction_ms %u); the server was waiting for a lock, for CPU or for "
+            "its disk",
+            txn_name(ex, name, sizeof name), ex->nevents, (unsigned long long)(took / 1000),
+            sk_db_conn_id(ex->c), d->cfg->db_slow_txn_ms);
+}
+
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     (void)c;
@@ -765,10 +786,13 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     sk_apply_users(ex->a, remember_user, d->known);
     sk_apply_marks(ex->a, remember_mark, NULL);
     d->st.one_trip += sk_apply_quick(ex->a);
+    uint64_t took = now_usec(d) - ex->started;
+    if (d->cfg->db_slow_txn_ms && took >= d->cfg->db_slow_txn_ms * 1000ull)
+        slow_txn(d, ex, took);
     sk_db_release(ex->c);
     ex->c = NULL;
     d->st.transactions++;
-    sk_hist_observe(&d->st.txn_seconds, seconds_between(ex->started, now_usec(d)));
+    sk_hist_observe(&d->st.txn_seconds, (double)took / 1e6);
     txn_finish(d, ex, true);
 }
 
@@ -1671,6 +1695,9 @@ static void render_metrics(void *ud, struct sk_buf *b)
     counter(b, "scorekeeper_batch_retries_total",
             "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",
             st->retries);
+    counter(b, "scorekeeper_db_slow_transactions_total",
+            "Transactions that took db.slow_transaction_ms or longer to commit (each one logged).",
+            st->slow_transactions);
     counter(b, "scorekeeper_db_one_trip_transactions_total",
             "Transactions committed in one round trip (no read before the write).", st->one_trip);
     counter(b, "scorekeeper_db_one_trip_redone_total",

@@ -8,8 +8,8 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 
 sk_daemon_setup blocked 1
-sk_daemon_start -o batch.linger_ms=10 -o db.pool_size=3 -o db.retry_min_ms=200 ||
-    sk_bail "daemon did not start"
+sk_daemon_start -o batch.linger_ms=10 -o db.pool_size=3 -o db.retry_min_ms=200 \
+    -o db.slow_transaction_ms=700 || sk_bail "daemon did not start"
 f=$SK_TEST_TMP/warm.txt
 printf '1\t{"event_id":"w1","game_id":1,"username":"a","delta":1}\n' >"$f"
 sk_send "$T_SCORES" "$f"
@@ -48,6 +48,17 @@ tap_is "no event was rejected for the lock wait" \
     "$(jq -r 'select(.status != "applied") | .event_id' "$SK_TEST_TMP/after")" ""
 tap_is "game 1 totals are right" "$(sk_sql "$D_DB" "SELECT SUM(score) FROM game_players WHERE game_id = 1")" \
     $((1 + 3 + 6 + 9 + 12 + 15 + 18 + 21 + 24 + 27 + 30))
+# Game 1's batch committed after waiting for the lock: a slow transaction,
+# logged once with its game, events, connection and time, and counted.
+slow=$(grep 'slow transaction: game 1,' "$D_LOG" || true)
+tap_check "the transaction that waited for the lock is logged as slow" test -n "$slow"
+tap_check "the line says how long it took and names its connection and the setting" \
+    awk '{ if (!match($0, /took [0-9]+ ms from taking db#[0-9]+ to its COMMIT \(db.slow_transaction_ms 700\)/)) exit 1
+           split(substr($0, RSTART + 5), t, " "); if (t[1] + 0 < 700) exit 1 }' <<<"$slow"
+tap_check "as a warning with the game and the connection as fields" grep -q 'warning: slow transaction: game 1,.* | .*game=1 conn=db#' <<<"$slow"
+n_slow=$(grep -c 'slow transaction:' "$D_LOG" || true)
+tap_is "scorekeeper_db_slow_transactions_total counts each one logged" \
+    "$(curl -s "$(sk_metrics_url)/metrics" | awk '$1 == "scorekeeper_db_slow_transactions_total" { print $2 }')" "$n_slow"
 sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
 tap_check "no sanitizer reports" sk_daemon_logs_clean

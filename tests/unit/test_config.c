@@ -176,6 +176,7 @@ static void test_defaults(void **state)
 static const char *const all_keys[] = {
     "db.url", "db.password_file", "db.pool_size", "db.connect_timeout_ms",
     "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "db.idle_ping_ms",
+    "db.slow_transaction_ms",
     "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
     "batch.max_events", "batch.linger_ms", "batch.txn_max_events", "batch.max_bytes", "pipeline.max_inflight_events",
