@@ -762,8 +762,11 @@ static void slow_txn(struct daemon *d, const struct exec *ex, uint64_t took)
 {
     char name[48];
     struct sk_log_ctx x = batch_ctx(ex->bs[0], ex, 0);
-    if (ex->nb > 1)
+    if (ex->nb > 1) { /* several games: only the topic and the connection are theirs */
         x.game_id = 0;
+        x.partition = -1;
+        x.offset = -1;
+    }
     d->st.slow_transactions++;
     sk_logc(SK_LOG_WARNING, &x,
             "slow transaction: %s, %u events, took %llu ms from taking db#%d to its COMMIT "
