@@ -222,16 +222,15 @@ machine_per_second() {
     local t0
     t0=$(awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n++ == 0 || s < a) a = s } END { printf "%.3f", a }' "$2")
     awk -F'\t' -v t0="$t0" -v hz="$HZ" '
-        FNR == NR { if ($2 != "-") sent[int(($2 / 1e6 - t0) / 1000)] = 1; next }
+        FNR == NR { if ($2 != "-") { s = int(($2 / 1e6 - t0) / 1000); sent[s] = 1; if (s > last) last = s }
+                    next }
         FNR > 1 && $1 > pt { s = int(($1 - t0) / 1000); dt = ($1 - pt) / 1000
             if (s in sent) {
                 w[s] += dt; idle[s] += ($2 - pi) / hz
                 io = ($3 - pw) / hz / dt; if (io > iow[s]) iow[s] = io } }
         { pt = $1; pi = $2; pw = $3 }
-        END { n = 0; for (s in sent) k[++n] = s + 0
-              for (i = 2; i <= n; i++) { v = k[i]; for (j = i - 1; j >= 1 && k[j] > v; j--) k[j + 1] = k[j]; k[j + 1] = v }
-              for (l = 0; l < 2; l++) { sep = ""
-                  for (i = 1; i <= n; i++) { s = k[i]
+        END { for (l = 0; l < 2; l++) { sep = ""
+                  for (s = 0; s <= last; s++) if (s in sent) {
                       printf "%s%.2f", sep, l == 1 ? iow[s] : w[s] ? idle[s] / w[s] : 0; sep = " " }
                   print "" } }' "$2" "$1"
 }

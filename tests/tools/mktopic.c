@@ -132,16 +132,18 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     size_t n = 0;
     const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    rd_kafka_resp_err_t err = tr && n == 1 && tr[0] ? rd_kafka_topic_result_error(tr[0])
-                                                    : RD_KAFKA_RESP_ERR__BAD_MSG;
+    if (!tr || n != 1 || !tr[0]) {
+        fprintf(stderr, "%s: CreateTopics returned %zu topic results, expected 1\n", prog, n);
+        rd_kafka_event_destroy(ev);
+        return 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[0]);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rc = 0;
     } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         fprintf(stderr, "%s: topic '%s' already exists\n", prog, topic);
         *existed = true;
         rc = 0;
-    } else if (err == RD_KAFKA_RESP_ERR__BAD_MSG) {
-        fprintf(stderr, "%s: CreateTopics returned %zu topic results, expected 1\n", prog, n);
     } else {
         const char *msg = rd_kafka_topic_result_error_string(tr[0]);
         fprintf(stderr, "%s: cannot create topic '%s': %s (%s)\n", prog, topic,
