@@ -758,7 +758,7 @@ static void remember_mark(void *ud, struct sk_part *part, int64_t game, int64_t 
  * the disk was slow to sync the log every COMMIT waits for; every event
  * that arrived meanwhile for its games waited too.  Said once per
  * transaction; the log's own rate limit keeps a long spell short. */
-static void slow_txn(struct daemon *d, const struct exec *ex, uint64_t took)
+static void slow_txn(struct daemon *d, const struct exec *ex, double took)
 {
     char name[48];
     struct sk_log_ctx x = batch_ctx(ex->bs[0], ex, 0);
@@ -772,7 +772,7 @@ static void slow_txn(struct daemon *d, const struct exec *ex, uint64_t took)
             "slow transaction: %s, %u events, took %llu ms from taking db#%d to its COMMIT "
             "(db.slow_transaction_ms %u); the server was waiting for a lock, for CPU or for "
             "its disk",
-            txn_name(ex, name, sizeof name), ex->nevents, (unsigned long long)(took / 1000),
+            txn_name(ex, name, sizeof name), ex->nevents, (unsigned long long)(took * 1000),
             sk_db_conn_id(ex->c), d->cfg->db_slow_txn_ms);
 }
 
@@ -789,13 +789,13 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     sk_apply_users(ex->a, remember_user, d->known);
     sk_apply_marks(ex->a, remember_mark, NULL);
     d->st.one_trip += sk_apply_quick(ex->a);
-    uint64_t took = now_usec(d) - ex->started;
-    if (d->cfg->db_slow_txn_ms && took >= d->cfg->db_slow_txn_ms * 1000ull)
+    double took = seconds_between(ex->started, now_usec(d));
+    if (d->cfg->db_slow_txn_ms && took * 1000 >= d->cfg->db_slow_txn_ms)
         slow_txn(d, ex, took);
     sk_db_release(ex->c);
     ex->c = NULL;
     d->st.transactions++;
-    sk_hist_observe(&d->st.txn_seconds, (double)took / 1e6);
+    sk_hist_observe(&d->st.txn_seconds, took);
     txn_finish(d, ex, true);
 }
 
@@ -1699,7 +1699,7 @@ static void render_metrics(void *ud, struct sk_buf *b)
             "Batch attempts that failed and were retried (deadlock, lock wait, lost connection).",
             st->retries);
     counter(b, "scorekeeper_db_slow_transactions_total",
-            "Transactions that took db.slow_transaction_ms or longer to commit (each one logged).",
+            "Transactions that took db.slow_transaction_ms or longer to commit (logged, rate-limited).",
             st->slow_transactions);
     counter(b, "scorekeeper_db_one_trip_transactions_total",
             "Transactions committed in one round trip (no read before the write).", st->one_trip);

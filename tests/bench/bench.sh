@@ -165,7 +165,7 @@ start_daemon() {
     D_PIDS+=("$D_PID")
     local i
     for ((i = 0; i < 1200; i++)); do
-        if grep -q 'ready:' "$D_LOG"; then
+        if grep -qs 'ready:' "$D_LOG"; then
             D_T_READY=$(now_ms)
             sampler "$D_PID" "$R_DIR/samples.tsv" &
             return 0
@@ -200,39 +200,41 @@ sampler() {
     done
 }
 
-# machine_sampler FILE: every 0.1 s, the whole machine's idle and iowait
-# time in /proc/stat (ticks, summed over the cores): ms idle iowait.  (Not
-# steal: this machine's virtual CPUs count more of it than there is time.)
-# Builtins only but sleep, so that watching costs next to nothing (the clock
-# without its decimal point, whichever the locale uses).
+# machine_sampler FILE: every 0.1 s, the whole machine's idle, iowait and
+# steal time in /proc/stat (ticks, summed over the cores): ms idle iowait
+# steal.  Steal is the time the host ran something else on our virtual
+# cores; this machine's counts overrun wall time (idle 877, busy 21, iowait
+# 5 and steal 397 ticks in 5 s of two cores), so it is a sign, not a
+# measure.  Builtins only but sleep, so that watching costs next to nothing
+# (the clock without its decimal point, whichever the locale uses).
 machine_sampler() {
-    local file=$1 _c _u _n _s idle iow _r
+    local file=$1 _c _u _n _s idle iow _i _si steal _r
     while :; do
-        read -r _c _u _n _s idle iow _r </proc/stat
-        printf '%s\t%s\t%s\n' "$((${EPOCHREALTIME//[!0-9]/} / 1000))" "$idle" "$iow" >>"$file"
+        read -r _c _u _n _s idle iow _i _si steal _r </proc/stat
+        printf '%s\t%s\t%s\t%s\n' "$((${EPOCHREALTIME//[!0-9]/} / 1000))" "$idle" "$iow" "${steal:-0}" >>"$file"
         sleep 0.1
     done
 }
 
-# machine_per_second SAMPLES RESULTS -> two lines, for each second in which
+# machine_per_second SAMPLES RESULTS -> three lines, for each second in which
 # events were sent (the seconds latency_per_second lists): the mean idle
-# cores, and the most cores waiting for the disk in any 0.1 s (a disk that
-# stalls for 0.1 s shows there, not in a mean).
+# cores, the most cores waiting for the disk in any 0.1 s (a disk that
+# stalls for 0.1 s shows there, not in a mean), and the mean cores stolen.
 machine_per_second() {
     local t0
     t0=$(awk -F'\t' '$2 != "-" { s = $2 / 1e6; if (n++ == 0 || s < a) a = s } END { printf "%.3f", a }' "$2")
-    awk -F'\t' -v t0="$t0" -v hz="$HZ" '
-        FNR == NR { if ($2 != "-") { s = int(($2 / 1e6 - t0) / 1000); sent[s] = 1; if (s > last) last = s }
-                    next }
+    send_latency "$2" | awk -F'\t' -v t0="$t0" -v hz="$HZ" '
+        FNR == NR { s = int($1 / 1000); sent[s] = 1; if (s > last) last = s; next }
         FNR > 1 && $1 > pt { s = int(($1 - t0) / 1000); dt = ($1 - pt) / 1000
             if (s in sent) {
-                w[s] += dt; idle[s] += ($2 - pi) / hz
+                w[s] += dt; idle[s] += ($2 - pi) / hz; st[s] += ($4 - ps) / hz
                 io = ($3 - pw) / hz / dt; if (io > iow[s]) iow[s] = io } }
-        { pt = $1; pi = $2; pw = $3 }
-        END { for (l = 0; l < 2; l++) { sep = ""
+        { pt = $1; pi = $2; pw = $3; ps = $4 }
+        END { for (l = 0; l < 3; l++) { sep = ""
                   for (s = 0; s <= last; s++) if (s in sent) {
-                      printf "%s%.2f", sep, l == 1 ? iow[s] : w[s] ? idle[s] / w[s] : 0; sep = " " }
-                  print "" } }' "$2" "$1"
+                      v = l == 1 ? iow[s] : !w[s] ? 0 : l == 0 ? idle[s] / w[s] : st[s] / w[s]
+                      printf "%s%.2f", sep, v; sep = " " }
+                  print "" } }' - "$1"
 }
 
 stop_daemon() {
@@ -429,7 +431,7 @@ log "main: verified (one result per input, database == ledger)"
 # for the events sent after the first 2 s (KEY_steady, KEY_steady_n), and
 # the p99 of each second of sending (KEY_p99_per_s).
 half_speed() {
-    local key=$1 c p50 p95 p99 mx mpid idle iow ins0 upd0 com0 ins1 upd1 com1 gp0 go0 gp1 go1
+    local key=$1 c p50 p95 p99 mx mpid idle iow steal ins0 upd0 com0 ins1 upd1 com1 gp0 go0 gp1 go1
     local cpu0 cpu1 dc0 dc1
     read -r ins0 upd0 com0 _ < <(db_status)
     gp0=$(table_changed "$R_DB" game_players) go0=$(table_changed "$R_DB" game_offsets)
@@ -458,9 +460,11 @@ half_speed() {
     put "${key}_steady_n" "$c"
     put "${key}_steady" "$p50 $p95 $p99 $mx"
     put "${key}_p99_per_s" "$(latency_per_second "$R_DIR/results.1.tsv")"
-    { read -r idle || true; read -r iow || true; } < <(machine_per_second "$R_DIR/machine.tsv" "$R_DIR/results.1.tsv")
+    { read -r idle || true; read -r iow || true; read -r steal || true; } \
+        < <(machine_per_second "$R_DIR/machine.tsv" "$R_DIR/results.1.tsv")
     put "${key}_idle_per_s" "$idle"
     put "${key}_iowait_per_s" "$iow"
+    put "${key}_steal_per_s" "$steal"
 }
 
 # A daemon started on the platform's database: the main run's, where its

@@ -108,9 +108,10 @@ $(lat_row "cold start: fixed rate $(f lat_half_rate)/s into a fresh database" la
 $(lat_row "the same, sent after its first 2 s" lat_cold_steady "$(f lat_cold_steady_n)")
 
 p99 of the events sent in each second of the half-speed run (ms): $(get lat_half_p99_per_s | sed 's/ /, /g').
-In the same seconds, the machine's idle cores: $(get lat_half_idle_per_s | sed 's/ /, /g'); and the
-most cores waiting for the disk in any 0.1 s: $(get lat_half_iowait_per_s | sed 's/ /, /g').
-$([[ -n $(get lat_cold_p99_per_s) ]] && echo "The same for the cold start (ms): $(get lat_cold_p99_per_s | sed 's/ /, /g'); idle cores $(get lat_cold_idle_per_s | sed 's/ /, /g'); disk waits $(get lat_cold_iowait_per_s | sed 's/ /, /g').")
+In the same seconds, the machine's idle cores: $(get lat_half_idle_per_s | sed 's/ /, /g'); the
+most cores waiting for the disk in any 0.1 s: $(get lat_half_iowait_per_s | sed 's/ /, /g');
+and the cores the host took (steal, as this virtual machine counts it: a sign, not a measure): $(get lat_half_steal_per_s | sed 's/ /, /g').
+$([[ -n $(get lat_cold_p99_per_s) ]] && echo "The same for the cold start (ms): $(get lat_cold_p99_per_s | sed 's/ /, /g'); idle cores $(get lat_cold_idle_per_s | sed 's/ /, /g'); disk waits $(get lat_cold_iowait_per_s | sed 's/ /, /g'); steal $(get lat_cold_steal_per_s | sed 's/ /, /g').")
 
 What the same kind of events cost at each rate (the server's counters are global; its CPU is
 read from /proc when the stack is the local one):

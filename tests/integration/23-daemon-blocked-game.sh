@@ -57,7 +57,7 @@ tap_check "the line says how long it took and names its connection and the setti
            split(substr($0, RSTART + 5), t, " "); if (t[1] + 0 < 700) exit 1 }' <<<"$slow"
 tap_check "as a warning with the game and the connection as fields" grep -q 'warning: slow transaction: game 1,.* | .*game=1 conn=db#' <<<"$slow"
 n_slow=$(grep -c 'slow transaction:' "$D_LOG" || true)
-tap_is "scorekeeper_db_slow_transactions_total counts each one logged" \
+tap_is "scorekeeper_db_slow_transactions_total equals the slow transactions logged" \
     "$(curl -s "$(sk_metrics_url)/metrics" | awk '$1 == "scorekeeper_db_slow_transactions_total" { print $2 }')" "$n_slow"
 sk_daemon_stop
 tap_is "exit 0 after SIGTERM" "$D_RC" 0
