@@ -15,14 +15,23 @@
 
 static enum sk_log_level g_level = SK_LOG_INFO;
 
-/* Rate limit per call site (its format string): at most RL_BURST lines
- * per RL_WINDOW; the rest are counted and summed up in one line when the
- * window ends, so a flapping database cannot flood the journal. */
+/* Rate limit per call site (its format string) and partition: at most
+ * RL_BURST lines per RL_WINDOW; the rest are counted and summed up in one
+ * line when the window ends, so a flapping database cannot flood the
+ * journal.  The partition is part of the key because lines about different
+ * partitions are not "similar": a busy partition pausing and resuming many
+ * times a second must not hide the one line saying that a partition held
+ * back by a locked game resumed.  The topic is kept as a hash, not a
+ * pointer: the partition that owned the string may be gone by the next
+ * line. */
 #define RL_BURST 10
 #define RL_WINDOW_NS (10ll * 1000000000ll)
-#define RL_SLOTS 128
+#define RL_SLOTS 256
+#define RL_PROBE 8
 struct rl_slot {
-    const char *fmt;
+    const char *fmt; /* NULL: free */
+    uint64_t topic_hash;
+    int32_t partition;
     long long window_start;
     unsigned count;
     unsigned suppressed;
@@ -79,16 +88,56 @@ static long long mono_ns(void)
 
 static void emit(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *msg);
 
-/* Returns how many lines of this call site were suppressed in the window
- * that just ended (to be reported), or -1 when this line is suppressed. */
-static long rate_limit(const char *fmt)
+static uint64_t topic_hash(const char *topic)
 {
-    size_t h = ((size_t)(uintptr_t)fmt >> 4) % RL_SLOTS;
-    struct rl_slot *r = &g_rl[h];
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *c = topic ? topic : ""; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return h;
+}
+
+/* The slot for this key: its own if it has one; else a free one; else one
+ * whose window has ended, preferring one with nothing left to report.
+ * NULL when all RL_PROBE candidates are live windows of other keys: the
+ * line is then logged unlimited rather than lost. */
+static struct rl_slot *rl_slot_for(const char *fmt, uint64_t th, int32_t part, long long now)
+{
+    size_t h = (((size_t)(uintptr_t)fmt >> 4) ^ (size_t)th ^ ((size_t)(uint32_t)part * 31u));
+    struct rl_slot *free_s = NULL, *quiet = NULL, *ended = NULL;
+    for (size_t i = 0; i < RL_PROBE; i++) {
+        struct rl_slot *r = &g_rl[(h + i) % RL_SLOTS];
+        if (r->fmt == fmt && r->topic_hash == th && r->partition == part)
+            return r;
+        if (!r->fmt) {
+            if (!free_s)
+                free_s = r;
+        } else if (now - r->window_start >= RL_WINDOW_NS) {
+            if (!r->suppressed && !quiet)
+                quiet = r;
+            else if (!ended)
+                ended = r;
+        }
+    }
+    struct rl_slot *r = free_s ? free_s : quiet ? quiet : ended;
+    if (r)
+        *r = (struct rl_slot){.fmt = fmt, .topic_hash = th, .partition = part, .window_start = now};
+    return r;
+}
+
+/* Returns how many lines of this key were suppressed in the window that
+ * just ended (to be reported), or -1 when this line is suppressed. */
+static long rate_limit(const char *fmt, const struct sk_log_ctx *ctx)
+{
     long long now = mono_ns();
-    if (r->fmt != fmt || now - r->window_start >= RL_WINDOW_NS) {
-        long prev = r->fmt == fmt ? (long)r->suppressed : 0;
-        *r = (struct rl_slot){.fmt = fmt, .window_start = now, .count = 1};
+    struct rl_slot *r = rl_slot_for(fmt, topic_hash(ctx ? ctx->topic : NULL),
+                                    ctx ? ctx->partition : -1, now);
+    if (!r)
+        return 0;
+    if (now - r->window_start >= RL_WINDOW_NS) {
+        long prev = (long)r->suppressed;
+        r->window_start = now;
+        r->count = 1;
+        r->suppressed = 0;
         return prev;
     }
     if (++r->count <= RL_BURST)
@@ -101,7 +150,7 @@ void sk_logc(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *
 {
     if (level > g_level)
         return;
-    long suppressed = level < SK_LOG_DEBUG ? rate_limit(fmt) : 0;
+    long suppressed = level < SK_LOG_DEBUG ? rate_limit(fmt, ctx) : 0;
     if (suppressed < 0)
         return;
     char msg[2048];

@@ -47,6 +47,26 @@ static void other_call_sites_are_independent(void **state)
     assert_int_equal(count_lines("kafka: broker down"), 5);
 }
 
+/* Lines about different partitions are not "similar": a flood about one
+ * partition leaves another's lines alone, whichever topic it is on. */
+static void partitions_are_independent(void **state)
+{
+    (void)state;
+    struct sk_log_ctx busy = SK_LOG_CTX_NONE, quiet = SK_LOG_CTX_NONE;
+    busy.topic = quiet.topic = "game.scores";
+    busy.partition = 1;
+    quiet.partition = 0;
+    for (int i = 0; i < 50; i++)
+        sk_logc(SK_LOG_INFO, &busy, "part %d flips %d", (int)busy.partition, i);
+    sk_logc(SK_LOG_INFO, &quiet, "part %d flips %d", (int)quiet.partition, 0);
+    struct sk_log_ctx other = busy;
+    other.topic = "game.users"; /* same partition number, another topic */
+    sk_logc(SK_LOG_INFO, &other, "part %d flips %d", 7, 0);
+    assert_int_equal(count_lines("part 1 flips"), 10);
+    assert_int_equal(count_lines("part 0 flips 0"), 1);
+    assert_int_equal(count_lines("part 7 flips 0"), 1);
+}
+
 static void context_fields_in_plain_text(void **state)
 {
     (void)state;
@@ -85,6 +105,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(burst_is_limited),
         cmocka_unit_test(other_call_sites_are_independent),
+        cmocka_unit_test(partitions_are_independent),
         cmocka_unit_test(context_fields_in_plain_text),
         cmocka_unit_test(level_filters),
     };
