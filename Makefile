@@ -37,13 +37,14 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all help deps stack-up stack-down check unit demo clean tests install uninstall
+.PHONY: all help deps build-deps stack-up stack-down check unit demo clean tests install uninstall
 all: $(BUILD)/scorekeeper
 
 help:
 	@echo "make            build build/scorekeeper"
 	@echo "make SANITIZE=1 build with ASan+UBSan into build/san/"
 	@echo "make deps       install the Debian packages needed to build, test and demo"
+	@echo "make build-deps install only those needed to build and install the daemon"
 	@echo "make stack-up   start a private Kafka broker and MariaDB server (build/stack.env)"
 	@echo "make stack-down stop them and remove their data"
 	@echo "make check      build with sanitizers and run every test"
@@ -77,6 +78,9 @@ unit: $(UNIT_BINS)
 
 deps:
 	@tests/tools/deps.sh
+
+build-deps:
+	@tests/tools/deps.sh build
 
 stack-up:
 	@tests/stack/stack-up.sh

@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
-# Install every Debian package needed to build, test and demo scorekeeper.
+# Install the Debian packages scorekeeper needs.
+#
+#   deps.sh            everything to build, test, demo and benchmark (make deps)
+#   deps.sh build      only what building and installing the daemon needs
+#                      (make build-deps: what an operator's server needs)
+#   deps.sh --list [build|all]
+#                      print the package names, one per line, and exit
 #
 # Idempotent and cheap: one dpkg-query call decides whether anything is
 # missing, so `make check` can run this every time without touching the
@@ -8,16 +14,38 @@ set -euo pipefail
 
 # Keep in sync with what the Makefile, tests/stack/*, tests/run.sh,
 # tests/lib/testlib.sh and tests/demo/* invoke.
-packages=(
+build_packages=(
     build-essential gcc make pkg-config
-    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libmicrohttpd-dev libcmocka-dev
+    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libmicrohttpd-dev
+)
+packages=(
+    "${build_packages[@]}" libcmocka-dev
     mariadb-server mariadb-client
     kcat default-jre-headless maven
     jq gnuplot-nox
     clang libclang-rt-14-dev
     procps iproute2 util-linux coreutils findutils sed gawk grep
     ca-certificates git curl
+    systemd-container debootstrap socat
 )
+
+list=0
+if [[ ${1:-} == --list ]]; then
+    list=1
+    shift
+fi
+case ${1:-all} in
+build) packages=("${build_packages[@]}") ;;
+all) ;;
+*)
+    echo "usage: deps.sh [--list] [build|all]" >&2
+    exit 2
+    ;;
+esac
+if ((list)); then
+    printf '%s\n' "${packages[@]}"
+    exit 0
+fi
 
 missing=()
 # dpkg-query prints one line per package it knows; packages it has never
