@@ -63,7 +63,10 @@ host_down() {
 }
 trap '_rc=$?; host_down; (exit $_rc); _sk_cleanup' EXIT
 
-systemd-nspawn --boot --quiet --register=no --keep-unit --console=passive \
+# A scope of its own where systemd is PID 1 (see tests/stack/systemd-host.sh).
+scope=(--keep-unit)
+[[ -d /run/systemd/system ]] && scope=()
+systemd-nspawn --boot --quiet --register=no "${scope[@]}" --console=passive \
     --volatile=overlay --private-network --machine="$name" -D "$image" \
     --bind="$share:/srv/sk" >"$SK_TEST_TMP/console.log" 2>&1 &
 nspawn_pid=$!

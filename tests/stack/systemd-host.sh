@@ -62,7 +62,12 @@ debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificate
 # /proc and /dev, on the host's network.  Services are enabled by their
 # packages and first started when a test boots the tree.
 echo "systemd-host: installing ${packages[*]}" >&2
-if ! systemd-nspawn --quiet --register=no --keep-unit -D "$tmp/root" \
+# Where systemd is PID 1, nspawn asks it over D-Bus for a scope of its own;
+# elsewhere (a container, as on the CI machine) there is no bus to ask, and
+# the container stays in the caller's cgroup.
+scope=(--keep-unit)
+[[ -d /run/systemd/system ]] && scope=()
+if ! systemd-nspawn --quiet --register=no "${scope[@]}" -D "$tmp/root" \
     env DEBIAN_FRONTEND=noninteractive bash -c \
     'apt-get update -q && apt-get install -y -q --no-install-recommends "$@" && apt-get clean' \
     apt "${packages[@]}" >"$tmp/apt.log" 2>&1; then
