@@ -86,7 +86,15 @@ in_host() {
         HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
 }
 
-state=$(timeout 120 nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1 || true)
+# Until systemd has made its private socket, systemctl cannot connect at
+# all ("Failed to connect to bus"): ask again until it gives a state.
+state=
+deadline=$((SECONDS + 120))
+while ((SECONDS < deadline)); do
+    state=$(timeout $((deadline - SECONDS)) nsenter -t "$leader" -a systemctl is-system-running --wait 2>&1 || true)
+    [[ $state =~ ^(initializing|starting|running|degraded|maintenance|stopping|offline)$ ]] && break
+    sleep 0.2
+done
 if [[ $state == running ]]; then
     tap_ok "the container booted systemd as PID 1 (state running)"
 else
