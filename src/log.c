@@ -96,29 +96,26 @@ static uint64_t topic_hash(const char *topic)
     return h;
 }
 
-/* The slot for this key: its own if it has one; else a free one; else one
- * whose window has ended, preferring one with nothing left to report.
- * NULL when all RL_PROBE candidates are live windows of other keys: the
- * line is then logged unlimited rather than lost. */
+/* The slot for this key: its own if it has one; else a free one or one
+ * whose window ended with nothing to report; else one whose window ended
+ * (its count of suppressed lines is then lost).  NULL when all RL_PROBE
+ * candidates are live windows of other keys: the line is then logged
+ * unlimited rather than lost. */
 static struct rl_slot *rl_slot_for(const char *fmt, uint64_t th, int32_t part, long long now)
 {
     size_t h = (((size_t)(uintptr_t)fmt >> 4) ^ (size_t)th ^ ((size_t)(uint32_t)part * 31u));
-    struct rl_slot *free_s = NULL, *quiet = NULL, *ended = NULL;
+    struct rl_slot *reuse = NULL, *ended = NULL;
     for (size_t i = 0; i < RL_PROBE; i++) {
         struct rl_slot *r = &g_rl[(h + i) % RL_SLOTS];
         if (r->fmt == fmt && r->topic_hash == th && r->partition == part)
             return r;
-        if (!r->fmt) {
-            if (!free_s)
-                free_s = r;
-        } else if (now - r->window_start >= RL_WINDOW_NS) {
-            if (!r->suppressed && !quiet)
-                quiet = r;
-            else if (!ended)
-                ended = r;
-        }
+        bool over = !r->fmt || now - r->window_start >= RL_WINDOW_NS;
+        if (over && !r->suppressed && !reuse)
+            reuse = r;
+        else if (over && !ended)
+            ended = r;
     }
-    struct rl_slot *r = free_s ? free_s : quiet ? quiet : ended;
+    struct rl_slot *r = reuse ? reuse : ended;
     if (r)
         *r = (struct rl_slot){.fmt = fmt, .topic_hash = th, .partition = part, .window_start = now};
     return r;

@@ -6,9 +6,10 @@
 #   build/.stack.lock      flock serialising stack-up / stack-down
 #   build/stack/           state: pid files, db.password, path of the run dir
 #   build/stack/run.XXXXXX broker data, MariaDB datadir, logs, configs
-# Nothing is written anywhere else except the Kafka jar cache (outside the
-# repository, shared between clones) and, only when the repository path is
-# too long for a unix socket, a socket directory from mktemp under /tmp.
+# Nothing is written anywhere else except the cache in SK_CACHE (outside the
+# repository, shared between clones: Kafka's jars and the tree of
+# tests/stack/systemd-host.sh) and, only when the repository path is too
+# long for a unix socket, a socket directory from mktemp under /tmp.
 
 SK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 SK_BUILD=$SK_ROOT/build
@@ -16,7 +17,9 @@ SK_STATE=$SK_BUILD/stack
 SK_ENV_FILE=$SK_BUILD/stack.env
 SK_LOCK_FILE=$SK_BUILD/.stack.lock
 SK_KAFKA_VERSION=3.9.1
-SK_KAFKA_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/scorekeeper/kafka-$SK_KAFKA_VERSION
+# Downloads and builds kept between clones: the Kafka jars, the systemd host tree.
+SK_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/scorekeeper
+SK_KAFKA_CACHE=$SK_CACHE/kafka-$SK_KAFKA_VERSION
 
 sk_log() { printf 'stack: %s\n' "$*" >&2; }
 sk_die() { printf 'stack: ERROR: %s\n' "$*" >&2; exit 1; }
