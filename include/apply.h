@@ -66,19 +66,13 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);
-/* Whether this attempt took the one-round-trip path (sk_apply_first
+/* Whether this attempt takes the one-round-trip path (sk_apply_first
  * decides). */
-bool sk_apply_quick(const struct sk_apply *a);
-/* Whether a failure with this server error code in statement stmt (as
- * counted for rows) is one of the one-round-trip path's own guards, and
- * which: the stored marks moved (the game_offsets upsert sets NULL: error
- * 1048), a score too close to the BIGINT edge for the sums (1690), a user
- * deleted right after its creation (a NULL id: 1048).  Returns what
- * happened, for the log, or NULL.  The connection rolled the transaction
- * back; the caller forgets the marks of the transaction's games
- * (sk_apply_marks) and runs it again at once, on the read path, which
- * decides event by event. */
-const char *sk_apply_read_first(const struct sk_apply *a, unsigned code, unsigned stmt);
+bool sk_apply_one_trip(const struct sk_apply *a);
+/* On that path, the statement (counted as for rows) that checks the games'
+ * applied offsets: a failure there means they moved (see
+ * sk_policy_one_trip_guard).  -1 on the read path. */
+int sk_apply_mark_check_stmt(const struct sk_apply *a);
 /* Each (partition, game) of the transaction and, after a commit, the
  * next_offset it now has, for the partition's marks. */
 void sk_apply_marks(const struct sk_apply *a,

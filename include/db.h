@@ -18,18 +18,10 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "txnpolicy.h"
 
 struct sk_db;
 struct sk_db_conn;
-
-/* What a failure means for the caller. */
-enum sk_db_fault {
-    SK_DB_OK = 0,
-    SK_DB_RETRY, /* deadlock, lock wait timeout, statement timeout: rolled back, retry later */
-    SK_DB_CONN,  /* connection lost or timed out: it is being rebuilt, retry on another */
-    SK_DB_DATA,  /* the server refused the statement for its data (poison candidate) */
-    SK_DB_OTHER, /* anything else (permissions, missing table, ...): retry with a long backoff */
-};
 
 struct sk_db_error {
     enum sk_db_fault fault;
@@ -74,6 +66,3 @@ unsigned long sk_db_reconnects(const struct sk_db *db);
  * blocking DNS in the process: Connector/C would resolve synchronously on
  * every reconnect otherwise). */
 int sk_db_resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen);
-
-/* Pure: how a MariaDB/Connector error number is handled. */
-enum sk_db_fault sk_db_classify(unsigned code);

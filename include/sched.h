@@ -41,9 +41,11 @@ struct sk_sched_limits {
 };
 
 struct sk_sched;
+/* Takes back a queued message the scheduler lets go of (revocation, exit). */
+typedef void (*sk_drop_fn)(void *ud, struct sk_msg *m);
 
 struct sk_sched *sk_sched_new(void);
-void sk_sched_free(struct sk_sched *s, void (*drop)(struct sk_msg *));
+void sk_sched_free(struct sk_sched *s, sk_drop_fn drop, void *ud);
 void sk_sched_set_limits(struct sk_sched *s, const struct sk_sched_limits *l);
 
 /* Queue an event for group `key`.  -ENOMEM leaves the msg with the caller. */
@@ -70,7 +72,7 @@ void sk_sched_done(struct sk_sched *s, struct sk_batch *b, uint64_t now);
  * their own (a game contended from outside must not stall others). */
 void sk_sched_set_solo(struct sk_sched *s, int64_t key, uint64_t until);
 /* Remove queued (not yet batched) events of a revoked partition. */
-void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop)(struct sk_msg *));
+void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, sk_drop_fn drop, void *ud);
 
 size_t sk_sched_queued(const struct sk_sched *s);   /* events queued, not in a batch */
 size_t sk_sched_ready(const struct sk_sched *s);    /* batches waiting for a connection */

@@ -919,25 +919,9 @@ void sk_apply_outcome(struct sk_apply *a)
     }
 }
 
-bool sk_apply_quick(const struct sk_apply *a) { return a->quick; }
+bool sk_apply_one_trip(const struct sk_apply *a) { return a->quick; }
 
-/* The errors first_quick's own statements raise on purpose or by design:
- * the NULL mark of a game whose applied offsets moved, the overflow of the
- * BIGINT guard, and a NULL id from the lookup of a user deleted since its
- * INSERT IGNORE. */
-#define ER_DATA_OUT_OF_RANGE 1690u
-#define ER_BAD_NULL_ERROR 1048u
-
-const char *sk_apply_read_first(const struct sk_apply *a, unsigned code, unsigned stmt)
-{
-    if (!a->quick)
-        return NULL;
-    if (code == ER_DATA_OUT_OF_RANGE)
-        return "a score is too close to the BIGINT edge to add in SQL";
-    if (code != ER_BAD_NULL_ERROR)
-        return NULL;
-    return (int)stmt == a->st_moved ? "the applied offsets of a game moved" : "a user is gone";
-}
+int sk_apply_mark_check_stmt(const struct sk_apply *a) { return a->quick ? a->st_moved : -1; }
 
 void sk_apply_marks(const struct sk_apply *a,
                     void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud)

@@ -307,7 +307,7 @@ static void msg_gone(struct daemon *d, struct sk_msg *m)
         hold_part(d, p, false);
 }
 
-static void drop_msg(struct sk_msg *m) { msg_gone(g_daemon, m); }
+static void drop_msg(void *ud, struct sk_msg *m) { msg_gone(ud, m); }
 
 static rd_kafka_headers_t *echo_headers(const struct sk_msg *m)
 {
@@ -635,7 +635,7 @@ static void txn_failed(struct daemon *d, struct exec *ex, const struct sk_db_err
      * (a commit whose answer was lost may or may not have happened). */
     if (ex->a)
         sk_apply_marks(ex->a, forget_mark, NULL);
-    const char *why = ex->a ? sk_apply_read_first(ex->a, err->code, err->stmt) : NULL;
+    const char *why = ex->a && sk_apply_one_trip(ex->a) ? sk_policy_one_trip_guard(err->code, (int)err->stmt == sk_apply_mark_check_stmt(ex->a)) : NULL;
     if (why) {
         /* Without marks the attempt runs again at once on the read path. */
         sk_logc(SK_LOG_INFO, &x, "%s: %s; reading before writing (%s)", name, why, err->message);
@@ -788,7 +788,7 @@ static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_er
     sk_apply_outcome(ex->a);
     sk_apply_users(ex->a, remember_user, d->known);
     sk_apply_marks(ex->a, remember_mark, NULL);
-    d->st.one_trip += sk_apply_quick(ex->a);
+    d->st.one_trip += sk_apply_one_trip(ex->a);
     double took = seconds_between(ex->started, now_usec(d));
     if (d->cfg->db_slow_txn_ms && took * 1000 >= d->cfg->db_slow_txn_ms)
         slow_txn(d, ex, took);
@@ -1278,7 +1278,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             /* Queued events of the partition go back to Kafka: the next
              * owner consumes them from the committed offset.  Batches
              * already running finish and still get their results. */
-            sk_sched_drop_part(d->sched, p, drop_msg);
+            sk_sched_drop_part(d->sched, p, drop_msg, d);
             log_info("%s %s [%d] (%zu events still in flight)", lost ? "lost" : "revoked", p->topic,
                      (int)p->partition, sk_part_live(p));
             if (p->active)
@@ -1854,7 +1854,7 @@ static void teardown(struct daemon *d)
         while (rd_kafka_poll(d->producer, 0) > 0)
             ;
     }
-    sk_sched_free(d->sched, drop_msg);
+    sk_sched_free(d->sched, drop_msg, d);
     d->sched = NULL;
     sk_metrics_stop(d->metrics);
     sd_event_source_disable_unref(d->cio);

@@ -109,46 +109,6 @@ static uint64_t db_rand(struct sk_db *db)
     return db->rng * 2685821657736338717ULL;
 }
 
-enum sk_db_fault sk_db_classify(unsigned code)
-{
-    switch (code) {
-    case 0:
-        return SK_DB_OK;
-    case ER_LOCK_DEADLOCK:      /* 1213 */
-    case ER_LOCK_WAIT_TIMEOUT:  /* 1205 */
-    case ER_STATEMENT_TIMEOUT:  /* 1969 max_statement_time */
-    case ER_QUERY_INTERRUPTED:  /* 1317 */
-    case ER_OPTION_PREVENTS_STATEMENT: /* 1290 read-only during a switchover */
-    case ER_CON_COUNT_ERROR:    /* 1040 */
-    case ER_LOCK_TABLE_FULL:    /* 1206 */
-        return SK_DB_RETRY;
-    case ER_CONNECTION_KILLED:  /* 1927 */
-    case ER_SERVER_SHUTDOWN:    /* 1053 */
-    case ER_NET_READ_ERROR:
-    case ER_NET_READ_INTERRUPTED:
-    case ER_NET_ERROR_ON_WRITE:
-    case ER_NET_WRITE_INTERRUPTED:
-    case ER_NET_PACKETS_OUT_OF_ORDER:
-        return SK_DB_CONN;
-    /* The server refused a value: this belongs to the data of an event. */
-    case ER_DUP_ENTRY:             /* 1062 */
-    case ER_BAD_NULL_ERROR:        /* 1048 */
-    case ER_WARN_DATA_OUT_OF_RANGE: /* 1264 */
-    case ER_DATA_TOO_LONG:         /* 1406 */
-    case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: /* 1366 */
-    case ER_TRUNCATED_WRONG_VALUE: /* 1292 */
-    case ER_NO_REFERENCED_ROW_2:   /* 1452 */
-    case ER_DATA_OUT_OF_RANGE:     /* 1690 */
-    case ER_CONSTRAINT_FAILED:     /* 4025 */
-        return SK_DB_DATA;
-    default:
-        break;
-    }
-    if (code >= CR_MIN_ERROR && code <= CR_MAX_ERROR)
-        return SK_DB_CONN; /* every client-side error: lost, timeout, out of sync */
-    return SK_DB_OTHER;
-}
-
 int sk_db_resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};

@@ -343,7 +343,7 @@ void sk_sched_set_solo(struct sk_sched *s, int64_t key, uint64_t until)
         g->solo_until = until;
 }
 
-void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop)(struct sk_msg *))
+void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, sk_drop_fn drop, void *ud)
 {
     for (size_t i = 0; i < s->nbuckets; i++) {
         struct sk_group *g = s->buckets[i];
@@ -357,7 +357,7 @@ void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop
                     g->n--;
                     g->bytes -= m->bytes;
                     s->queued--;
-                    drop(m);
+                    drop(ud, m);
                 } else {
                     prev = m;
                     pp = &m->next;
@@ -374,7 +374,7 @@ void sk_sched_drop_part(struct sk_sched *s, const struct sk_part *p, void (*drop
     }
 }
 
-void sk_sched_free(struct sk_sched *s, void (*drop)(struct sk_msg *))
+void sk_sched_free(struct sk_sched *s, sk_drop_fn drop, void *ud)
 {
     if (!s)
         return;
@@ -383,7 +383,7 @@ void sk_sched_free(struct sk_sched *s, void (*drop)(struct sk_msg *))
         while (b->head) {
             struct sk_msg *m = b->head;
             b->head = m->next;
-            drop(m);
+            drop(ud, m);
         }
         b->group->batch = NULL;
         free(b);
@@ -395,7 +395,7 @@ void sk_sched_free(struct sk_sched *s, void (*drop)(struct sk_msg *))
             while (g->head) {
                 struct sk_msg *m = g->head;
                 g->head = m->next;
-                drop(m);
+                drop(ud, m);
             }
             free(g);
             g = gnext;

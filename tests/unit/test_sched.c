@@ -19,7 +19,11 @@ static struct sk_msg *mk(int64_t off, size_t bytes)
     return m;
 }
 
-static void drop(struct sk_msg *m) { sk_msg_free(m); }
+static void drop(void *ud, struct sk_msg *m)
+{
+    (void)ud;
+    sk_msg_free(m);
+}
 
 static unsigned take(struct sk_sched *s, struct sk_batch *b)
 {
@@ -59,7 +63,7 @@ static void flush_by_size(void **state)
     assert_int_equal(b->head->offset, 0);
     assert_int_equal(take(s, b), 3);
     assert_int_equal(sk_sched_groups(s), 0);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 static void flush_by_bytes(void **state)
@@ -82,7 +86,7 @@ static void flush_by_bytes(void **state)
     assert_int_equal(b->head->offset, 2);
     assert_int_equal(b->reason, SK_FLUSH_BACKLOG);
     take(s, b);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 static void flush_by_linger(void **state)
@@ -108,7 +112,7 @@ static void flush_by_linger(void **state)
     assert_int_equal(b->key, 8);
     take(s, b);
     assert_int_equal(sk_sched_next_deadline(s), UINT64_MAX);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 /* One batch per game at a time: events arriving while it runs wait. */
@@ -136,7 +140,7 @@ static void one_batch_per_game(void **state)
     assert_non_null(b);
     assert_int_equal(b->head->offset, 4);
     take(s, b);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 /* Poison isolation: a split keeps order, the rest comes back first. */
@@ -162,7 +166,7 @@ static void split_keeps_order(void **state)
         assert_int_equal(m->offset, want++);
     assert_int_equal(want, 6);
     take(s, b);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 static void retry_goes_first(void **state)
@@ -179,7 +183,7 @@ static void retry_goes_first(void **state)
     struct sk_batch *b = sk_sched_pop_ready(s);
     assert_int_equal(b->key, 2);
     take(s, b);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 static void drop_revoked_partition(void **state)
@@ -193,7 +197,7 @@ static void drop_revoked_partition(void **state)
         m->part->refs++;
         sk_sched_add(s, i < 3 ? 1 : 2, m, 0);
     }
-    sk_sched_drop_part(s, p1, drop);
+    sk_sched_drop_part(s, p1, drop, NULL);
     assert_int_equal(sk_sched_queued(s), 3);
     assert_int_equal(p1->refs, 0);
     sk_sched_flush_all(s);
@@ -205,7 +209,7 @@ static void drop_revoked_partition(void **state)
         n += take(s, b);
     }
     assert_int_equal(n, 3);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
     sk_part_free(p1);
     sk_part_free(p2);
 }
@@ -223,7 +227,7 @@ static void many_groups(void **state)
     while ((b = sk_sched_pop_ready(s)))
         take(s, b);
     assert_int_equal(sk_sched_groups(s), 0);
-    sk_sched_free(s, drop);
+    sk_sched_free(s, drop, NULL);
 }
 
 static void part_commits_done_prefix(void **state)

@@ -1,0 +1,96 @@
+/* txnpolicy — see include/txnpolicy.h. */
+#include "txnpolicy.h"
+
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stddef.h>
+
+enum sk_db_fault sk_db_classify(unsigned code)
+{
+    switch (code) {
+    case 0:
+        return SK_DB_OK;
+    case ER_LOCK_DEADLOCK:             /* 1213 */
+    case ER_LOCK_WAIT_TIMEOUT:         /* 1205 */
+    case ER_STATEMENT_TIMEOUT:         /* 1969 max_statement_time */
+    case ER_QUERY_INTERRUPTED:         /* 1317 */
+    case ER_OPTION_PREVENTS_STATEMENT: /* 1290 read-only during a switchover */
+    case ER_CON_COUNT_ERROR:           /* 1040 */
+    case ER_LOCK_TABLE_FULL:           /* 1206 */
+        return SK_DB_RETRY;
+    case ER_CONNECTION_KILLED: /* 1927 */
+    case ER_SERVER_SHUTDOWN:   /* 1053 */
+    case ER_NET_READ_ERROR:
+    case ER_NET_READ_INTERRUPTED:
+    case ER_NET_ERROR_ON_WRITE:
+    case ER_NET_WRITE_INTERRUPTED:
+    case ER_NET_PACKETS_OUT_OF_ORDER:
+        return SK_DB_CONN;
+    /* The server refused a value: this belongs to the data of an event. */
+    case ER_DUP_ENTRY:                       /* 1062 */
+    case ER_BAD_NULL_ERROR:                  /* 1048 */
+    case ER_WARN_DATA_OUT_OF_RANGE:          /* 1264 */
+    case ER_DATA_TOO_LONG:                   /* 1406 */
+    case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: /* 1366 */
+    case ER_TRUNCATED_WRONG_VALUE:           /* 1292 */
+    case ER_NO_REFERENCED_ROW_2:             /* 1452 */
+    case ER_DATA_OUT_OF_RANGE:               /* 1690 */
+    case ER_CONSTRAINT_FAILED:               /* 4025 */
+        return SK_DB_DATA;
+    default:
+        break;
+    }
+    if (code >= CR_MIN_ERROR && code <= CR_MAX_ERROR)
+        return SK_DB_CONN; /* every client-side error: lost, timeout, out of sync */
+    return SK_DB_OTHER;
+}
+
+/* The one-round-trip statements fail on purpose: the game_offsets upsert
+ * sets NULL when a game's applied offsets moved, the guard on score * 4
+ * overflows for a score near the BIGINT edge, and the id lookup of a user
+ * deleted since its INSERT IGNORE gives NULL. */
+const char *sk_policy_one_trip_guard(unsigned code, bool in_mark_check)
+{
+    if (code == ER_DATA_OUT_OF_RANGE)
+        return "a score is too close to the BIGINT edge to add in SQL";
+    if (code != ER_BAD_NULL_ERROR)
+        return NULL;
+    return in_mark_check ? "the applied offsets of a game moved" : "a user is gone";
+}
+
+enum sk_txn_action sk_policy_decide(const struct sk_txn_failure *f)
+{
+    if (f->one_trip_guard)
+        return SK_TXN_READ_FIRST;
+    /* A user id the daemon remembered no longer exists (deleted from
+     * outside): the ids are read from the database again. */
+    if (f->code == ER_NO_REFERENCED_ROW_2 && f->knows_users)
+        return SK_TXN_FORGET_USERS;
+    switch (f->fault) {
+    case SK_DB_DATA:
+        /* Poison isolation: which game, then which event. */
+        if (f->games > 1)
+            return SK_TXN_GAMES_APART;
+        return f->events > 1 ? SK_TXN_SPLIT : SK_TXN_REJECT;
+    case SK_DB_CONN:
+        return SK_TXN_RECONNECT;
+    case SK_DB_RETRY:
+        /* Only the game that met the lock should wait for it. */
+        return f->games > 1 ? SK_TXN_RUN_APART : SK_TXN_BACKOFF;
+    case SK_DB_OTHER:
+    case SK_DB_OK:
+        break;
+    }
+    return SK_TXN_BACKOFF;
+}
+
+const char *sk_txn_action_name(enum sk_txn_action a)
+{
+    static const char *const names[] = {
+        [SK_TXN_READ_FIRST] = "read_first", [SK_TXN_FORGET_USERS] = "forget_users",
+        [SK_TXN_GAMES_APART] = "games_apart", [SK_TXN_SPLIT] = "split",
+        [SK_TXN_REJECT] = "reject",           [SK_TXN_RECONNECT] = "reconnect",
+        [SK_TXN_RUN_APART] = "run_apart",     [SK_TXN_BACKOFF] = "backoff",
+    };
+    return (unsigned)a < sizeof names / sizeof *names && names[a] ? names[a] : "?";
+}
