@@ -7,7 +7,8 @@
  * (the scheduler's rule), so the transactions of different connections
  * never wait on each other's game rows.
  *
- * Score transactions take two round trips on the read path:
+ * Score transactions take two round trips on the read path (read before
+ * writing):
  *   1. create missing users (INSERT IGNORE, sorted by username, autocommit,
  *      before the transaction so that no users row lock is held across it);
  *      START TRANSACTION; upsert the game rows (their exclusive locks are the
@@ -22,8 +23,8 @@
  * a duplicate, never applied twice.
  * When this instance committed every game of the transaction last (its
  * partitions' marks, see marks.h) and no event lies below a mark, a score
- * transaction takes one round trip instead (see first_quick in apply.c):
- * the marks are checked in SQL and the deltas added in SQL, with the new
+ * transaction takes one round trip instead (src/apply_one_trip.c): the
+ * marks are checked in SQL and the deltas added in SQL, with the new
  * scores returned.
  * A users transaction takes one round trip: upsert nicknames, create the
  * rest, read ids, COMMIT.

@@ -1,84 +1,20 @@
-/* apply — SQL of a transaction and the fold of its events, see include/apply.h. */
-#include "apply.h"
+/* apply — a transaction's tables and SQL, the read path and the users
+ * transaction, see include/apply.h.
+ *
+ * The read path reads before writing: how far each game was applied and
+ * the players' current scores in the first round trip, the events folded
+ * here in C, the new scores and offsets written in the second.  The
+ * one-round-trip path lives in apply_one_trip.c; the tables and SQL pieces
+ * both paths share are declared in apply_int.h. */
+#include "apply_int.h"
 
 #include "known.h"
-#include "marks.h"
 #include "part.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A username of the transaction (score: for the users INSERT and lookup). */
-struct user {
-    const char *name;
-    size_t len;
-    int64_t uid;    /* 0 until known (from the caller's map) or read back */
-    bool cached;    /* uid came from the caller's map of known users */
-    int nick_last;  /* users batch: index of the last msg naming a nickname, -1 none */
-};
-
-/* One (game, user) row of game_players. */
-struct player {
-    int64_t game;
-    unsigned user;  /* index into users */
-    int64_t score;  /* running total during the fold */
-    bool touched;   /* an event of this transaction applies to it */
-    /* one-round-trip path (see first_quick) */
-    bool set;       /* some event of the transaction sets the score */
-    bool pre;       /* a delta comes before the first set: needs the old score */
-    int64_t acc;    /* after the last set: the score; without a set: the sum of the deltas */
-    uint64_t swing; /* without a set: the largest |sum| of a prefix of the deltas */
-    bool got;       /* the upsert returned the row's new score (in final) */
-    int64_t final;
-};
-
-/* A game of the transaction and the name it gets from it: its last
- * game_name in partition order, NULL when none of its events names it. */
-struct game {
-    int64_t id;
-    const struct sk_event *named;
-};
-
-/* The applied position of one game in one input partition. */
-struct poff {
-    int32_t partition;
-    int64_t game;
-    struct sk_part *part;
-    int64_t next;      /* first offset not applied yet, as read or remembered (-1: none) */
-    int64_t batch_min; /* lowest and highest offset of the transaction here */
-    int64_t batch_max;
-};
-
-struct sk_apply {
-    enum sk_event_kind kind;
-    bool shared;           /* several games share this transaction */
-    const char *topic;     /* input topic (score transactions: one) */
-    struct sk_msg **msgs;  /* every event, each game's in partition order */
-    unsigned n;
-    struct user *users;    /* unique, sorted by name bytes */
-    unsigned nusers;
-    struct game *games;    /* unique, sorted by id */
-    unsigned ngames;
-    struct player *players; /* unique (game, user), sorted */
-    unsigned nplayers;
-    unsigned *mplayer;     /* msgs[i] -> players[mplayer[i]] (score) */
-    unsigned *muser;       /* msgs[i] -> users[muser[i]] */
-    struct poff *offs;     /* unique (partition, game), sorted */
-    unsigned noffs;
-    unsigned *moff;        /* msgs[i] -> offs[moff[i]] */
-    unsigned *by_uid;      /* indexes of users with an id, sorted by id */
-    unsigned nindexed;
-    bool uids_changed;     /* ids were read since by_uid was built */
-    unsigned ncached;      /* users whose id came from the caller's map */
-    /* statement numbers of the first round trip's SELECTs (and of the
-     * one-round-trip path's upsert that returns scores), -1: not sent */
-    int st_offsets, st_known, st_unknown, st_returned;
-    int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
-    bool quick;          /* this attempt takes the one-round-trip path */
-    uint64_t headroom;   /* quick: the largest swing of a player without a set */
-};
 
 static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
 {
@@ -154,8 +90,8 @@ static unsigned drop_repeats(void *base, unsigned n, size_t size,
 
 /* Sort and drop duplicates; returns the new count.  Runs of equal
  * neighbours go first: a game's events sit together, so its game and
- * offset entries shrink to about one per batch before the sort (measured:
- * these sorts were 7.5% of the daemon's instructions). */
+ * offset entries shrink to about one per batch before the sort, which
+ * otherwise is a visible part of the daemon's CPU time. */
 static unsigned uniq(void *base, unsigned n, size_t size, int (*cmp)(const void *, const void *))
 {
     n = drop_repeats(base, n, size, cmp);
@@ -264,19 +200,16 @@ static void user_list(struct sk_buf *sql, const struct sk_apply *a)
 
 /* Prefix of a lookup by a list of keys: MariaDB turns an IN list into a
  * table joined by the primary key only from in_predicate_conversion_threshold
- * (1000) elements on; below that the range optimizer builds one range per
- * tuple, and for our (a, b) IN ((..), ..) lists of a few hundred keys that
- * cost the server more than the upserts themselves (measured: about 94 us
- * of server CPU per event with the range plan, 11 with the join, 15 with
- * the two mixed by list length as before). */
+ * elements on; below that the range optimizer builds one range per tuple,
+ * and for our (a, b) IN ((..), ..) lists of a few hundred keys that costs
+ * the server several times what the join does, more than the upserts
+ * themselves. */
 #define IN_AS_TABLE "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "
 
 /* Prefix of a lock-taking statement in a shared transaction. */
 #define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
 
-/* Upsert the transaction's games, named ones renamed, the others created
- * with a name that says they had none (an existing name is kept). */
-static bool upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
+bool apply_upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named)
 {
     bool any = false;
     for (unsigned k = 0; k < a->ngames; k++) {
@@ -363,19 +296,14 @@ static void user_id_sql(struct sk_buf *sql, const struct user *u)
     sk_buf_putc(sql, ')');
 }
 
-/* Separate a statement from the one before it, if any. */
-static void next_statement(struct sk_buf *sql)
+void apply_next_statement(struct sk_buf *sql)
 {
     if (sql->len)
         sk_buf_puts(sql, ";\n");
 }
 
-/* Upsert the players that pick() chooses, in key order (game_id, user_id):
- * two writers of overlapping rows take their locks in the same order.
- * tail follows the VALUES list.  Returns the number of rows, -1 when out
- * of memory. */
-static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
-                           bool (*pick)(const struct player *), const char *tail)
+long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
+                          bool (*pick)(const struct player *), const char *tail)
 {
     struct player **rows = malloc((a->nplayers ? a->nplayers : 1) * sizeof *rows);
     if (!rows)
@@ -387,7 +315,7 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
     qsort_r(rows, n, sizeof *rows, cmp_row, (void *)(uintptr_t)a);
     for (unsigned k = 0; k < n; k++) {
         if (!k) {
-            next_statement(sql);
+            apply_next_statement(sql);
             sk_buf_puts(sql, a->shared ? SHORT_WAIT "INSERT INTO game_players (game_id, user_id, score) VALUES ("
                                        : "INSERT INTO game_players (game_id, user_id, score) VALUES (");
         } else
@@ -396,8 +324,8 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
         sk_buf_putc(sql, ',');
         user_id_sql(sql, &a->users[rows[k]->user]);
         sk_buf_putc(sql, ',');
-        /* one round trip: the sum of the deltas, or the score the sets make */
-        sk_buf_i64(sql, a->quick ? rows[k]->acc : rows[k]->score);
+        /* the one-round-trip path: the sum of the deltas, or the score the sets make */
+        sk_buf_i64(sql, a->one_trip ? rows[k]->acc : rows[k]->score);
         sk_buf_putc(sql, ')');
     }
     free(rows);
@@ -406,9 +334,7 @@ static long upsert_players(struct sk_buf *sql, const struct sk_apply *a,
     return n;
 }
 
-/* The transaction's (partition, game_id) keys; or, when marked, those of
- * the games with a mark, each with its mark. */
-static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marked)
+void apply_offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marked)
 {
     unsigned n = 0;
     for (unsigned k = 0; k < a->noffs; k++) {
@@ -424,22 +350,9 @@ static void offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marke
     }
 }
 
-/* Move the games' applied offsets: in the same transaction as the rows
- * they describe.  On the read path the rows were read (and locked) first:
- * the marks only move forward.  On the one-round-trip path this statement
- * is also the check that nobody else applied these games since this
- * instance last did (another instance after a rebalance): an existing row
- * may move only from the mark this instance holds for it, and a game taken
- * as new must have no row.  Anything else sets NULL, which the NOT NULL
- * column refuses (error 1048, strict mode): the statement fails, the
- * connection rolls the transaction back and the attempt reads first.  The
- * upsert reads the latest committed row under its lock, so a writer that
- * committed after this transaction began is seen.  One statement instead
- * of a separate check saves the server a lookup per game and a compound
- * statement per transaction. */
-static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
+void apply_offset_values(struct sk_buf *sql, const struct sk_apply *a)
 {
-    next_statement(sql);
+    apply_next_statement(sql);
     for (unsigned k = 0; k < a->noffs; k++) {
         sk_buf_puts(sql, k ? ",(" : "INSERT INTO game_offsets (topic, `partition`, game_id, next_offset) VALUES (");
         sk_buf_sql_str(sql, a->topic, strlen(a->topic));
@@ -449,20 +362,6 @@ static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
         sk_buf_i64(sql, a->offs[k].batch_max + 1);
         sk_buf_putc(sql, ')');
     }
-    if (!a->quick) {
-        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
-        return;
-    }
-    bool marked = false;
-    for (unsigned k = 0; k < a->noffs && !marked; k++)
-        marked = a->offs[k].next > 0;
-    if (!marked) { /* new games only: no mark to list, any row fails */
-        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = NULL");
-        return;
-    }
-    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = IF((`partition`, game_id, next_offset) IN (");
-    offset_keys(sql, a, true);
-    sk_buf_puts(sql, "), VALUES(next_offset), NULL)");
 }
 
 /* Point lookups of the scores of the players pick() chooses; returns
@@ -470,8 +369,8 @@ static void upsert_offsets(struct sk_buf *sql, const struct sk_apply *a)
  * yet: its id is looked up by name in the list itself (constant subqueries,
  * evaluated once, so the list still becomes a table joined by the primary
  * key). */
-static bool select_scores(struct sk_buf *sql, const struct sk_apply *a,
-                          bool (*pick)(const struct sk_apply *, const struct player *))
+bool apply_select_scores(struct sk_buf *sql, const struct sk_apply *a,
+                         bool (*pick)(const struct sk_apply *, const struct player *))
 {
     bool any = false;
     for (unsigned k = 0; k < a->nplayers; k++) {
@@ -491,72 +390,7 @@ static bool select_scores(struct sk_buf *sql, const struct sk_apply *a,
     return any;
 }
 
-static uint64_t magnitude(int64_t v) { return v < 0 ? 0 - (uint64_t)v : (uint64_t)v; }
-
-/* A swing beyond this takes the read path: the guard of first_quick needs
- * |score| < 2^62 to hold exactly for the scores it lets through. */
-#define QUICK_SWING_MAX (UINT64_C(1) << 62)
-
-/* Can this attempt take the one-round-trip path?  Every (partition, game)
- * has a mark this instance committed, and no event lies below it (a
- * possible duplicate must be read about first); the sums are small enough
- * for the guard; an overflow decided by known values (after a set) is left
- * to the read path, which rejects it alone. */
-static bool quick_ok(struct sk_apply *a)
-{
-    for (unsigned k = 0; k < a->noffs; k++) {
-        struct poff *o = &a->offs[k];
-        int64_t mark = o->part->marks ? sk_marks_get(o->part->marks, o->game) : -1;
-        if (mark < 0 || o->batch_min < mark)
-            return false;
-        o->next = mark;
-    }
-    for (unsigned k = 0; k < a->nplayers; k++) {
-        struct player *p = &a->players[k];
-        p->set = p->pre = p->got = false;
-        p->acc = p->final = 0;
-        p->swing = 0;
-    }
-    for (unsigned i = 0; i < a->n; i++) {
-        const struct sk_event *ev = &a->msgs[i]->ev;
-        struct player *p = &a->players[a->mplayer[i]];
-        if (ev->op == SK_OP_SET) {
-            p->set = true;
-            p->acc = ev->value;
-            continue;
-        }
-        if (!p->set)
-            p->pre = true;
-        if (__builtin_add_overflow(p->acc, ev->value, &p->acc))
-            return false;
-        if (!p->set && magnitude(p->acc) > p->swing)
-            p->swing = magnitude(p->acc);
-    }
-    a->headroom = 0;
-    for (unsigned k = 0; k < a->nplayers; k++) {
-        const struct player *p = &a->players[k];
-        if (p->set)
-            continue;
-        if (p->swing >= QUICK_SWING_MAX)
-            return false;
-        if (p->swing > a->headroom)
-            a->headroom = p->swing;
-    }
-    return true;
-}
-
-static bool adds_deltas(const struct player *p) { return !p->set; }
-static bool sets_score(const struct player *p) { return p->set; }
-
-/* The one-round-trip path: the old scores of the players with a delta
- * before their first set (the running totals up to the set need them). */
-static bool needs_old_score(const struct sk_apply *a, const struct player *p)
-{
-    (void)a;
-    return p->set && p->pre;
-}
-
-static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
+void apply_unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 {
     bool any = false;
     for (unsigned k = 0; k < a->nusers; k++) {
@@ -569,68 +403,14 @@ static void unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
     }
 }
 
-/* The one-round-trip path: when this instance committed every game of the
- * transaction last, it needs no read before writing.
- *   START TRANSACTION; upsert the game rows (the per-game locks);
- *   the ids of the users this instance did not know (created just before);
- *   read the old scores of the few players whose deltas come before a set;
- *   players without a set: score = score + (sum of their deltas),
- *     RETURNING the new score, from which every event's running total
- *     follows; a score too close to the BIGINT edge for the sums fails the
- *     statement (error 1690) and the attempt runs again on the read path,
- *     which rejects exactly the events that would leave the range;
- *   players with a set: score = what the last set and the deltas after it
- *     make (known here);
- *   move the marks, only from the marks this instance holds (else the
- *     statement fails and the attempt runs again on the read path: someone
- *     else applied events of these games, see upsert_offsets); COMMIT.
- * Adding in SQL also keeps a score changed from outside between two
- * transactions: nothing here caches a score. */
-static int first_quick(struct sk_apply *a, struct sk_buf *sql, int stmt)
-{
-    next_statement(sql);
-    sk_buf_puts(sql, "START TRANSACTION");
-    stmt++;
-    stmt += upsert_games(sql, a, true);
-    stmt += upsert_games(sql, a, false);
-    a->st_unknown = -1;
-    if (a->ncached < a->nusers) {
-        /* the ids of the users created just before (the upserts look them
-         * up by name themselves; these rows name their RETURNING rows) */
-        sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-        unknown_user_list(sql, a);
-        sk_buf_putc(sql, ')');
-        a->st_unknown = stmt++;
-    }
-    a->st_known = -1;
-    if (select_scores(sql, a, needs_old_score))
-        a->st_known = stmt++;
-    /* The guard: score * 4 overflows (error 1690) for every score outside
-     * the range, as |score| >= 2^62 there. */
-    char tail[256];
-    snprintf(tail, sizeof tail,
-             " ON DUPLICATE KEY UPDATE score = IF(score BETWEEN %lld AND %lld, score + VALUES(score), "
-             "score * 4) RETURNING game_id, user_id, score",
-             (long long)(INT64_MIN + (int64_t)a->headroom), (long long)(INT64_MAX - (int64_t)a->headroom));
-    long r = upsert_players(sql, a, adds_deltas, tail);
-    if (r < 0)
-        return -ENOMEM;
-    a->st_returned = r ? stmt++ : -1;
-    r = upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
-    if (r < 0)
-        return -ENOMEM;
-    stmt += r > 0;
-    a->st_moved = stmt;
-    upsert_offsets(sql, a);
-    sk_buf_puts(sql, ";\nCOMMIT");
-    return sk_buf_failed(sql) ? -ENOMEM : 0;
-}
-
 static bool known_user_player(const struct sk_apply *a, const struct player *p)
 {
     return a->users[p->user].cached;
 }
 
+/* The first round trip of a score transaction: create the users the
+ * caller's map does not know, then either the whole one-round-trip path or
+ * the read path's reads. */
 static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
 {
     int stmt = 0;
@@ -653,26 +433,26 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
     }
     stmt += any;
     a->st_returned = -1;
-    a->quick = quick_ok(a);
-    if (a->quick)
-        return first_quick(a, sql, stmt);
+    a->one_trip = apply_one_trip_ok(a);
+    if (a->one_trip)
+        return apply_one_trip_first(a, sql, stmt);
     for (unsigned k = 0; k < a->noffs; k++)
         a->offs[k].next = -1;
     sk_buf_puts(sql, any ? ";\nSTART TRANSACTION" : "START TRANSACTION");
     stmt++;
-    stmt += upsert_games(sql, a, true);
-    stmt += upsert_games(sql, a, false);
+    stmt += apply_upsert_games(sql, a, true);
+    stmt += apply_upsert_games(sql, a, false);
     /* how far each game was applied, per partition: point lookups on the
      * primary key (topic, partition, game_id) */
     sk_buf_puts(sql, ";\n" IN_AS_TABLE "SELECT `partition`, game_id, next_offset FROM game_offsets "
                      "WHERE topic = ");
     sk_buf_sql_str(sql, a->topic, strlen(a->topic));
     sk_buf_puts(sql, " AND (`partition`, game_id) IN (");
-    offset_keys(sql, a, false);
+    apply_offset_keys(sql, a, false);
     sk_buf_puts(sql, ")");
     a->st_offsets = stmt++;
     /* scores of known users: point lookups on (game_id, user_id) */
-    a->st_known = select_scores(sql, a, known_user_player) ? stmt++ : -1;
+    a->st_known = apply_select_scores(sql, a, known_user_player) ? stmt++ : -1;
     /* the other users: ids, and current scores where a row exists */
     a->st_unknown = -1;
     if (a->ncached < a->nusers) {
@@ -684,7 +464,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
             sk_buf_i64(sql, a->games[k].id);
         }
         sk_buf_puts(sql, ") WHERE u.username IN (");
-        unknown_user_list(sql, a);
+        apply_unknown_user_list(sql, a);
         sk_buf_puts(sql, ")");
         a->st_unknown = stmt++;
     }
@@ -824,9 +604,9 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
     }
 }
 
-/* Fold in partition order: every event gets the total right after it;
- * one that would leave BIGINT is rejected alone, the others apply. */
-static void fold(struct sk_apply *a)
+/* Every event gets the total right after it; one that would leave BIGINT
+ * is rejected alone, the others apply. */
+void apply_fold(struct sk_apply *a)
 {
     for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
@@ -871,28 +651,19 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     }
     if (a->kind != SK_EV_SCORE)
         return 0;
-    if (a->quick) {
-        /* Committed already: every event's running total follows from the
-         * new score the upsert returned, less the sum of the deltas; or,
-         * with a set, from the old score read (still 0 from sk_apply_first
-         * when not read or no row: the set decides then). */
-        for (unsigned k = 0; k < a->nplayers; k++) {
-            struct player *p = &a->players[k];
-            if (p->set)
-                continue;
-            if (!p->got || __builtin_sub_overflow(p->final, p->acc, &p->score)) {
-                snprintf(err, errlen, "the score upsert of game %lld returned no new score for a "
-                         "player", (long long)p->game);
-                return -1;
-            }
-        }
-        fold(a);
+    if (a->one_trip) {
+        if (apply_one_trip_scores(a, err, errlen) < 0)
+            return -1;
+        apply_fold(a);
         return 0;
     }
-    fold(a);
+    apply_fold(a);
     sk_buf_reset(sql);
-    long r = upsert_players(sql, a, is_touched, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
-    upsert_offsets(sql, a);
+    long r = apply_upsert_players(sql, a, is_touched, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
+    /* In the same transaction as the rows they describe; the rows were
+     * read (and locked) first, so the offsets only move forward. */
+    apply_offset_values(sql, a);
+    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
     sk_buf_puts(sql, ";\nCOMMIT");
     if (r < 0 || sk_buf_failed(sql)) {
         snprintf(err, errlen, "out of memory building SQL");
@@ -918,10 +689,6 @@ void sk_apply_outcome(struct sk_apply *a)
             m->status = SK_ST_APPLIED;
     }
 }
-
-bool sk_apply_one_trip(const struct sk_apply *a) { return a->quick; }
-
-int sk_apply_mark_check_stmt(const struct sk_apply *a) { return a->quick ? a->st_moved : -1; }
 
 void sk_apply_marks(const struct sk_apply *a,
                     void (*each)(void *ud, struct sk_part *part, int64_t game, int64_t next), void *ud)
