@@ -11,25 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dburl.h"
 #include "event.h"
-
-/* Parsed db.url: mariadb://user@host:port/dbname or
- * mariadb://user@localhost/dbname?socket=/run/mysqld/mysqld.sock */
-struct sk_dburl {
-    char *user;
-    char *host;    /* NULL when a unix socket is used */
-    unsigned port; /* default 3306 */
-    char *socket;  /* NULL unless ?socket= */
-    char *dbname;
-};
+#include "log.h"
 
 struct sk_kv {
     char *key;    /* librdkafka property name, without the "kafka." prefix */
     char *value;
     char *origin; /* "file:line" or "-o" */
 };
-
-enum sk_log_level { SK_LOG_ERR = 3, SK_LOG_WARNING = 4, SK_LOG_NOTICE = 5, SK_LOG_INFO = 6, SK_LOG_DEBUG = 7 };
 
 struct sk_config {
     /* database */
@@ -95,14 +85,6 @@ int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t
  * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present).
  * Returns -1 with a message on error. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
-
-/* Parse a db URL into *u (allocates); -1 with message on error, *u then
- * zeroed.  Forms: mariadb://user@host[:port]/dbname, user@[v6addr]:port,
- * user@localhost/dbname?socket=/abs/path; "mysql://" also accepted; user,
- * dbname and socket are percent-decoded.  A password in the URL is refused
- * (use db.password_file).  Messages never quote parts of the URL. */
-int sk_dburl_parse(const char *url, struct sk_dburl *u, char *err, size_t errlen);
-void sk_dburl_free(struct sk_dburl *u);
 
 /* Is this key's value a secret (masked in every message and dump)?  True
  * for db.password* (db.password_file included) and for any key containing,

@@ -100,7 +100,3 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
                               const void *key, size_t key_len, const struct sk_limits *lim,
                               struct sk_event *ev, struct sk_parse_error *err);
 void sk_event_clear(struct sk_event *ev);
-
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF).  Returns the
- * number of code points, or -1 when invalid. */
-long sk_utf8_count(const char *s, size_t len);

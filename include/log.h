@@ -6,7 +6,9 @@
 #pragma once
 #include <stdint.h>
 
-#include "config.h"
+/* syslog(3) priorities, so that a level is also the journal's PRIORITY=. */
+enum sk_log_level { SK_LOG_ERR = 3, SK_LOG_WARNING = 4, SK_LOG_NOTICE = 5, SK_LOG_INFO = 6, SK_LOG_DEBUG = 7 };
+
 
 struct sk_log_ctx {
     const char *topic;  /* NULL: none */
@@ -20,7 +22,6 @@ struct sk_log_ctx {
 
 void sk_log_init(const char *ident);
 void sk_log_set_level(enum sk_log_level level);
-enum sk_log_level sk_log_get_level(void);
 int sk_log_enabled(enum sk_log_level level);
 
 void sk_logc(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *fmt, ...)

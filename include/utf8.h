@@ -1,6 +1,6 @@
 /* utf8 — strict UTF-8 (RFC 3629): no overlong forms, no surrogates
  * (U+D800..U+DFFF, also when encoded as ED A0..BF xx), nothing above
- * U+10FFFF.  sk_utf8_count() is declared in event.h. */
+ * U+10FFFF. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,6 +15,10 @@ size_t sk_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
  * start a valid sequence, or len when all is valid; *chars (may be NULL)
  * receives the number of code points in the valid prefix. */
 size_t sk_utf8_check(const char *s, size_t len, size_t *chars);
+
+/* The number of code points of s[0..len), or -1 when it is not strict
+ * UTF-8. */
+long sk_utf8_count(const char *s, size_t len);
 
 /* Number of bytes the UTF-8 encoding of cp takes (1..4). */
 size_t sk_utf8_len(uint32_t cp);

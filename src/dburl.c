@@ -1,4 +1,4 @@
-/* dburl — parse db.url, see include/config.h.
+/* dburl — parse db.url, see include/dburl.h.
  *
  * Accepted:  mariadb://user@host[:port]/dbname
  *            mariadb://user@[ipv6]:port/dbname
@@ -8,7 +8,8 @@
  *
  * No error message quotes any part of the URL: a mistyped URL may well
  * carry a password in a place we do not expect it. */
-#include "config.h"
+#include "dburl.h"
+
 #include "buf.h"
 
 #include <ctype.h>

@@ -64,7 +64,6 @@ void sk_log_init(const char *ident)
 }
 
 void sk_log_set_level(enum sk_log_level level) { g_level = level; }
-enum sk_log_level sk_log_get_level(void) { return g_level; }
 int sk_log_enabled(enum sk_log_level level) { return level <= g_level; }
 
 static const char *level_name(enum sk_log_level l)

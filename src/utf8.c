@@ -1,8 +1,6 @@
 /* utf8 — strict UTF-8 validation and helpers, see include/utf8.h. */
 #include "utf8.h"
 
-#include "event.h"
-
 #include <limits.h>
 #include <string.h>
 
