@@ -1,6 +1,8 @@
 /* log — see include/log.h. */
 #include "log.h"
 
+#include "hash.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -89,10 +91,7 @@ static void emit(enum sk_log_level level, const struct sk_log_ctx *ctx, const ch
 
 static uint64_t topic_hash(const char *topic)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *c = topic ? topic : ""; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    return h;
+    return topic ? sk_hash_bytes(topic, strlen(topic)) : sk_hash_bytes("", 0);
 }
 
 /* The slot for this key: its own if it has one; else a free one or one

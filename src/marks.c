@@ -5,6 +5,8 @@
  * ids are any int64; the slot's used flag tells an empty slot apart. */
 #include "marks.h"
 
+#include "hash.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -25,15 +27,9 @@ struct sk_marks {
     bool complete; /* a game without a slot has no game_offsets row (mark 0) */
 };
 
-static size_t hash(int64_t game)
-{
-    uint64_t h = (uint64_t)game * 0x9e3779b97f4a7c15ull; /* Fibonacci hashing */
-    return (size_t)(h >> 32);
-}
-
 static struct slot *probe(const struct sk_marks *m, int64_t game)
 {
-    for (size_t i = hash(game) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+    for (size_t i = sk_hash_u64((uint64_t)game) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
         if (!m->t[i].used || m->t[i].game == game)
             return &m->t[i];
 }

@@ -8,6 +8,8 @@
  *  - a group with no queued events and no batch is freed. */
 #include "sched.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -38,8 +40,7 @@ struct sk_sched {
 
 static size_t bucket_of(const struct sk_sched *s, int64_t key)
 {
-    uint64_t h = (uint64_t)key * UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(h >> 32) & (s->nbuckets - 1);
+    return sk_hash_u64((uint64_t)key) & (s->nbuckets - 1);
 }
 
 struct sk_sched *sk_sched_new(void)
