@@ -5,7 +5,11 @@
  * reload (SIGHUP) may change it.  Errors name the key, the value and where
  * it came from ("/etc/scorekeeper/scorekeeper.conf:12" or "-o").  Secrets
  * (the database password, kafka.*password*, kafka.*secret*) are never put
- * into a message. */
+ * into a message.
+ *
+ * Implemented by src/config.c (the table, setting one value),
+ * src/config_text.c (the file, the dump, --help) and src/config_check.c
+ * (the checks between keys, reload). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,223 @@
+/* config_check — the second pass over the settings: the checks between
+ * keys and the password file (sk_config_finish), and what a reload may
+ * change (sk_config_reload_diff, sk_config_apply_reload); see
+ * include/config.h. */
+#include "config_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_PASSWORD_FILE 4096 /* bytes */
+
+static char *xstrdup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* ---- finish ------------------------------------------------------------- */
+
+/* Read a password file.  missing_ok: a file that does not exist yields
+ * *out = NULL.  Messages name the file, never its contents. */
+static int read_password(const char *path, bool missing_ok, char **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    /* O_NONBLOCK: a FIFO put there by mistake must not hang the start. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT && missing_ok)
+            return 0;
+        return fail(err, errlen, "cannot open password file %s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, errlen, "cannot stat password file %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "password file %s is not a regular file", path);
+    }
+    char buf[MAX_PASSWORD_FILE + 2];
+    size_t len = 0;
+    int rc = 0;
+    while (len < MAX_PASSWORD_FILE + 1) { /* one byte more to see a too large file */
+        ssize_t n = read(fd, buf + len, MAX_PASSWORD_FILE + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = fail(err, errlen, "cannot read password file %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > MAX_PASSWORD_FILE) {
+        rc = fail(err, errlen, "password file %s is larger than %d bytes", path,
+                  MAX_PASSWORD_FILE);
+        goto out;
+    }
+    if (len && buf[len - 1] == '\n') {
+        len--;
+        if (len && buf[len - 1] == '\r')
+            len--;
+    }
+    if (len == 0) {
+        rc = fail(err, errlen, "password file %s is empty", path);
+        goto out;
+    }
+    if (memchr(buf, '\0', len) || memchr(buf, '\n', len)) {
+        rc = fail(err, errlen, "password file %s holds more than one line or a NUL byte", path);
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = strdup(buf);
+    if (!*out)
+        rc = fail(err, errlen, "out of memory");
+out:
+    explicit_bzero(buf, sizeof buf);
+    close(fd);
+    return rc;
+}
+
+static int load_password(struct sk_config *c, char *err, size_t errlen)
+{
+    if (c->db_password_file)
+        return read_password(c->db_password_file, false, &c->db_password, err, errlen);
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir)
+        return 0;
+    char *path = malloc(strlen(dir) + sizeof "/db.password");
+    if (!path)
+        return fail(err, errlen, "out of memory");
+    sprintf(path, "%s/db.password", dir);
+    int rc = read_password(path, true, &c->db_password, err, errlen);
+    free(path);
+    return rc;
+}
+
+int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
+{
+    char why[256];
+    sk_dburl_free(&c->db);
+    config_wipe_free(c->db_password);
+    c->db_password = NULL;
+
+    if (!c->db_url)
+        return fail(err, errlen, "missing required setting \"db.url\" "
+                                 "(e.g. db.url = mariadb://scorekeeper@localhost/scorekeeper)");
+    if (!c->kafka_brokers)
+        return fail(err, errlen, "missing required setting \"kafka.bootstrap.servers\" "
+                                 "(e.g. kafka.bootstrap.servers = localhost:9092)");
+    if (c->db_retry_min_ms > c->db_retry_max_ms)
+        return fail(err, errlen, "\"db.retry_min_ms\" (%u) exceeds \"db.retry_max_ms\" (%u)",
+                    c->db_retry_min_ms, c->db_retry_max_ms);
+    static const char *const topic_keys[] = {"topic.users", "topic.scores", "topic.results",
+                                             "topic.dead_letter"};
+    const char *topics[] = {c->topic_users, c->topic_scores, c->topic_results,
+                            c->topic_dead_letter};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = i + 1; j < 4; j++)
+            if (topics[i] && topics[j] && strcmp(topics[i], topics[j]) == 0)
+                return fail(err, errlen, "\"%s\" and \"%s\" name the same topic \"%s\"; "
+                            "each topic must be different", topic_keys[i], topic_keys[j],
+                            topics[i]);
+    if (sk_dburl_parse(c->db_url, &c->db, why, sizeof why) < 0)
+        return fail(err, errlen, "invalid value for \"db.url\": %s", why);
+    if (load_password(c, err, errlen) < 0) {
+        sk_dburl_free(&c->db);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool opt_equal(const struct sk_config *a, const struct sk_config *b, const struct opt *o)
+{
+    if (o->type == OT_STR)
+        return str_eq(config_get_str(a, o), config_get_str(b, o));
+    return config_get_num(a, o) == config_get_num(b, o);
+}
+
+static const char *quoted_or_unset(const char *v, bool secret, char *out, size_t n)
+{
+    char sh[SHOWN_MAX + 4];
+    if (!v)
+        snprintf(out, n, "unset");
+    else
+        snprintf(out, n, "\"%s\"", config_shown(v, secret, sh));
+    return out;
+}
+
+int sk_config_reload_diff(const struct sk_config *old, const struct sk_config *next, char *err,
+                          size_t errlen)
+{
+    int changed = 0;
+    char t1[32], t2[32], a[SHOWN_MAX + 8], b[SHOWN_MAX + 8];
+    for (size_t i = 0; i < config_nopts; i++) {
+        const struct opt *o = &config_opts[i];
+        if (opt_equal(old, next, o))
+            continue;
+        if (o->flags & OF_RELOAD) {
+            changed++;
+            continue;
+        }
+        bool secret = config_opt_secret(o);
+        return fail(err, errlen, "\"%s\" cannot be changed by a reload (%s -> %s); restart "
+                    "scorekeeper to apply it", o->key,
+                    quoted_or_unset(config_value_text(old, o, t1, sizeof t1), secret, a, sizeof a),
+                    quoted_or_unset(config_value_text(next, o, t2, sizeof t2), secret, b, sizeof b));
+    }
+    if (!str_eq(old->db_password, next->db_password))
+        return fail(err, errlen, "the database password (db.password_file) cannot be changed by "
+                                 "a reload; restart scorekeeper to apply it");
+    /* kafka.* passthrough: the client is built once. */
+    for (int pass = 0; pass < 2; pass++) {
+        const struct sk_config *x = pass ? next : old, *y = pass ? old : next;
+        for (size_t i = 0; i < x->n_kafka; i++) {
+            const struct sk_kv *kv = &x->kafka[i];
+            const struct sk_kv *other = config_find_kv(y, kv->key);
+            if (other && strcmp(other->value, kv->value) == 0)
+                continue;
+            char key[300];
+            snprintf(key, sizeof key, "kafka.%s", kv->key);
+            bool secret = sk_config_key_is_secret(key);
+            const char *ov = pass ? (other ? other->value : NULL) : kv->value;
+            const char *nv = pass ? kv->value : (other ? other->value : NULL);
+            return fail(err, errlen, "\"%s\" cannot be changed by a reload (%s -> %s); restart "
+                        "scorekeeper to apply it", key,
+                        quoted_or_unset(ov, secret, a, sizeof a),
+                        quoted_or_unset(nv, secret, b, sizeof b));
+        }
+    }
+    return changed;
+}
+
+int sk_config_apply_reload(struct sk_config *dst, const struct sk_config *src)
+{
+    for (size_t i = 0; i < config_nopts; i++) {
+        const struct opt *o = &config_opts[i];
+        if (!(o->flags & OF_RELOAD))
+            continue;
+        if (o->type == OT_STR) {
+            const char *s = config_get_str(src, o);
+            char *d = xstrdup_or_null(s);
+            if (s && !d)
+                return -1;
+            config_put_str(dst, o, d);
+        } else {
+            config_put_num(dst, o, config_get_num(src, o));
+        }
+    }
+    return 0;
+}
+
