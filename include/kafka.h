@@ -20,3 +20,10 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
 int sk_kafka_queue_pipe(rd_kafka_queue_t *q, int fds[2]);
 /* Empty the pipe (read end) after a wake-up. */
 void sk_kafka_pipe_drain(int fd);
+
+/* librdkafka's log lines into ours, at the matching level. */
+void sk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+/* An error callback's error: true (the reason in why) when it is fatal and
+ * the client cannot go on; the rest, from which librdkafka recovers by
+ * itself (brokers down, ...), is logged here as a warning. */
+bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen);

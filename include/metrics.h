@@ -2,7 +2,7 @@
  * libmicrohttpd from the daemon's own sd-event loop: MHD runs without a
  * thread of its own, its epoll fd is an io source of the loop and its
  * timeout a timer, so rendering reads the daemon's counters with no
- * locking.  Also the small histogram type the daemon records into. */
+ * locking.  What the text says is the stats module's (include/stats.h). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,19 +10,6 @@
 #include <systemd/sd-event.h>
 
 #include "buf.h"
-
-struct sk_hist {
-    const double *bounds; /* upper bounds, ascending; +Inf is implied */
-    size_t n;
-    uint64_t counts[24];  /* per bucket (not cumulative), counts[n] = above the last bound */
-    double sum;
-    uint64_t count;
-};
-void sk_hist_init(struct sk_hist *h, const double *bounds, size_t n);
-void sk_hist_observe(struct sk_hist *h, double v);
-/* Append "name_bucket{le=..}", "_sum" and "_count" lines; labels may be
- * "" or e.g. "topic=\"x\"" (without braces). */
-void sk_hist_render(const struct sk_hist *h, const char *name, const char *labels, struct sk_buf *out);
 
 struct sk_metrics;
 /* render appends the whole /metrics text; healthy says whether /healthz is

@@ -22,7 +22,7 @@ struct sk_part {
     int32_t partition;
     enum sk_event_kind kind;
     bool revoked;
-    bool paused;        /* held: its queue is not read (backpressure) or Kafka-paused (drain) */
+    bool held;          /* its queue is not read (backpressure) or it is paused in Kafka (drain) */
     bool active;        /* has delivered at least one message (takes a share of the window) */
     unsigned refs;      /* events still in flight */
     /* ring of offsets in consumption order, with a done flag each */
@@ -33,9 +33,7 @@ struct sk_part {
     int64_t committed;   /* what was last sent to Kafka as committed, -1 none */
     int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
     struct sk_marks *marks; /* score partitions: games' applied offsets (NULL: none kept) */
-    bool marks_wanted;      /* assigned: its marks are to be read from game_offsets */
-    unsigned long marks_load; /* which read of them applies (the daemon counts them) */
-    struct rd_kafka_queue_s *queue; /* its own message queue while assigned (owned by the daemon) */
+    struct rd_kafka_queue_s *queue; /* its own message queue while assigned (owned by the consumer) */
     struct sk_part *next;
 };
 

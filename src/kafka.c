@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+
 static int set(rd_kafka_conf_t *c, const char *k, const char *v, const char *origin, char *err,
                size_t errlen)
 {
@@ -52,28 +54,22 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
             /* consumer lag per partition, for /metrics */
             set(c, "statistics.interval.ms", "5000", def, err, errlen) < 0 ||
             /* Prefetch is bounded memory too.  Each partition is read from
-             * a queue of its own (daemon.c, own_queue), so the bound is per
-             * partition: 512 kB of payload queued, and fetches of at most
-             * 128 kB per partition, which a compressed batch inflates to
-             * several times that.  Measured on a 1M-event drain (4
-             * partitions): 1 MB queued and 1 MB fetches peaked at 91.6 MiB
-             * RSS, 1 MB and 256 kB at 65.6 MiB, these at 49.6 MiB, at the
-             * same speed (94-100k events/s).  The bound is in bytes only:
-             * librdkafka before 2.3 stops fetching a partition whose queue
-             * holds queued.min.messages and looks again only at its next
-             * wake-up; with a count bound below what one response brings,
-             * the pipeline ran dry between fetches. */
+             * a queue of its own (consumer.c, own_queue), so the bound is
+             * per partition, and fetches stay small because a compressed
+             * batch inflates to several times its size.  The bound is in
+             * bytes only: librdkafka before 2.3 stops fetching a partition
+             * whose queue holds queued.min.messages and looks again only at
+             * its next wake-up, so a count bound below what one response
+             * brings would run the pipeline dry between fetches. */
             set(c, "queued.max.messages.kbytes", "512", def, err, errlen) < 0 ||
             set(c, "max.partition.fetch.bytes", "131072", def, err, errlen) < 0 ||
             set(c, "fetch.max.bytes", "2097152", def, err, errlen) < 0 ||
             set(c, "queued.min.messages", "10000000", def, err, errlen) < 0 ||
             /* librdkafka before 2.3 looks again at a partition it stopped
              * fetching (its queue full, or resumed) only when its fetcher
-             * wakes up, which the answer to the long poll on the other
-             * partitions does: 500 ms by default.  With 20 ms, a held
-             * partition is fetched again soon after it is read again
-             * (bench: about 1.6 times the throughput with a 20,000-event
-             * window, before partitions had queues of their own). */
+             * wakes up, which the long poll on the other partitions does:
+             * a short wait brings a held partition back soon after it is
+             * read again. */
             set(c, "fetch.wait.max.ms", "20", def, err, errlen) < 0)
             goto fail;
     } else {
@@ -121,4 +117,27 @@ void sk_kafka_pipe_drain(int fd)
     char buf[256];
     while (read(fd, buf, sizeof buf) > 0)
         ;
+}
+
+void sk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    enum sk_log_level l = level <= 3   ? SK_LOG_ERR
+                          : level == 4 ? SK_LOG_WARNING
+                          : level == 5 ? SK_LOG_NOTICE
+                          : level == 6 ? SK_LOG_INFO
+                                       : SK_LOG_DEBUG;
+    sk_logc(l, NULL, "librdkafka %s: %s", fac, buf);
+}
+
+bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[400];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        snprintf(why, whylen, "Kafka fatal error: %s", buf);
+        return true;
+    }
+    log_warning("Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    return false;
 }

@@ -1,4 +1,4 @@
-/* metrics — HTTP endpoint and histograms, see include/metrics.h. */
+/* metrics — the HTTP endpoint, see include/metrics.h. */
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -19,36 +19,6 @@ struct sk_metrics {
     void *ud;
     unsigned port;
 };
-
-void sk_hist_init(struct sk_hist *h, const double *bounds, size_t n)
-{
-    *h = (struct sk_hist){.bounds = bounds, .n = n < 23 ? n : 23};
-}
-
-void sk_hist_observe(struct sk_hist *h, double v)
-{
-    size_t i = 0;
-    while (i < h->n && v > h->bounds[i])
-        i++;
-    h->counts[i]++;
-    h->sum += v;
-    h->count++;
-}
-
-void sk_hist_render(const struct sk_hist *h, const char *name, const char *labels, struct sk_buf *out)
-{
-    const char *sep = labels[0] ? "," : "";
-    uint64_t cum = 0;
-    for (size_t i = 0; i < h->n; i++) {
-        cum += h->counts[i];
-        sk_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
-                      (unsigned long long)cum);
-    }
-    cum += h->counts[h->n];
-    sk_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
-    sk_buf_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
-                  (unsigned long long)h->count);
-}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              const char *body, size_t len)
