@@ -25,5 +25,6 @@ uint64_t sk_backoff_ms(unsigned min_ms, unsigned max_ms, unsigned attempt, struc
         d *= 2;
     if (d > max)
         d = max;
-    return d / 2 + sk_rng_next(r) % (d / 2 + 1);
+    uint64_t lo = d - d / 2; /* the half rounded up: an odd delay can still be drawn whole */
+    return lo + sk_rng_next(r) % (d - lo + 1);
 }

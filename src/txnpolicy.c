@@ -25,6 +25,9 @@ enum sk_db_fault sk_db_classify(unsigned code)
     case ER_NET_ERROR_ON_WRITE:
     case ER_NET_WRITE_INTERRUPTED:
     case ER_NET_PACKETS_OUT_OF_ORDER:
+    case CR_ERR_NET_READ:       /* 5013: Connector/C's own codes for a broken socket */
+    case CR_ERR_NET_WRITE:      /* 5014 */
+    case CR_ERR_NET_UNCOMPRESS: /* 5015 */
         return SK_DB_CONN;
     /* The server refused a value: this belongs to the data of an event. */
     case ER_DUP_ENTRY:                       /* 1062 */

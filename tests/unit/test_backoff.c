@@ -1,11 +1,9 @@
 /* Unit tests: backoff with jitter and its random source (backoff).
  *
  * The delay of attempt k is d = min(min_ms * 2^(k-1), max_ms), drawn
- * uniformly in [d/2, d] (integer halves).  Small delays are drawn often
+ * uniformly in [d - d/2, d] (the half rounded up).  Small delays are drawn often
  * enough that every value of the range shows up, which pins d exactly.
- *
- * Tests named known_* pin down behaviour this file's author believes is
- * wrong; they are skipped unless SK_KNOWN_BUGS=1 is set in the environment. */
+ * */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,12 +16,6 @@
 #include "backoff.h"
 
 #define DRAWS 4000
-
-static bool known_bugs(void)
-{
-    const char *v = getenv("SK_KNOWN_BUGS");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 /* Draw DRAWS delays; fail unless every one lies in [lo, hi] and, when
  * `all` is set, every value of [lo, hi] was drawn at least once. */
@@ -122,15 +114,12 @@ static void min_one(void **state)
     draws_cover(0, 0, UINT32_MAX, 0, 0, true);
 }
 
-/* The jitter range is [d/2, d]: for d = 1 that is [0.5, 1], so 1 ms.
- * With integer halves the draw is d/2 + r % (d/2 + 1), which never
- * reaches d when d is odd: min_ms = 1 gives a first retry after 0 ms,
- * min_ms = 3 never waits 3 ms. */
-static void known_odd_delays_reach_d(void **state)
+/* The jitter range is [d/2, d] with the half rounded up: for d = 1 that
+ * is 1 ms, never a retry at once (with the half rounded down, min_ms = 1
+ * gave a first retry after 0 ms, and an odd d was never drawn). */
+static void odd_delays_reach_d(void **state)
 {
     (void)state;
-    if (!known_bugs())
-        skip();
     draws_cover(1, 10000, 1, 1, 1, true);
     draws_cover(3, 10000, 1, 2, 3, true);
     draws_cover(5, 10000, 1, 3, 5, true);
@@ -241,7 +230,7 @@ int main(void)
         cmocka_unit_test(attempt_zero_is_one),
         cmocka_unit_test(max_below_min),
         cmocka_unit_test(min_one),
-        cmocka_unit_test(known_odd_delays_reach_d),
+        cmocka_unit_test(odd_delays_reach_d),
         cmocka_unit_test(jitter_uniform),
         cmocka_unit_test(jitter_varies),
         cmocka_unit_test(deterministic_per_seed),

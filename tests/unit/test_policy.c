@@ -2,9 +2,7 @@
  * Connector/C error number means, the one-trip path's guards, and the
  * action a failed transaction takes next, branch by branch.  The codes are
  * written as numbers on purpose: the test checks the macros too.
- *
- * Tests named known_* pin down behaviour this file's author believes is
- * wrong; they are skipped unless SK_KNOWN_BUGS=1 is set in the environment. */
+ * */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,12 +13,6 @@
 #include <cmocka.h>
 
 #include "txnpolicy.h"
-
-static bool known_bugs(void)
-{
-    const char *v = getenv("SK_KNOWN_BUGS");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 struct code_case {
     unsigned code;
@@ -126,11 +118,9 @@ static void configuration_faults_are_not_poison(void **state)
  * errors on the socket (CR_ERR_NET_READ 5013, CR_ERR_NET_WRITE 5014,
  * uncompress 5015); libmariadb 3.3 raises 5014.  Classified OTHER, the
  * connection would be kept and retried with backoff instead of rebuilt. */
-static void known_connector_net_errors_lose_the_connection(void **state)
+static void connector_net_errors_lose_the_connection(void **state)
 {
     (void)state;
-    if (!known_bugs())
-        skip();
     assert_int_equal(sk_db_classify(5013), SK_DB_CONN);
     assert_int_equal(sk_db_classify(5014), SK_DB_CONN);
     assert_int_equal(sk_db_classify(5015), SK_DB_CONN);
@@ -312,7 +302,7 @@ int main(void)
         cmocka_unit_test(client_error_range),
         cmocka_unit_test(data_errors_belong_to_events),
         cmocka_unit_test(configuration_faults_are_not_poison),
-        cmocka_unit_test(known_connector_net_errors_lose_the_connection),
+        cmocka_unit_test(connector_net_errors_lose_the_connection),
         cmocka_unit_test(one_trip_guard),
         cmocka_unit_test(guard_reads_first),
         cmocka_unit_test(fk_with_known_users_forgets_them),
