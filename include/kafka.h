@@ -27,3 +27,12 @@ void sk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *
  * the client cannot go on; the rest, from which librdkafka recovers by
  * itself (brokers down, ...), is logged here as a warning. */
 bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen);
+
+/* sk_kafka_conf with our log callback, the client's error callback and
+ * opaque set; NULL (the reason logged) when the settings are refused. */
+rd_kafka_conf_t *sk_kafka_conf_client(const struct sk_config *cfg, bool consumer, void *opaque,
+                                      void (*on_error)(rd_kafka_t *, int, const char *, void *));
+/* Creates the client from conf, which it takes over whatever happens;
+ * NULL (the reason logged) on failure.  Log lines go to the client's main
+ * queue, served by whoever polls it. */
+rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer);

@@ -530,27 +530,15 @@ int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats
         return -ENOMEM;
     *c = (struct sk_consumer){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                               .pipe = {-1, -1}};
-    char err[512];
     int r = -EINVAL;
-    rd_kafka_conf_t *cc = sk_kafka_conf(cfg, true, err, sizeof err);
-    if (!cc) {
-        log_error("%s", err);
+    rd_kafka_conf_t *cc = sk_kafka_conf_client(cfg, true, c, on_error);
+    if (!cc)
         goto fail;
-    }
-    rd_kafka_conf_set_opaque(cc, c);
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(cc, on_offset_commit);
-    rd_kafka_conf_set_error_cb(cc, on_error);
-    rd_kafka_conf_set_log_cb(cc, sk_kafka_log);
     rd_kafka_conf_set_stats_cb(cc, on_stats);
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
-    if (!c->rk) {
-        rd_kafka_conf_destroy(cc); /* not taken over on failure */
-        log_error("cannot create Kafka consumer: %s", err);
+    if (!(c->rk = sk_kafka_new(cc, true)))
         goto fail;
-    }
-    rd_kafka_poll_set_consumer(c->rk);
-    rd_kafka_set_log_queue(c->rk, NULL); /* main queue = consumer queue now */
     c->cq = rd_kafka_queue_get_consumer(c->rk);
     if ((r = sk_kafka_queue_pipe(c->cq, c->pipe)) < 0 ||
         (r = sd_event_add_io(loop, &c->io, c->pipe[0], EPOLLIN, on_io, c)) < 0 ||

@@ -141,3 +141,34 @@ bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size
     log_warning("Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     return false;
 }
+
+rd_kafka_conf_t *sk_kafka_conf_client(const struct sk_config *cfg, bool consumer, void *opaque,
+                                      void (*on_error)(rd_kafka_t *, int, const char *, void *))
+{
+    char err[512];
+    rd_kafka_conf_t *c = sk_kafka_conf(cfg, consumer, err, sizeof err);
+    if (!c) {
+        log_error("%s", err);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(c, opaque);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, sk_kafka_log);
+    return c;
+}
+
+rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer)
+{
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, err,
+                                  sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf); /* not taken over on failure */
+        log_error("cannot create Kafka %s: %s", consumer ? "consumer" : "producer", err);
+        return NULL;
+    }
+    if (consumer)
+        rd_kafka_poll_set_consumer(rk); /* the main queue is the consumer queue from now on */
+    rd_kafka_set_log_queue(rk, NULL);
+    return rk;
+}

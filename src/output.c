@@ -205,24 +205,13 @@ int sk_output_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *
         return -ENOMEM;
     *o = (struct sk_output){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                             .pipe = {-1, -1}};
-    char err[512];
     int r = -EINVAL;
-    rd_kafka_conf_t *pc = sk_kafka_conf(cfg, false, err, sizeof err);
-    if (!pc) {
-        log_error("%s", err);
+    rd_kafka_conf_t *pc = sk_kafka_conf_client(cfg, false, o, on_error);
+    if (!pc)
         goto fail;
-    }
-    rd_kafka_conf_set_opaque(pc, o);
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-    rd_kafka_conf_set_error_cb(pc, on_error);
-    rd_kafka_conf_set_log_cb(pc, sk_kafka_log);
-    o->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
-    if (!o->producer) {
-        rd_kafka_conf_destroy(pc); /* not taken over on failure */
-        log_error("cannot create Kafka producer: %s", err);
+    if (!(o->producer = sk_kafka_new(pc, false)))
         goto fail;
-    }
-    rd_kafka_set_log_queue(o->producer, NULL);
     /* Topic handles made now start the metadata lookups for the outputs
      * while the consumer joins its group: the first results do not wait
      * for them. */

@@ -9,6 +9,7 @@
 #include "sched.h"
 
 #include "hash.h"
+#include "list.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,13 +25,13 @@ struct sk_group {
     struct sk_batch *batch;  /* the group's batch in flight, if any */
     uint64_t solo_until;     /* batches cut before this run alone */
     struct sk_group *hnext;  /* hash chain */
-    struct sk_group *wprev, *wnext; /* linger list, oldest first */
+    struct sk_list wait;     /* in the linger list, oldest first */
 };
 
 struct sk_sched {
     struct sk_group **buckets;
     size_t nbuckets, ngroups;
-    struct sk_group *whead, *wtail;
+    struct sk_list waiting; /* groups lingering, oldest first */
     struct sk_batch *rhead, *rtail;
     size_t nready;
     size_t queued;
@@ -48,6 +49,7 @@ struct sk_sched *sk_sched_new(void)
     struct sk_sched *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    sk_list_init(&s->waiting);
     s->nbuckets = 1024;
     s->buckets = calloc(s->nbuckets, sizeof *s->buckets);
     if (!s->buckets) {
@@ -60,19 +62,19 @@ struct sk_sched *sk_sched_new(void)
 
 void sk_sched_set_limits(struct sk_sched *s, const struct sk_sched_limits *l) { s->lim = *l; }
 
+/* The group that has lingered longest, NULL when none waits. */
+static struct sk_group *oldest_waiting(const struct sk_sched *s)
+{
+    return sk_list_empty(&s->waiting) ? NULL
+                                      : sk_list_entry(s->waiting.next, struct sk_group, wait);
+}
+
 static void wait_unlink(struct sk_sched *s, struct sk_group *g)
 {
     if (!g->waiting)
         return;
-    if (g->wprev)
-        g->wprev->wnext = g->wnext;
-    else
-        s->whead = g->wnext;
-    if (g->wnext)
-        g->wnext->wprev = g->wprev;
-    else
-        s->wtail = g->wprev;
-    g->wprev = g->wnext = NULL;
+    (void)s;
+    sk_list_del(&g->wait);
     g->waiting = false;
 }
 
@@ -80,13 +82,7 @@ static void wait_append(struct sk_sched *s, struct sk_group *g)
 {
     if (g->waiting)
         return;
-    g->wprev = s->wtail;
-    g->wnext = NULL;
-    if (s->wtail)
-        s->wtail->wnext = g;
-    else
-        s->whead = g;
-    s->wtail = g;
+    sk_list_append(&s->waiting, &g->wait);
     g->waiting = true;
 }
 
@@ -239,8 +235,8 @@ int sk_sched_add(struct sk_sched *s, int64_t key, struct sk_msg *m, uint64_t now
 void sk_sched_expire(struct sk_sched *s, uint64_t now)
 {
     s->now = now;
-    while (s->whead && s->whead->since + s->lim.linger_usec <= now) {
-        struct sk_group *g = s->whead;
+    struct sk_group *g;
+    while ((g = oldest_waiting(s)) && g->since + s->lim.linger_usec <= now) {
         wait_unlink(s, g);
         if (g->batch)
             g->due = true;
@@ -251,13 +247,14 @@ void sk_sched_expire(struct sk_sched *s, uint64_t now)
 
 uint64_t sk_sched_next_deadline(const struct sk_sched *s)
 {
-    return s->whead ? s->whead->since + s->lim.linger_usec : UINT64_MAX;
+    const struct sk_group *g = oldest_waiting(s);
+    return g ? g->since + s->lim.linger_usec : UINT64_MAX;
 }
 
 void sk_sched_flush_all(struct sk_sched *s)
 {
-    while (s->whead) {
-        struct sk_group *g = s->whead;
+    struct sk_group *g;
+    while ((g = oldest_waiting(s))) {
         wait_unlink(s, g);
         if (g->batch)
             g->due = true;

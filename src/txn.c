@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "buf.h"
 #include "known.h"
+#include "list.h"
 #include "log.h"
 #include "sched.h"
 #include "txnpolicy.h"
@@ -32,7 +33,7 @@ struct txn {
     sd_event_source *retry;
     uint64_t started;       /* when the current attempt got its connection */
     struct sk_db_error err; /* kept while a ROLLBACK runs */
-    struct txn *prev, *next; /* every live transaction, oldest first */
+    struct sk_list link; /* in the module's list of live transactions, oldest first */
 };
 
 struct sk_txns {
@@ -48,7 +49,7 @@ struct sk_txns {
     struct sk_warmup *warmup;
     struct sk_rng rng;
     bool draining;
-    struct txn *head, *tail;
+    struct sk_list all;
 };
 
 static uint64_t now_usec(const struct sk_txns *t)
@@ -108,15 +109,7 @@ static void set_state(struct txn *x, enum sk_txn_state to)
     x->state = to;
     if (to != SK_TXN_ST_DONE)
         return;
-    struct sk_txns *t = x->t;
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        t->head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    else
-        t->tail = x->prev;
+    sk_list_del(&x->link);
     sd_event_source_disable_unref(x->retry);
     sk_apply_free(x->a);
     sk_buf_free(&x->sql);
@@ -131,12 +124,7 @@ static struct txn *txn_new(struct sk_txns *t)
     x->t = t;
     x->state = SK_TXN_ST_NEW;
     sk_buf_init(&x->sql);
-    x->prev = t->tail;
-    if (t->tail)
-        t->tail->next = x;
-    else
-        t->head = x;
-    t->tail = x;
+    sk_list_append(&t->all, &x->link);
     return x;
 }
 
@@ -596,9 +584,11 @@ void sk_txns_revoked(struct sk_txns *t, const struct sk_part *p)
 static const struct txn *oldest(const struct sk_txns *t)
 {
     const struct txn *o = NULL;
-    for (const struct txn *x = t->head; x; x = x->next)
+    for (const struct sk_list *n = t->all.next; n != &t->all; n = n->next) {
+        const struct txn *x = sk_list_const_entry(n, struct txn, link);
         if (holds_connection(x->state) && (!o || x->started < o->started))
             o = x;
+    }
     return o;
 }
 
@@ -637,6 +627,7 @@ int sk_txns_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db, s
     if (!t)
         return -ENOMEM;
     *t = (struct sk_txns){.loop = loop, .cfg = cfg, .db = db, .st = st, .ops = *ops, .ud = ud};
+    sk_list_init(&t->all);
     sk_rng_seed(&t->rng, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL));
     int r = -ENOMEM;
     if (!(t->sched = sk_sched_new()) || !(t->known = sk_known_new(cfg->known_users)) ||
@@ -659,8 +650,8 @@ void sk_txns_free(struct sk_txns *t)
         return;
     /* Transactions still running or waiting out a backoff give their
      * batches back, so that the scheduler hands every message to drop. */
-    while (t->head) {
-        struct txn *x = t->head;
+    while (t->all.next && !sk_list_empty(&t->all)) {
+        struct txn *x = sk_list_entry(t->all.next, struct txn, link);
         x->c = NULL; /* the pool is torn down after us, without callbacks */
         x->state = SK_TXN_ST_BACKOFF;
         give_back(x);
