@@ -1,16 +1,15 @@
 /* db — a pool of non-blocking MariaDB connections driven by sd-event.
  *
- * Owns every MYSQL handle, its socket's event source and its timers.  All
- * I/O goes through Connector/C's _start/_cont calls: the pool hands the
- * MYSQL_WAIT_* bits to the loop and resumes the call when the socket or the
- * timeout fires, so no call here ever blocks.  Users see meaning-level
- * events only: "rows of statement k", "query done", "query failed (and why)".
+ * The pool (src/dbpool.c) owns the connections: which exist, who holds one,
+ * when one that went down is opened again and when a free one is pinged.
+ * Each connection (include/dbconn.h) does its Connector/C calls through
+ * _start/_cont, so no call here ever blocks.  Users see meaning-level
+ * events only: "rows of statement k", "query done", "query failed (and
+ * why)".
  *
- * A connection is either DOWN (waiting out a backoff before reconnecting),
- * CONNECTING, IDLE (in the pool, free), BUSY (acquired by a user, possibly
- * running a query) or CLOSING.  A lost connection is closed and rebuilt with
- * jittered exponential backoff; the user of the failed query is told so and
- * decides what to retry.  MYSQL_OPT_RECONNECT stays off on purpose: silent
+ * A lost connection is closed and rebuilt with jittered exponential backoff
+ * (include/backoff.h); the user of the failed query is told so and decides
+ * what to retry.  MYSQL_OPT_RECONNECT stays off on purpose: silent
  * reconnects would drop the session settings and any open transaction. */
 #pragma once
 #include <stdbool.h>
@@ -40,7 +39,14 @@ typedef void (*sk_db_row_fn)(void *ud, unsigned stmt, char **row, unsigned long 
  * already being rebuilt: the caller must release it. */
 typedef void (*sk_db_done_fn)(void *ud, struct sk_db_conn *c, const struct sk_db_error *err);
 
-/* on_idle runs (from the loop) whenever a connection becomes free. */
+/* on_idle runs after a connection became free (connected, released, or
+ * back from its idle ping), from a deferred event source of the loop: never
+ * from inside sk_db_release or a query callback, so one user's work never
+ * starts nested in another's.  Several connections freed in one loop
+ * iteration give one call; by the time it runs a connection may have been
+ * acquired again, so sk_db_acquire may return NULL.  A released connection
+ * is free at once: sk_db_acquire right after sk_db_release returns it
+ * without waiting for on_idle.  No call once sk_db_shutdown ran. */
 int sk_db_new(sd_event *loop, const struct sk_config *cfg, void (*on_idle)(void *ud), void *ud,
               struct sk_db **out);
 /* Start connecting every connection of the pool. */
@@ -58,8 +64,7 @@ int sk_db_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn 
                 sk_db_done_fn on_done, void *ud);
 
 int sk_db_conn_id(const struct sk_db_conn *c);
-unsigned sk_db_count_up(const struct sk_db *db);   /* IDLE or BUSY */
-unsigned sk_db_count_idle(const struct sk_db *db);
+unsigned sk_db_count_up(const struct sk_db *db); /* open, free or held */
 unsigned long sk_db_reconnects(const struct sk_db *db);
 
 /* Resolve a host name to a numeric address once, at start-up (the only
