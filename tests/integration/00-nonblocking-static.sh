@@ -19,7 +19,7 @@ t test -z "$offenders"
 # The calls that must exist in their non-blocking form.
 for f in real_connect real_query store_result next_result rollback close; do
     desc="mysql_${f} is used through mysql_${f}_start/_cont"
-    t grep -qE "\\bmysql_${f}_start\\s*\\(" src/db.c
+    t grep -qE "\\bmysql_${f}_start\\s*\\(" src/dbconn.c
 done
 # And never the blocking form, anywhere.
 desc="no mysql_real_query/mysql_query/mysql_real_connect/mysql_commit/mysql_ping in blocking form"
