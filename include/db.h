@@ -1,6 +1,6 @@
 /* db — a pool of non-blocking MariaDB connections driven by sd-event.
  *
- * The pool (src/dbpool.c) owns the connections: which exist, who holds one,
+ * The pool (src/db.c) owns the connections: which exist, who holds one,
  * when one that went down is opened again and when a free one is pinged.
  * Each connection (include/dbconn.h) does its Connector/C calls through
  * _start/_cont, so no call here ever blocks.  Users see meaning-level

@@ -9,7 +9,7 @@
  * connecting.  MYSQL_OPT_RECONNECT stays off: a silent reconnect would drop
  * the session settings and any open transaction.
  *
- * The pool (src/dbpool.c) decides when to connect, to ping and to close,
+ * The pool (src/db.c) decides when to connect, to ping and to close,
  * and who holds a connection; it hears back through struct dbconn_events.
  * The user holding a connection hears about its queries through the
  * callbacks of include/db.h. */

@@ -1,4 +1,4 @@
-/* dbpool — the pool of database connections, see include/db.h.
+/* db — the pool of database connections, see include/db.h.
  *
  * Which connections exist, who holds them, when a connection that went
  * down is opened again (backoff with jitter), when a free one is pinged,
