@@ -56,8 +56,8 @@ enum { SK_OUT_RESULT = 1, SK_OUT_DEAD_LETTER = 2 };
 struct sk_msg *sk_msg_new(struct sk_part *part, int64_t offset);
 /* A message with copies of its payload (NULL: a tombstone), key and the
  * headers to echo, all in the message's one allocation: fewer, larger
- * blocks than one per field (measured: malloc was a fifth of the daemon's
- * instructions per event, and its free lists fragmented the heap). */
+ * blocks than one per field, because malloc is a large share of the work
+ * per event and many small blocks fragment the heap. */
 struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void *payload,
                                size_t len, const void *key, size_t key_len,
                                const struct sk_hdr *hdrs, size_t n_hdrs);

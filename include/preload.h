@@ -3,16 +3,15 @@
  *
  * A daemon starts knowing no username (struct sk_known), so its first
  * transactions send every name to INSERT IGNORE (which InnoDB inserts and
- * rolls back for an existing row) and look every id up by name.  Restarted
- * on a populated database at 79,000 events/s, that made the transactions of
- * its first 1.5 s five times as slow as later ones, and the events queued
- * behind them for up to 450 ms.  So it reads the newest users (by id,
+ * rolls back for an existing row) and look every id up by name: restarted
+ * on a populated database, its first transactions are much slower than
+ * later ones, and the events queued behind them wait.  So it reads the newest users (by id,
  * newest first) in chunks of PRELOAD_CHUNK rows, one chunk at a time on one
  * connection, up to pipeline.known_users_preload.  Ids never change, so
  * what is read stays right; a user deleted later is handled as for any
  * known user (the map is cleared).
  *
- * Knows SQL text and rows, not connections: the daemon runs the chunks. */
+ * Knows SQL text and rows, not connections: warmup.c runs the chunks. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
