@@ -49,6 +49,7 @@ struct sk_txns {
     struct sk_warmup *warmup;
     struct sk_rng rng;
     bool draining;
+    bool dispatching, dispatch_again; /* see sk_txns_kick */
     struct sk_list all;
 };
 
@@ -498,7 +499,7 @@ static void start(struct txn *x, struct sk_db_conn *c)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-void sk_txns_kick(struct sk_txns *t)
+static void dispatch(struct sk_txns *t)
 {
     if (!sk_warmup_run(t->warmup))
         return;
@@ -525,6 +526,24 @@ void sk_txns_kick(struct sk_txns *t)
         }
         start(x, c);
     }
+}
+
+/* A query can complete inside the call that starts it, and its callback
+ * asks for more dispatching: that request is noted and served by the
+ * dispatch already running, once it is back at the top, instead of a
+ * second one nested inside it. */
+void sk_txns_kick(struct sk_txns *t)
+{
+    if (t->dispatching) {
+        t->dispatch_again = true;
+        return;
+    }
+    t->dispatching = true;
+    do {
+        t->dispatch_again = false;
+        dispatch(t);
+    } while (t->dispatch_again);
+    t->dispatching = false;
 }
 
 static int on_linger(sd_event_source *s, uint64_t usec, void *ud)
