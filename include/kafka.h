@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 #include "config.h"
 
@@ -36,3 +37,7 @@ rd_kafka_conf_t *sk_kafka_conf_client(const struct sk_config *cfg, bool consumer
  * NULL (the reason logged) on failure.  Log lines go to the client's main
  * queue, served by whoever polls it. */
 rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer);
+/* The loop watches q through a new pipe (pipe[0] read by io, pipe[1]
+ * written by librdkafka).  -errno (logged, naming what) on failure. */
+int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pipe[2],
+                   sd_event_source **io, sd_event_io_handler_t handler, void *ud);

@@ -522,6 +522,17 @@ static int subscribe(struct sk_consumer *c)
     return 0;
 }
 
+static rd_kafka_t *new_consumer(struct sk_consumer *c)
+{
+    rd_kafka_conf_t *cc = sk_kafka_conf_client(c->cfg, true, c, on_error);
+    if (!cc)
+        return NULL;
+    rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(cc, on_offset_commit);
+    rd_kafka_conf_set_stats_cb(cc, on_stats);
+    return sk_kafka_new(cc, true);
+}
+
 int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *st,
                     const struct sk_consumer_ops *ops, void *ud, struct sk_consumer **out)
 {
@@ -531,19 +542,14 @@ int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats
     *c = (struct sk_consumer){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                               .pipe = {-1, -1}};
     int r = -EINVAL;
-    rd_kafka_conf_t *cc = sk_kafka_conf_client(cfg, true, c, on_error);
-    if (!cc)
-        goto fail;
-    rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
-    rd_kafka_conf_set_offset_commit_cb(cc, on_offset_commit);
-    rd_kafka_conf_set_stats_cb(cc, on_stats);
-    if (!(c->rk = sk_kafka_new(cc, true)))
+    c->rk = new_consumer(c);
+    if (!c->rk)
         goto fail;
     c->cq = rd_kafka_queue_get_consumer(c->rk);
-    if ((r = sk_kafka_queue_pipe(c->cq, c->pipe)) < 0 ||
-        (r = sd_event_add_io(loop, &c->io, c->pipe[0], EPOLLIN, on_io, c)) < 0 ||
-        (r = sd_event_add_defer(loop, &c->defer, on_defer, c)) < 0) {
-        log_error("cannot watch the consumer's queues: %s", strerror(-r));
+    if ((r = sk_kafka_watch(loop, c->cq, "consumer", c->pipe, &c->io, on_io, c)) < 0)
+        goto fail;
+    if ((r = sd_event_add_defer(loop, &c->defer, on_defer, c)) < 0) {
+        log_error("cannot add the consumer's deferred reads: %s", strerror(-r));
         goto fail;
     }
     sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);

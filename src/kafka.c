@@ -172,3 +172,14 @@ rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer)
     rd_kafka_set_log_queue(rk, NULL);
     return rk;
 }
+
+int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pipe[2],
+                   sd_event_source **io, sd_event_io_handler_t handler, void *ud)
+{
+    int r = sk_kafka_queue_pipe(q, pipe);
+    if (r >= 0)
+        r = sd_event_add_io(loop, io, pipe[0], EPOLLIN, handler, ud);
+    if (r < 0)
+        log_error("cannot watch the %s's queue: %s", what, strerror(-r));
+    return r;
+}

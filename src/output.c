@@ -197,40 +197,45 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         o->ops.fatal(o->ud, why);
 }
 
+static rd_kafka_t *new_producer(struct sk_output *o)
+{
+    rd_kafka_conf_t *pc = sk_kafka_conf_client(o->cfg, false, o, on_error);
+    if (pc)
+        rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+    return pc ? sk_kafka_new(pc, false) : NULL;
+}
+
+/* The producer, its topic handles and its wake-up; -errno (logged). */
+static int start(struct sk_output *o)
+{
+    if (!(o->producer = new_producer(o)))
+        return -EINVAL;
+    /* Topic handles made now start the metadata lookups for the outputs
+     * while the consumer joins its group: the first results do not wait
+     * for them. */
+    o->rkt_results = rd_kafka_topic_new(o->producer, o->cfg->topic_results, NULL);
+    o->rkt_dead_letter = rd_kafka_topic_new(o->producer, o->cfg->topic_dead_letter, NULL);
+    if (!o->rkt_results || !o->rkt_dead_letter) {
+        log_error("cannot create Kafka topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        return -EINVAL;
+    }
+    o->pq = rd_kafka_queue_get_main(o->producer);
+    return sk_kafka_watch(o->loop, o->pq, "producer", o->pipe, &o->io, on_producer_io, o);
+}
+
 int sk_output_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *st,
                   const struct sk_output_ops *ops, void *ud, struct sk_output **out)
 {
-    struct sk_output *o = calloc(1, sizeof *o);
+    struct sk_output *o = malloc(sizeof *o);
     if (!o)
         return -ENOMEM;
     *o = (struct sk_output){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                             .pipe = {-1, -1}};
-    int r = -EINVAL;
-    rd_kafka_conf_t *pc = sk_kafka_conf_client(cfg, false, o, on_error);
-    if (!pc)
-        goto fail;
-    rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-    if (!(o->producer = sk_kafka_new(pc, false)))
-        goto fail;
-    /* Topic handles made now start the metadata lookups for the outputs
-     * while the consumer joins its group: the first results do not wait
-     * for them. */
-    o->rkt_results = rd_kafka_topic_new(o->producer, cfg->topic_results, NULL);
-    o->rkt_dead_letter = rd_kafka_topic_new(o->producer, cfg->topic_dead_letter, NULL);
-    if (!o->rkt_results || !o->rkt_dead_letter) {
-        log_error("cannot create Kafka topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
-        goto fail;
-    }
-    o->pq = rd_kafka_queue_get_main(o->producer);
-    if ((r = sk_kafka_queue_pipe(o->pq, o->pipe)) < 0 ||
-        (r = sd_event_add_io(loop, &o->io, o->pipe[0], EPOLLIN, on_producer_io, o)) < 0) {
-        log_error("cannot watch the producer's queue: %s", strerror(-r));
-        goto fail;
-    }
-    *out = o;
-    return 0;
-fail:
-    sk_output_free(o, NULL, NULL);
+    int r = start(o);
+    if (r < 0)
+        sk_output_free(o, NULL, NULL);
+    else
+        *out = o;
     return r;
 }
 
