@@ -51,8 +51,9 @@ void sk_txns_free(struct sk_txns *t);
 
 /* Queue an event for group key.  -ENOMEM leaves m with the caller. */
 int sk_txns_add(struct sk_txns *t, int64_t key, struct sk_msg *m);
-/* Run what is due on the free connections (call when one became free, or
- * when events were queued). */
+/* Run what is due on the free connections and arm the linger timer for
+ * what waits (call when a connection became free, and after queueing a
+ * burst of events). */
 void sk_txns_kick(struct sk_txns *t);
 /* Batching settings were reloaded; drain: every queued event is due now. */
 void sk_txns_reload(struct sk_txns *t);

@@ -51,6 +51,7 @@ struct daemon {
     int exit_code;
     bool kafka_answered; /* the group assigned us, or a broker answered about our topics */
     bool wedged;
+    bool failed; /* a fatal error ended the run */
     uint64_t watchdog_usec;
     sd_event_source *commit_timer, *poll_timer, *status_timer, *watchdog_timer, *deadline_timer;
     struct sk_stats st;
@@ -107,6 +108,7 @@ static void fail(struct daemon *d, const char *why)
     if (d->phase == PH_DONE)
         return;
     log_error("%s; exiting", why);
+    d->failed = true;
     d->exit_code = EXIT_FAILURE;
     set_phase(d, PH_DONE);
 }
@@ -498,7 +500,7 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
         log_error("event loop failed: %s", strerror(-r));
         r = EXIT_FAILURE;
     }
-    if (d->phase == PH_DONE && d->exit_code == 0)
+    if (d->phase == PH_DONE && !d->failed)
         log_notice("stopped: consumed %llu, applied %llu, rejected %llu, duplicate %llu, results "
                    "delivered %llu; %llu transactions, %llu of them in one round trip (%llu run "
                    "again reading first)",

@@ -227,7 +227,6 @@ static void finish(struct txn *x, bool committed)
         t->ops.finished(t->ud, done);
         done = next;
     }
-    linger_rearm(t);
     sk_txns_kick(t);
 }
 
@@ -544,6 +543,7 @@ void sk_txns_kick(struct sk_txns *t)
         dispatch(t);
     } while (t->dispatch_again);
     t->dispatching = false;
+    linger_rearm(t);
 }
 
 static int on_linger(sd_event_source *s, uint64_t usec, void *ud)
@@ -552,17 +552,13 @@ static int on_linger(sd_event_source *s, uint64_t usec, void *ud)
     (void)usec;
     struct sk_txns *t = ud;
     sk_sched_expire(t->sched, now_usec(t));
-    linger_rearm(t);
     sk_txns_kick(t);
     return 0;
 }
 
 int sk_txns_add(struct sk_txns *t, int64_t key, struct sk_msg *m)
 {
-    int r = sk_sched_add(t->sched, key, m, now_usec(t));
-    if (r == 0)
-        linger_rearm(t);
-    return r;
+    return sk_sched_add(t->sched, key, m, now_usec(t));
 }
 
 static void set_limits(struct sk_txns *t)
@@ -586,7 +582,6 @@ void sk_txns_drain(struct sk_txns *t)
     t->draining = true;
     set_limits(t);
     sk_sched_flush_all(t->sched);
-    linger_rearm(t);
     sk_txns_kick(t);
 }
 
@@ -672,7 +667,6 @@ void sk_txns_free(struct sk_txns *t)
     while (t->all.next && !sk_list_empty(&t->all)) {
         struct txn *x = sk_list_entry(t->all.next, struct txn, link);
         x->c = NULL; /* the pool is torn down after us, without callbacks */
-        x->state = SK_TXN_ST_BACKOFF;
         give_back(x);
     }
     if (t->sched)
