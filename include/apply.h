@@ -49,7 +49,7 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb);
 void sk_apply_free(struct sk_apply *a);
 /* SQL of the first round trip (resets state: safe to call on every retry).
  * known (may be NULL): usernames known to exist, left out of the users
- * INSERT IGNORE. */
+ * INSERT IGNORE.  Returns 0, or -ENOMEM. */
 struct sk_known;
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known);
 /* Each username of the transaction and its id, for the caller's map of
@@ -62,8 +62,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
                   unsigned nfields);
 /* After the first round trip: fold the events, then build the second round
  * trip into sql.  Returns 1 when there is a second round trip, 0 when the
- * transaction is complete, -1 (message in err) when the answers do not add
- * up. */
+ * transaction is complete, -EPROTO (message in err) when the answers do not
+ * add up, -ENOMEM (message in err) when out of memory. */
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);

@@ -94,8 +94,8 @@ void apply_next_statement(struct sk_buf *sql);
 bool apply_upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named);
 /* Upsert the players that pick() chooses, in key order (game_id, user_id):
  * two writers of overlapping rows take their locks in the same order.
- * tail follows the VALUES list.  Returns the number of rows, -1 when out
- * of memory. */
+ * tail follows the VALUES list.  Returns the number of rows, -ENOMEM when
+ * out of memory. */
 long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct player *), const char *tail);
 /* The game_offsets upsert up to its VALUES list, each (partition, game)
@@ -117,8 +117,9 @@ void apply_fold(struct sk_apply *a);
 /* The one-round-trip path (apply_one_trip.c). */
 /* May this attempt take it?  Also prepares the players' sums for it. */
 bool apply_one_trip_ok(struct sk_apply *a);
-/* Its SQL after the users INSERT (stmt statements so far). */
+/* Its SQL after the users INSERT (stmt statements so far); 0, or -ENOMEM. */
 int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt);
 /* After its commit: each player's score before the transaction, from the
- * new score the upsert returned; -1 with a message in err when missing. */
+ * new score the upsert returned; 0, or -EPROTO with a message in err when
+ * one is missing. */
 int apply_one_trip_scores(struct sk_apply *a, char *err, size_t errlen);

@@ -58,7 +58,11 @@ static inline int sk_hex_digit(int c)
     return -1;
 }
 /* Format a one-line error message into err (when err and errlen) and
- * return -1: the "set the message, fail" step of parsers. */
+ * return -EINVAL: the "set the message, refuse the input" step of parsers. */
 int sk_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same for another failure: returns code, a negative errno (-ENOMEM,
+ * -ENOENT, ...). */
+int sk_errf_code(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* NUL-terminated view of the content (always valid, "" when empty). */
 const char *sk_buf_cstr(struct sk_buf *b);

@@ -7,4 +7,5 @@
 
 #include "config.h"
 
+/* Returns the exit code: 0 or 69. */
 int sk_check_run(const struct sk_config *cfg);

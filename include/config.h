@@ -67,15 +67,18 @@ struct sk_config {
     char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
 };
 
-/* Defaults in place; no allocation failure possible beyond ENOMEM (-1). */
+/* Defaults in place.  Returns 0, or -ENOMEM (-EINVAL: a settings table row
+ * that does not fit its field, a bug the unit tests catch); *c is then
+ * freed. */
 int sk_config_init(struct sk_config *c);
 void sk_config_free(struct sk_config *c);
 
-/* Set one key.  origin is "file:line" or "-o".  On error returns -1 and
- * writes a one-line message naming key, value (masked when secret) and
- * origin into err.  Setting a key again replaces the earlier value (so
- * `-o` applied after the file wins); this holds for kafka.* too.  The value
- * is taken literally (no quote processing: that is the file syntax). */
+/* Set one key.  origin is "file:line" or "-o".  On error returns -EINVAL
+ * (-ENOMEM when out of memory) and writes a one-line message naming key,
+ * value (masked when secret) and origin into err.  Setting a key again
+ * replaces the earlier value (so `-o` applied after the file wins); this
+ * holds for kafka.* too.  The value is taken literally (no quote
+ * processing: that is the file syntax). */
 int sk_config_set(struct sk_config *c, const char *key, const char *value, const char *origin,
                   char *err, size_t errlen);
 /* Parse a whole file: `key = value` lines, '#' comments, blank lines.
@@ -83,11 +86,15 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
  * first non-blank character of a line, so values may contain '#'.  A value
  * whose first character is '"' must be one double-quoted string: it keeps
  * blanks and '#', and \" and \\ are its only escapes.  Lines are at most
- * 4096 bytes.  Errors name "path:line". */
+ * 4096 bytes.  Errors name "path:line".  Returns 0, or a negative errno
+ * with a message in err: -EINVAL for a refused line or setting, -ENOENT,
+ * -EACCES, -EISDIR, ... when the file cannot be opened or read, -ENOMEM. */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
 /* After all sets: cross-key checks, parse db.url, read the password file
  * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present).
- * Returns -1 with a message on error. */
+ * Returns 0, or a negative errno with a message in err: -EINVAL for
+ * settings that do not go together or a bad password file, the open or
+ * read error of the password file (-ENOENT, -EACCES, ...), -ENOMEM. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
 
 /* Is this key's value a secret (masked in every message and dump)?  True
@@ -106,13 +113,13 @@ void sk_config_dump(const struct sk_config *c, void (*line)(void *ud, const char
  * kafka.* passthrough properties. */
 bool sk_config_key_is_reloadable(const char *key);
 /* Compare a freshly loaded and finished configuration with the running
- * one.  Returns -1 with a message naming the first key that differs but may
- * not change on reload (secrets masked), else the number of reloadable
- * settings that differ (0: nothing to do). */
+ * one.  Returns -EINVAL with a message naming the first key that differs
+ * but may not change on reload (secrets masked), else the number of
+ * reloadable settings that differ (0: nothing to do). */
 int sk_config_reload_diff(const struct sk_config *old, const struct sk_config *next, char *err,
                           size_t errlen);
 /* Copy every reloadable setting from src into dst (after a successful
- * sk_config_reload_diff()).  Returns -1 on ENOMEM, dst then unchanged for
+ * sk_config_reload_diff()).  Returns 0, or -ENOMEM, dst then unchanged for
  * the setting that failed. */
 int sk_config_apply_reload(struct sk_config *dst, const struct sk_config *src);
 /* Text for `scorekeeper --help` and the man page: the file syntax, then

@@ -17,7 +17,7 @@
 #define MASK "********"
 #define SHOWN_MAX 64 /* bytes of a value quoted in a message */
 
-#define fail sk_errf /* format the one-line error, return -1 */
+#define fail sk_errf /* format the one-line error, return -EINVAL */
 
 enum opt_type { OT_STR, OT_UINT, OT_SIZE, OT_MS, OT_ENUM, OT_BOOL };
 

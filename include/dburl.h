@@ -17,8 +17,9 @@ struct sk_dburl {
     char *dbname;
 };
 
-/* Parse a db URL into *u (allocates); -1 with message on error, *u then
- * zeroed.  Forms: mariadb://user@host[:port]/dbname, user@[v6addr]:port,
+/* Parse a db URL into *u (allocates); 0, or -EINVAL (-ENOMEM) with a
+ * message in err on error, *u then zeroed.  Forms:
+ * mariadb://user@host[:port]/dbname, user@[v6addr]:port,
  * user@localhost/dbname?socket=/abs/path; "mysql://" also accepted; user,
  * dbname and socket are percent-decoded.  A password in the URL is refused
  * (use db.password_file).  Messages never quote parts of the URL. */

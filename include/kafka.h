@@ -17,7 +17,8 @@
  * with a message naming the key, value (masked if secret) and origin. */
 rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char *err, size_t errlen);
 
-/* A non-blocking pipe whose read end becomes readable when q has events. */
+/* A non-blocking pipe whose read end becomes readable when q has events.
+ * Returns 0, or -errno of pipe2(). */
 int sk_kafka_queue_pipe(rd_kafka_queue_t *q, int fds[2]);
 /* Empty the pipe (read end) after a wake-up. */
 void sk_kafka_pipe_drain(int fd);

@@ -22,7 +22,7 @@ struct sk_log_ctx {
 
 void sk_log_init(const char *ident);
 void sk_log_set_level(enum sk_log_level level);
-int sk_log_enabled(enum sk_log_level level);
+int sk_log_enabled(enum sk_log_level level); /* non-zero when lines of level are written */
 
 void sk_logc(enum sk_log_level level, const struct sk_log_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

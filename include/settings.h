@@ -12,6 +12,8 @@ struct sk_settings_src {
 };
 
 /* Build a complete, checked configuration from the sources: defaults, the
- * file, every -o, then sk_config_finish().  On error returns -1 with a
- * message in err and leaves *cfg freed. */
+ * file, every -o, then sk_config_finish().  On error returns a negative
+ * errno (-EINVAL for refused settings, the file's open or read error,
+ * -ENOMEM; see sk_config_load_file, sk_config_finish) with a message in
+ * err and leaves *cfg freed. */
 int sk_settings_load(const struct sk_settings_src *src, struct sk_config *cfg, char *err, size_t errlen);

@@ -52,6 +52,7 @@ static int cmp_poff(const void *x, const void *y)
     return (a->game > b->game) - (a->game < b->game);
 }
 
+/* The index of the user named name in a->users, -1 when absent. */
 static long find_user(const struct sk_apply *a, const char *name, size_t len)
 {
     size_t lo = 0, hi = a->nusers;
@@ -68,7 +69,8 @@ static long find_user(const struct sk_apply *a, const char *name, size_t len)
     return -1;
 }
 
-/* bsearch over a sorted array with a key of the element type */
+/* bsearch over a sorted array with a key of the element type: the index
+ * of the element, -1 when absent */
 static long find(const void *base, size_t n, size_t size, const void *key,
                  int (*cmp)(const void *, const void *))
 {
@@ -254,6 +256,7 @@ static void index_uids(struct sk_apply *a)
     a->uids_changed = false;
 }
 
+/* The index in a->users of the user with id uid, -1 when absent. */
 static long find_uid(const struct sk_apply *a, int64_t uid)
 {
     size_t lo = 0, hi = a->nindexed;
@@ -307,7 +310,7 @@ long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
 {
     struct player **rows = malloc((a->nplayers ? a->nplayers : 1) * sizeof *rows);
     if (!rows)
-        return -1;
+        return -ENOMEM;
     unsigned n = 0;
     for (unsigned k = 0; k < a->nplayers; k++)
         if (pick(&a->players[k]))
@@ -646,14 +649,15 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
         if (a->users[k].uid <= 0) {
             snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
                      a->users[k].name);
-            return -1;
+            return -EPROTO;
         }
     }
     if (a->kind != SK_EV_SCORE)
         return 0;
     if (a->one_trip) {
-        if (apply_one_trip_scores(a, err, errlen) < 0)
-            return -1;
+        int r = apply_one_trip_scores(a, err, errlen);
+        if (r < 0)
+            return r;
         apply_fold(a);
         return 0;
     }
@@ -667,7 +671,7 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     sk_buf_puts(sql, ";\nCOMMIT");
     if (r < 0 || sk_buf_failed(sql)) {
         snprintf(err, errlen, "out of memory building SQL");
-        return -1;
+        return -ENOMEM;
     }
     return 1;
 }

@@ -177,7 +177,7 @@ int apply_one_trip_scores(struct sk_apply *a, char *err, size_t errlen)
         if (!p->got || __builtin_sub_overflow(p->final, p->acc, &p->score)) {
             snprintf(err, errlen, "the score upsert of game %lld returned no new score for a "
                      "player", (long long)p->game);
-            return -1;
+            return -EPROTO;
         }
     }
     return 0;

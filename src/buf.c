@@ -1,6 +1,7 @@
 /* buf — growable byte buffer, see include/buf.h. */
 #include "buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,13 +154,26 @@ const char *sk_buf_cstr(struct sk_buf *b)
     return b->p;
 }
 
+static void verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
 int sk_errf(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    verrf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+int sk_errf_code(int code, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verrf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
 }

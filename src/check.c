@@ -6,6 +6,7 @@
  * blocking Connector/C call exists anywhere in the program. */
 #include "check.h"
 
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,15 +47,18 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *ud)
     return 0;
 }
 
+/* 0 when a connection comes up within the connect timeout, else a
+ * negative errno (-EHOSTUNREACH: none did; the pool logs why). */
 static int check_db(const struct sk_config *cfg)
 {
     struct sk_config one = *cfg;
     one.db_pool_size = 1;
     struct dbcheck c = {0};
     sd_event_source *t = NULL;
-    if (sd_event_new(&c.loop) < 0)
-        return -1;
-    int r = sk_db_new(c.loop, &one, on_idle, &c, &c.db);
+    int r = sd_event_new(&c.loop);
+    if (r < 0)
+        return r;
+    r = sk_db_new(c.loop, &one, on_idle, &c, &c.db);
     if (r >= 0)
         r = sd_event_add_time_relative(c.loop, &t, CLOCK_MONOTONIC,
                                        (uint64_t)cfg->db_connect_timeout_ms * 1000u + 500000u, 1000,
@@ -66,16 +70,20 @@ static int check_db(const struct sk_config *cfg)
     sd_event_source_disable_unref(t);
     sk_db_free(c.db);
     sd_event_unref(c.loop);
-    return c.ok ? 0 : -1;
+    if (c.ok)
+        return 0;
+    return r < 0 ? r : -EHOSTUNREACH;
 }
 
+/* Prints its verdict; 0, -EINVAL (the client cannot be configured) or
+ * -EHOSTUNREACH (no broker answers). */
 static int check_kafka(const struct sk_config *cfg)
 {
     char err[512];
     rd_kafka_conf_t *conf = sk_kafka_conf(cfg, false, err, sizeof err);
     if (!conf) {
         printf("kafka:    FAILED: %s\n", err);
-        return -1;
+        return -EINVAL;
     }
     rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
     rd_kafka_conf_set(conf, "log_level", "0", NULL, 0); /* the verdict below says it all */
@@ -83,14 +91,14 @@ static int check_kafka(const struct sk_config *cfg)
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         printf("kafka:    FAILED: %s\n", err);
-        return -1;
+        return -EINVAL;
     }
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
     int rc = 0;
     if (e) {
         printf("kafka:    FAILED: no answer from %s: %s\n", cfg->kafka_brokers, rd_kafka_err2str(e));
-        rc = -1;
+        rc = -EHOSTUNREACH;
     } else {
         printf("kafka:    ok (%d brokers answer at %s)\n", md->broker_cnt, cfg->kafka_brokers);
         const char *topics[] = {cfg->topic_users, cfg->topic_scores, cfg->topic_results,

@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -386,7 +387,8 @@ static int set_opt(struct sk_config *c, const struct opt *o, const char *value,
                 if (*value || !(o->flags & OF_EMPTY_UNSET)) {
                     s = strdup(value);
                     if (!s)
-                        return fail(err, errlen, "out of memory setting \"%s\"", o->key);
+                        return sk_errf_code(-ENOMEM, err, errlen, "out of memory setting \"%s\"",
+                                            o->key);
                 }
                 config_put_str(c, o, s);
                 return 0;
@@ -540,7 +542,7 @@ static int set_kafka(struct sk_config *c, const char *key, const char *value, co
 nomem:
     free(v);
     free(o);
-    return fail(err, errlen, "out of memory setting \"%s\"", key);
+    return sk_errf_code(-ENOMEM, err, errlen, "out of memory setting \"%s\"", key);
 }
 
 int sk_config_set(struct sk_config *c, const char *key, const char *value, const char *origin,
@@ -590,14 +592,15 @@ int sk_config_init(struct sk_config *c)
          * tests catch through this failure. */
         if (!opt_size_ok(o) || (o->size == sizeof(unsigned) && o->max > UINT_MAX)) {
             sk_config_free(c);
-            return -1;
+            return -EINVAL;
         }
         if (!o->def)
             continue;
         /* Only ENOMEM can fail here (the unit tests check every default). */
-        if (set_opt(c, o, o->def, "default", NULL, 0) < 0) {
+        int r = set_opt(c, o, o->def, "default", NULL, 0);
+        if (r < 0) {
             sk_config_free(c);
-            return -1;
+            return r;
         }
     }
     return 0;

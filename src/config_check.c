@@ -26,15 +26,18 @@ static int read_password(const char *path, bool missing_ok, char **out, char *er
     /* O_NONBLOCK: a FIFO put there by mistake must not hang the start. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        if (errno == ENOENT && missing_ok)
+        int e = errno;
+        if (e == ENOENT && missing_ok)
             return 0;
-        return fail(err, errlen, "cannot open password file %s: %s", path, strerror(errno));
+        return sk_errf_code(-e, err, errlen, "cannot open password file %s: %s", path,
+                            strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, "cannot stat password file %s: %s", path, strerror(e));
+        return sk_errf_code(-e, err, errlen, "cannot stat password file %s: %s", path,
+                            strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
@@ -48,7 +51,9 @@ static int read_password(const char *path, bool missing_ok, char **out, char *er
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = fail(err, errlen, "cannot read password file %s: %s", path, strerror(errno));
+            int e = errno;
+            rc = sk_errf_code(-e, err, errlen, "cannot read password file %s: %s", path,
+                              strerror(e));
             goto out;
         }
         if (n == 0)
@@ -76,7 +81,7 @@ static int read_password(const char *path, bool missing_ok, char **out, char *er
     buf[len] = '\0';
     *out = strdup(buf);
     if (!*out)
-        rc = fail(err, errlen, "out of memory");
+        rc = sk_errf_code(-ENOMEM, err, errlen, "out of memory");
 out:
     explicit_bzero(buf, sizeof buf);
     close(fd);
@@ -92,7 +97,7 @@ static int load_password(struct sk_config *c, char *err, size_t errlen)
         return 0;
     char *path = malloc(strlen(dir) + sizeof "/db.password");
     if (!path)
-        return fail(err, errlen, "out of memory");
+        return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
     sprintf(path, "%s/db.password", dir);
     int rc = read_password(path, true, &c->db_password, err, errlen);
     free(path);
@@ -125,11 +130,13 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
                 return fail(err, errlen, "\"%s\" and \"%s\" name the same topic \"%s\"; "
                             "each topic must be different", topic_keys[i], topic_keys[j],
                             topics[i]);
-    if (sk_dburl_parse(c->db_url, &c->db, why, sizeof why) < 0)
-        return fail(err, errlen, "invalid value for \"db.url\": %s", why);
-    if (load_password(c, err, errlen) < 0) {
+    int r = sk_dburl_parse(c->db_url, &c->db, why, sizeof why);
+    if (r < 0)
+        return sk_errf_code(r, err, errlen, "invalid value for \"db.url\": %s", why);
+    r = load_password(c, err, errlen);
+    if (r < 0) {
         sk_dburl_free(&c->db);
-        return -1;
+        return r;
     }
     return 0;
 }
@@ -212,7 +219,7 @@ int sk_config_apply_reload(struct sk_config *dst, const struct sk_config *src)
             const char *s = config_get_str(src, o);
             char *d = xstrdup_or_null(s);
             if (s && !d)
-                return -1;
+                return -ENOMEM;
             config_put_str(dst, o, d);
         } else {
             config_put_num(dst, o, config_get_num(src, o));

@@ -74,21 +74,26 @@ static int parse_line(struct sk_config *c, char *line, const char *origin, char 
     char *value = trim(eq + 1);
     if (!*key)
         return fail(err, errlen, "%s: missing key before '='", origin);
-    if (*value == '"' && unquote(value, origin, key, err, errlen) < 0)
-        return -1;
+    if (*value == '"') {
+        int r = unquote(value, origin, key, err, errlen);
+        if (r < 0)
+            return r;
+    }
     return sk_config_set(c, key, value, origin, err, errlen);
 }
 
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "re");
-    if (!f)
-        return fail(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+    if (!f) {
+        int e = errno;
+        return sk_errf_code(-e, err, errlen, "cannot open config file %s: %s", path, strerror(e));
+    }
     char *line = malloc(MAX_LINE + 1);
     char *origin = malloc(strlen(path) + 24);
     int rc = 0;
     if (!line || !origin) {
-        rc = fail(err, errlen, "out of memory reading %s", path);
+        rc = sk_errf_code(-ENOMEM, err, errlen, "out of memory reading %s", path);
         goto out;
     }
     for (unsigned long lineno = 1;; lineno++) {
@@ -105,8 +110,8 @@ int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t
                 too_long = true;
         }
         if (ch == EOF && ferror(f)) {
-            rc = fail(err, errlen, "cannot read config file %s: %s", path,
-                      strerror(errno ? errno : EIO));
+            int e = errno ? errno : EIO;
+            rc = sk_errf_code(-e, err, errlen, "cannot read config file %s: %s", path, strerror(e));
             goto out;
         }
         if (ch == EOF && len == 0)

@@ -13,6 +13,7 @@
 #include "buf.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #define DBURL_HOST_MAX 255
 #define DBURL_SOCKET_MAX 107 /* sizeof(sun_path) - 1 */
 
-#define fail sk_errf /* format the one-line error, return -1 */
+#define fail sk_errf /* format the one-line error, return -EINVAL */
 
 /* Percent-decode s[0..len) into a new string.  NULL with *bad set on a
  * malformed escape or an encoded NUL / control character; NULL with *bad
@@ -277,7 +278,7 @@ int sk_dburl_parse(const char *url, struct sk_dburl *u, char *err, size_t errlen
         r.host = strndup(h, hlen);
         if (!r.host) {
             sk_dburl_free(&r);
-            return fail(err, errlen, "out of memory");
+            return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
         }
     }
     *u = r;
@@ -287,5 +288,5 @@ decode_failed:
     sk_dburl_free(&r);
     if (bad)
         return fail(err, errlen, "invalid percent-encoding or control character in the URL");
-    return fail(err, errlen, "out of memory");
+    return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
 }

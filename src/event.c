@@ -92,6 +92,8 @@ static const struct {
     [F_SET] = {"set", 3, K_SCORE},
 };
 
+/* The field (F_*) a member name stands for in a kind of event, -1 when it
+ * is none of them (an unknown member). */
 static int classify(const struct sk_json_str *name, enum sk_event_kind kind)
 {
     char buf[16];

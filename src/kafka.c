@@ -9,6 +9,7 @@
 
 #include "log.h"
 
+/* Set one librdkafka property; 0, or -EINVAL with a message in err. */
 static int set(rd_kafka_conf_t *c, const char *k, const char *v, const char *origin, char *err,
                size_t errlen)
 {
@@ -19,7 +20,7 @@ static int set(rd_kafka_conf_t *c, const char *k, const char *v, const char *ori
     /* The passthrough key is reported as the user wrote it: kafka.<prop>. */
     snprintf(err, errlen, "invalid setting \"kafka.%s\" = \"%s\" (from %s): %s", k,
              secret ? "********" : v, origin, e);
-    return -1;
+    return -EINVAL;
 }
 
 rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char *err, size_t errlen)

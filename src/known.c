@@ -19,6 +19,7 @@
 #include "hash.h"
 
 #include <stdint.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,11 +67,13 @@ static struct slot *probe(const struct gen *g, uint64_t h, const char *name, siz
     }
 }
 
+/* A table of cap slots with the entries rehashed into it; 0, or -ENOMEM
+ * (the old table then kept). */
 static int set_table(struct gen *g, size_t cap)
 {
     struct slot *t = calloc(cap, sizeof *t);
     if (!t)
-        return -1;
+        return -ENOMEM;
     struct slot *old = g->t;
     size_t old_cap = g->cap;
     g->t = t;

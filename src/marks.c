@@ -8,6 +8,7 @@
 #include "hash.h"
 
 #include <stdbool.h>
+#include <errno.h>
 #include <stdlib.h>
 
 #define MIN_CAP 64
@@ -34,11 +35,13 @@ static struct slot *probe(const struct sk_marks *m, int64_t game)
             return &m->t[i];
 }
 
+/* A table of cap slots with the entries rehashed into it; 0, or -ENOMEM
+ * (the old table then kept). */
 static int set_table(struct sk_marks *m, size_t cap)
 {
     struct slot *t = calloc(cap, sizeof *t);
     if (!t)
-        return -1;
+        return -ENOMEM;
     struct slot *old = m->t;
     size_t old_cap = m->cap;
     m->t = t;

@@ -37,13 +37,16 @@ static int cmp_mig(const void *a, const void *b)
     return (x->version > y->version) - (x->version < y->version);
 }
 
-/* NNN_name.sql, NNN a positive number: the only files taken. */
+/* NNN_name.sql, NNN a positive number: the only files taken.  Logs why it
+ * fails (the caller only picks the exit code): the error of opendir,
+ * -ENOMEM, or -EINVAL for two files of one version. */
 static int list_migrations(const char *dir, struct migration **out, size_t *n)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        log_error("cannot open migrations directory %s: %s", dir, strerror(errno));
-        return -1;
+        int e = errno;
+        log_error("cannot open migrations directory %s: %s", dir, strerror(e));
+        return -e;
     }
     struct migration *v = NULL;
     size_t cnt = 0;
@@ -57,9 +60,10 @@ static int list_migrations(const char *dir, struct migration **out, size_t *n)
             continue;
         struct migration *nv = realloc(v, (cnt + 1) * sizeof *nv);
         if (!nv) {
+            log_error("out of memory listing the migrations in %s", dir);
             free(v);
             closedir(d);
-            return -1;
+            return -ENOMEM;
         }
         v = nv;
         v[cnt].version = (unsigned)((s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'));
@@ -74,19 +78,22 @@ static int list_migrations(const char *dir, struct migration **out, size_t *n)
             log_error("two migrations with version %03u: %s and %s", v[i].version, v[i - 1].name,
                       v[i].name);
             free(v);
-            return -1;
+            return -EINVAL;
         }
     *out = v;
     *n = cnt;
     return 0;
 }
 
+/* Append the file to b.  Logs why it fails: the error of fopen, -EIO, or
+ * -ENOMEM. */
 static int read_file(const char *path, struct sk_buf *b)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
-        log_error("cannot read %s: %s", path, strerror(errno));
-        return -1;
+        int e = errno;
+        log_error("cannot read %s: %s", path, strerror(e));
+        return -e;
     }
     char tmp[8192];
     size_t r;
@@ -96,7 +103,7 @@ static int read_file(const char *path, struct sk_buf *b)
     fclose(f);
     if (bad || sk_buf_failed(b)) {
         log_error("cannot read %s", path);
-        return -1;
+        return bad ? -EIO : -ENOMEM;
     }
     return 0;
 }

@@ -1,4 +1,5 @@
 /* Unit tests: batch SQL and the fold of events (apply). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -181,7 +182,7 @@ static void score_missing_user_is_an_error(void **state)
     first(a, &sql, NULL);
     row(a, "1", "alice", NULL);
     char err[200];
-    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -1);
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -EPROTO);
     assert_non_null(strstr(err, "zed"));
     sk_buf_free(&sql);
     sk_apply_free(a);
@@ -476,7 +477,7 @@ static void one_trip_when_marks_are_known(void **state)
     /* no new score returned for a player: the answers do not add up */
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_one_trip(a));
-    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -1);
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -EPROTO);
     assert_non_null(strstr(err, "returned no new score"));
     release(a, &sql, b, p);
     sk_known_free(k);

@@ -76,9 +76,9 @@ static void set_bad(struct sk_config *c, const char *k, const char *v, const cha
 {
     err[0] = '\0';
     int rc = sk_config_set(c, k, v, "-o", err, sizeof err);
-    if (rc != -1)
+    if (rc != -EINVAL)
         print_error("set %s=%s unexpectedly succeeded\n", k, v);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, -EINVAL);
     if (want && !strstr(err, want))
         print_error("error \"%s\" lacks \"%s\"\n", err, want);
     if (want)
@@ -278,15 +278,15 @@ static void test_error_format(void **state)
     (void)state;
     struct sk_config c;
     init(&c);
-    assert_int_equal(sk_config_set(&c, "db.pool_size", "abc", "-o", err, sizeof err), -1);
+    assert_int_equal(sk_config_set(&c, "db.pool_size", "abc", "-o", err, sizeof err), -EINVAL);
     assert_string_equal(err, "invalid value \"abc\" for \"db.pool_size\" (from -o): "
                              "expected an integer 1..64");
     assert_int_equal(sk_config_set(&c, "db.pool_size", "0", "/etc/x.conf:3", err, sizeof err),
-                     -1);
+                     -EINVAL);
     assert_string_equal(err, "invalid value \"0\" for \"db.pool_size\" (from /etc/x.conf:3): "
                              "expected an integer 1..64");
     assert_int_equal(
-        sk_config_set(&c, "batch.max_event", "5", "/etc/x.conf:12", err, sizeof err), -1);
+        sk_config_set(&c, "batch.max_event", "5", "/etc/x.conf:12", err, sizeof err), -EINVAL);
     assert_string_equal(err, "unknown key \"batch.max_event\" (from /etc/x.conf:12); "
                              "did you mean \"batch.max_events\"?");
     /* a transposition counts as one edit */
@@ -305,7 +305,7 @@ static void test_error_format(void **state)
     assert_true(strlen(err) < 200);
     set_bad(&c, "topic.users", "a\nb", "\"a?b\"");
     /* NULL err buffer is fine */
-    assert_int_equal(sk_config_set(&c, "db.pool_size", "x", "-o", NULL, 0), -1);
+    assert_int_equal(sk_config_set(&c, "db.pool_size", "x", "-o", NULL, 0), -EINVAL);
     sk_config_free(&c);
 }
 
@@ -451,7 +451,7 @@ static void load_bad(const char *name, const char *text, const char *want1, cons
     write_text(name, text, path, sizeof path);
     init(&c);
     err[0] = '\0';
-    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -1);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
     if (!strstr(err, want1) || (want2 && !strstr(err, want2)))
         print_error("error \"%s\" lacks \"%s\" / \"%s\"\n", err, want1, want2 ? want2 : "");
     assert_non_null(strstr(err, want1));
@@ -482,7 +482,7 @@ static void test_file_errors(void **state)
     static const char nul_text[] = "kafka.a = 1\nkafka.x = a\0b\n";
     write_file("nul.conf", nul_text, sizeof nul_text - 1, path, sizeof path);
     init(&c);
-    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -1);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, ":2: NUL byte"));
     sk_config_free(&c);
 
@@ -507,7 +507,7 @@ static void test_file_errors(void **state)
     big[17 + 4098] = '\0';
     write_text("line4097.conf", big, path, sizeof path);
     init(&c);
-    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -1);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, ":2: line longer than 4096 bytes"));
     sk_config_free(&c);
     free(big);
@@ -515,10 +515,10 @@ static void test_file_errors(void **state)
     /* missing file, directory */
     init(&c);
     snprintf(path, sizeof path, "%s/does-not-exist.conf", tmpdir);
-    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -1);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, strerror(ENOENT)));
-    assert_int_equal(sk_config_load_file(&c, tmpdir, err, sizeof err), -1);
+    assert_int_equal(sk_config_load_file(&c, tmpdir, err, sizeof err), -EISDIR);
     assert_non_null(strstr(err, tmpdir));
     assert_non_null(strstr(err, strerror(EISDIR)));
     sk_config_free(&c);
@@ -612,9 +612,9 @@ static void url_bad(const char *url, const char *want)
     memset(&u, 0x5a, sizeof u);
     err[0] = '\0';
     int rc = sk_dburl_parse(url, &u, err, sizeof err);
-    if (rc != -1 || !strstr(err, want))
+    if (rc != -EINVAL || !strstr(err, want))
         print_error("url %s: rc %d, error \"%s\", wanted \"%s\"\n", url, rc, err, want);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, -EINVAL);
     assert_non_null(strstr(err, want));
     assert_null(u.user); /* zeroed on failure */
     assert_null(u.dbname);
@@ -686,13 +686,15 @@ static void test_dburl_bad(void **state)
 
 /* ---- finish, password --------------------------------------------------- */
 
-static void finish_bad(struct sk_config *c, const char *want)
+/* want_rc: -EINVAL for refused settings, the errno of a password file
+ * that cannot be opened */
+static void finish_bad(struct sk_config *c, int want_rc, const char *want)
 {
     err[0] = '\0';
     int rc = sk_config_finish(c, err, sizeof err);
-    if (rc != -1 || !strstr(err, want))
+    if (rc != want_rc || !strstr(err, want))
         print_error("finish: rc %d, error \"%s\", wanted \"%s\"\n", rc, err, want);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, want_rc);
     assert_non_null(strstr(err, want));
 }
 
@@ -701,9 +703,9 @@ static void test_finish_checks(void **state)
     (void)state;
     struct sk_config c;
     init(&c);
-    finish_bad(&c, "missing required setting \"db.url\"");
+    finish_bad(&c, -EINVAL, "missing required setting \"db.url\"");
     set_ok(&c, "db.url", "mariadb://sk@h/db");
-    finish_bad(&c, "missing required setting \"kafka.bootstrap.servers\"");
+    finish_bad(&c, -EINVAL, "missing required setting \"kafka.bootstrap.servers\"");
     set_ok(&c, "kafka.brokers", "k:9092");
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
     assert_string_equal(c.db.host, "h");
@@ -712,15 +714,15 @@ static void test_finish_checks(void **state)
 
     set_ok(&c, "db.retry_min_ms", "5000");
     set_ok(&c, "db.retry_max_ms", "1000");
-    finish_bad(&c, "\"db.retry_min_ms\" (5000) exceeds \"db.retry_max_ms\" (1000)");
+    finish_bad(&c, -EINVAL, "\"db.retry_min_ms\" (5000) exceeds \"db.retry_max_ms\" (1000)");
     set_ok(&c, "db.retry_max_ms", "5000");
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
 
     set_ok(&c, "topic.dead_letter", "game.scores");
-    finish_bad(&c, "\"topic.scores\" and \"topic.dead_letter\" name the same topic");
+    finish_bad(&c, -EINVAL, "\"topic.scores\" and \"topic.dead_letter\" name the same topic");
     set_ok(&c, "topic.dead_letter", "dlq");
     set_ok(&c, "topic.results", "game.users");
-    finish_bad(&c, "\"topic.users\" and \"topic.results\"");
+    finish_bad(&c, -EINVAL, "\"topic.users\" and \"topic.results\"");
     set_ok(&c, "topic.results", "res");
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0); /* repeatable, no leak */
@@ -739,15 +741,15 @@ static void test_password_file(void **state)
     minimal(&c);
     snprintf(path, sizeof path, "%s/no-such-password", tmpdir);
     set_ok(&c, "db.password_file", path);
-    finish_bad(&c, path);
+    finish_bad(&c, -ENOENT, path);
     assert_non_null(strstr(err, strerror(ENOENT)));
 
     write_text("pw-empty", "", path, sizeof path);
     set_ok(&c, "db.password_file", path);
-    finish_bad(&c, "is empty");
+    finish_bad(&c, -EINVAL, "is empty");
     write_text("pw-nl", "\n", path, sizeof path);
     set_ok(&c, "db.password_file", path);
-    finish_bad(&c, "is empty");
+    finish_bad(&c, -EINVAL, "is empty");
 
     write_text("pw-ok", "s3cr3t-Pw\n", path, sizeof path);
     set_ok(&c, "db.password_file", path);
@@ -766,7 +768,7 @@ static void test_password_file(void **state)
 
     write_text("pw-2nl", "pw\n\n", path, sizeof path); /* only one newline is stripped */
     set_ok(&c, "db.password_file", path);
-    finish_bad(&c, "more than one line");
+    finish_bad(&c, -EINVAL, "more than one line");
 
     /* 4096 bytes are fine, 4097 are not; contents never in the message */
     char big[4098];
@@ -777,7 +779,7 @@ static void test_password_file(void **state)
     assert_int_equal(strlen(c.db_password), 4096);
     write_file("pw-4097", big, 4097, path, sizeof path);
     set_ok(&c, "db.password_file", path);
-    finish_bad(&c, "larger than 4096 bytes");
+    finish_bad(&c, -EINVAL, "larger than 4096 bytes");
     assert_non_null(strstr(err, path));
     assert_null(strstr(err, "QQQQ"));
     assert_null(c.db_password);
@@ -786,12 +788,12 @@ static void test_password_file(void **state)
     chmod(path, 0);
     set_ok(&c, "db.password_file", path);
     if (geteuid() != 0) { /* root reads anything */
-        finish_bad(&c, strerror(EACCES));
+        finish_bad(&c, -EACCES, strerror(EACCES));
         assert_non_null(strstr(err, path));
         assert_null(strstr(err, "TopSecretValue"));
     }
     set_ok(&c, "db.password_file", tmpdir);
-    finish_bad(&c, "not a regular file");
+    finish_bad(&c, -EINVAL, "not a regular file");
     sk_config_free(&c);
 }
 
@@ -822,7 +824,7 @@ static void test_credentials_directory(void **state)
     /* an empty credential file is an error */
     set_ok(&c, "db.password_file", "");
     write_text("creds/db.password", "", path, sizeof path);
-    finish_bad(&c, "creds/db.password is empty");
+    finish_bad(&c, -EINVAL, "creds/db.password is empty");
 
     unsetenv("CREDENTIALS_DIRECTORY");
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
@@ -962,27 +964,27 @@ static void test_reload_diff(void **state)
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 0);
 
     set_ok(&b, "db.pool_size", "8");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_string_equal(err, "\"db.pool_size\" cannot be changed by a reload (\"4\" -> \"8\"); "
                              "restart scorekeeper to apply it");
     set_ok(&b, "db.pool_size", "4");
 
     set_ok(&b, "topic.users", "other");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "\"topic.users\""));
     set_ok(&b, "topic.users", "game.users");
 
     set_ok(&b, "kafka.acks", "1");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "\"kafka.acks\" cannot be changed"));
     set_ok(&b, "kafka.acks", "all");
     set_ok(&b, "kafka.sasl.password", "NewSecretPw");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "\"kafka.sasl.password\" cannot be changed by a reload "
                                 "(unset -> \"********\")"));
     assert_null(strstr(err, "NewSecretPw"));
     /* a property dropped from the new configuration */
-    assert_int_equal(sk_config_reload_diff(&b, &a, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&b, &a, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "(\"********\" -> unset)"));
     sk_config_free(&b);
 
@@ -996,7 +998,7 @@ static void test_reload_diff(void **state)
     set_ok(&b, "limits.max_depth", "8");
     set_ok(&b, "db.password_file", path);
     assert_int_equal(sk_config_finish(&b, err, sizeof err), 0);
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -1);
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "db.password_file"));
     assert_null(strstr(err, "NewDbPassword"));
     assert_null(strstr(err, path));
