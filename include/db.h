@@ -69,5 +69,5 @@ unsigned long sk_db_reconnects(const struct sk_db *db);
 
 /* Resolve a host name to a numeric address once, at start-up (the only
  * blocking DNS in the process: Connector/C would resolve synchronously on
- * every reconnect otherwise). */
+ * every reconnect otherwise).  -EHOSTUNREACH with the reason in err. */
 int sk_db_resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen);

@@ -52,13 +52,13 @@ int sk_db_resolve(const char *host, char *out, size_t outlen, char *err, size_t 
     int r = getaddrinfo(host, NULL, &hints, &ai);
     if (r != 0) {
         snprintf(err, errlen, "cannot resolve database host \"%s\": %s", host, gai_strerror(r));
-        return -1;
+        return -EHOSTUNREACH;
     }
     r = getnameinfo(ai->ai_addr, ai->ai_addrlen, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST);
     freeaddrinfo(ai);
     if (r != 0) {
         snprintf(err, errlen, "cannot resolve database host \"%s\": %s", host, gai_strerror(r));
-        return -1;
+        return -EHOSTUNREACH;
     }
     return 0;
 }
@@ -192,14 +192,14 @@ int sk_db_new(sd_event *loop, const struct sk_config *cfg, void (*on_idle)(void 
               struct sk_db **out)
 {
     struct sk_db *db = calloc(1, sizeof *db);
-    if (!db)
-        return -ENOMEM;
-    db->n = cfg->db_pool_size;
-    db->slots = calloc(db->n, sizeof *db->slots);
-    if (!db->slots) {
+    if (db)
+        db->slots = calloc(cfg->db_pool_size, sizeof *db->slots);
+    if (!db || !db->slots) {
+        log_error("cannot set up the database pool: out of memory");
         free(db);
         return -ENOMEM;
     }
+    db->n = cfg->db_pool_size;
     db->loop = loop;
     db->cfg = cfg;
     db->on_idle = on_idle;
@@ -207,10 +207,11 @@ int sk_db_new(sd_event *loop, const struct sk_config *cfg, void (*on_idle)(void 
     sk_rng_seed(&db->rng, (uint64_t)(unsigned)getpid() << 32 ^ (uint64_t)time(NULL));
     if (!cfg->db.socket) {
         char err[256];
-        if (sk_db_resolve(cfg->db.host, db->host, sizeof db->host, err, sizeof err) < 0) {
+        int r = sk_db_resolve(cfg->db.host, db->host, sizeof db->host, err, sizeof err);
+        if (r < 0) {
             log_error("%s", err);
             sk_db_free(db);
-            return -EHOSTUNREACH;
+            return r;
         }
     }
     int r = sd_event_add_defer(loop, &db->idle_defer, on_idle_defer, db);

@@ -74,7 +74,7 @@ static int produce_one(struct sk_output *o, struct sk_msg *m, int which)
     if (e) {
         if (h)
             rd_kafka_headers_destroy(h); /* not taken over on failure */
-        return -1;
+        return -ENOBUFS;
     }
     return 0;
 }
