@@ -48,6 +48,9 @@ struct sk_msg {
     /* outputs not yet delivered (SK_OUT_*), and those still to be produced */
     uint8_t todo;
     uint8_t unsent;
+    /* per output (index: SK_OUT_* - 1), how far it was cut to fit the
+     * producer's or the broker's size limit: 0 whole, 1 cut, 2 the least */
+    uint8_t cut[2];
     bool in_resend;
 };
 

@@ -32,6 +32,7 @@ struct sk_stats {
     unsigned long long results, dead_letters, result_errors, batches, transactions, retries;
     unsigned long long one_trip, one_trip_redone; /* one-round-trip path: committed, run again */
     unsigned long long slow_transactions; /* committed after db.slow_transaction_ms or more */
+    unsigned long long outputs_cut[2]; /* results, dead-letter copies sent smaller to fit a limit */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed transaction */
@@ -53,6 +54,7 @@ struct sk_stats_view {
     unsigned db_up;
     size_t known_users, known_preloaded;
     size_t inflight;
+    bool output_stuck; /* a topic refuses our outputs for good */
     const struct sk_part *parts; /* assigned partitions (list), for counts and lag */
     bool ready;
 };

@@ -155,6 +155,8 @@ const char *sk_buf_cstr(struct sk_buf *b)
 }
 
 static void verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void verrf(char *err, size_t errlen, const char *fmt, va_list ap)
 {
     if (err && errlen)
         vsnprintf(err, errlen, fmt, ap);

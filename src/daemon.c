@@ -288,10 +288,23 @@ static void feed_watchdog(struct daemon *d, uint64_t now)
 {
     uint64_t started = sk_txns_oldest(d->txns);
     uint64_t stall = (uint64_t)d->cfg->stall_timeout_ms * 1000u;
+    char why[300];
+    uint64_t refused = sk_output_stuck(d->output, why, sizeof why);
     if (started && now > started + stall) {
         if (!d->wedged) {
             sk_txns_log_wedged(d->txns, now, d->cfg->stall_timeout_ms / 1000u);
             sd_notify(0, "STATUS=wedged: a batch is stuck past pipeline.stall_timeout_ms");
+        }
+        d->wedged = true;
+        return;
+    }
+    if (refused && now > refused + stall) {
+        if (!d->wedged) {
+            log_error("pipeline wedged: %s for %llu s (limit %u s); withholding the watchdog so "
+                      "that systemd restarts the daemon",
+                      why, (unsigned long long)((now - refused) / 1000000u),
+                      d->cfg->stall_timeout_ms / 1000u);
+            sd_notify(0, "STATUS=wedged: a topic refuses the outputs past pipeline.stall_timeout_ms");
         }
         d->wedged = true;
         return;
@@ -342,7 +355,9 @@ static int on_periodic(sd_event_source *s, uint64_t usec, void *ud)
 static bool healthy(void *ud)
 {
     const struct daemon *d = ud;
-    return d->phase == PH_RUNNING && sk_db_count_up(d->db) > 0 && !d->wedged;
+    char why[300];
+    return d->phase == PH_RUNNING && sk_db_count_up(d->db) > 0 && !d->wedged &&
+           !sk_output_stuck(d->output, why, sizeof why);
 }
 
 static void render_metrics(void *ud, struct sk_buf *b)
@@ -357,6 +372,7 @@ static void render_metrics(void *ud, struct sk_buf *b)
         .known_preloaded = sk_txns_preloaded(d->txns),
         .inflight = sk_consumer_inflight(d->consumer),
         .parts = sk_consumer_parts(d->consumer),
+        .output_stuck = sk_output_stuck(d->output, (char[300]){0}, 300) != 0,
         .ready = healthy(ud),
     };
     sk_stats_render(&d->st, &v, b);

@@ -11,6 +11,15 @@
 #include "kafka.h"
 #include "log.h"
 
+/* A topic the producer cannot deliver to for a reason that retrying will
+ * not cure (authorization, a topic that does not exist, an output that
+ * fits no size limit): its outputs wait, parked, and are tried again now
+ * and then, so that the operator's fix is picked up. */
+struct stuck {
+    uint64_t since; /* monotonic usec of the first refusal, 0 when delivering */
+    rd_kafka_resp_err_t err;
+};
+
 struct sk_output {
     sd_event *loop;
     const struct sk_config *cfg;
@@ -18,12 +27,19 @@ struct sk_output {
     struct sk_output_ops ops;
     void *ud;
     rd_kafka_t *producer;
-    rd_kafka_topic_t *rkt_results, *rkt_dead_letter; /* made at start */
+    rd_kafka_topic_t *rkt[2]; /* results, dead letters (index: SK_OUT_* - 1); made at start */
     rd_kafka_queue_t *pq;
     int pipe[2];
     sd_event_source *io;
-    struct sk_msg *resend; /* outputs waiting to be (re)produced */
+    size_t max_bytes;      /* the producer's message.max.bytes */
+    struct sk_msg *resend; /* outputs waiting to be (re)produced at the next poll */
+    struct sk_msg *parked; /* outputs refused for good so far, tried again at park_retry */
+    uint64_t park_retry;
+    struct stuck stuck[2];
 };
+
+/* How often parked outputs are tried again. */
+#define PARK_RETRY_USEC 5000000ull
 
 static uint64_t now_usec(const struct sk_output *o)
 {
@@ -32,71 +48,185 @@ static uint64_t now_usec(const struct sk_output *o)
     return t;
 }
 
-static rd_kafka_headers_t *echo_headers(const struct sk_msg *m)
+static const char *const out_names[2] = {"result", "dead-letter copy"};
+
+static int out_index(int which) { return which == SK_OUT_DEAD_LETTER ? 1 : 0; }
+
+enum sk_out_fault sk_output_classify(int err)
 {
-    if (!m->n_hdrs)
-        return NULL;
-    rd_kafka_headers_t *h = rd_kafka_headers_new(m->n_hdrs);
+    switch ((rd_kafka_resp_err_t)err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return SK_OUT_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return SK_OUT_REFUSED;
+    default:
+        return SK_OUT_TRANSIENT; /* queue full, timeouts, brokers away: send it again */
+    }
+}
+
+static void add_echoed(rd_kafka_headers_t *h, const struct sk_msg *m)
+{
     for (size_t i = 0; i < m->n_hdrs; i++)
         rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
-    return h;
 }
 
 /* The dead-letter copy: the input bytes unchanged, with where they came
- * from and why they were rejected in headers. */
-static rd_kafka_headers_t *dead_letter_headers(const struct sk_msg *m)
+ * from and why they were rejected in headers.  Cut to fit, it says so and
+ * how large the input was. */
+static rd_kafka_headers_t *dead_letter_headers(const struct sk_msg *m, bool echo)
 {
-    char part[16], off[24];
+    char part[16], off[24], size[24];
     snprintf(part, sizeof part, "%d", (int)m->part->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
+    snprintf(size, sizeof size, "%zu", m->raw_null ? (size_t)0 : m->bytes);
     const char *msg = m->reject_msg ? m->reject_msg : sk_reject_code(m->reject);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(5 + m->n_hdrs);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7 + m->n_hdrs);
     rd_kafka_header_add(h, "sk-source-topic", -1, m->part->topic, -1);
     rd_kafka_header_add(h, "sk-source-partition", -1, part, -1);
     rd_kafka_header_add(h, "sk-source-offset", -1, off, -1);
     rd_kafka_header_add(h, "sk-error-code", -1, sk_reject_code(m->reject), -1);
     rd_kafka_header_add(h, "sk-error-message", -1, msg, -1);
-    for (size_t i = 0; i < m->n_hdrs; i++)
-        rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, (ssize_t)m->hdrs[i].len);
+    if (m->cut[1]) {
+        rd_kafka_header_add(h, "sk-truncated", -1, "true", -1);
+        rd_kafka_header_add(h, "sk-original-size", -1, size, -1);
+    }
+    if (echo)
+        add_echoed(h, m);
     return h;
 }
 
-static int produce_one(struct sk_output *o, struct sk_msg *m, int which)
+/* Bytes of the dead-letter copy's payload that fit the producer's limit
+ * beside its key and headers (0 when only the headers fit). */
+#define RECORD_OVERHEAD 1024 /* the record's own framing, with room to spare */
+static size_t dead_letter_fit(const struct sk_output *o, const struct sk_msg *m)
 {
-    bool dlq = which == SK_OUT_DEAD_LETTER;
-    rd_kafka_headers_t *h = dlq ? dead_letter_headers(m) : echo_headers(m);
-    const void *val = dlq ? m->raw : m->result;
-    size_t len = dlq ? (m->raw_null ? 0 : m->bytes) : m->result_len;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        o->producer, RD_KAFKA_V_RKT(dlq ? o->rkt_dead_letter : o->rkt_results),
-        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, len),
-        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
-    if (e) {
-        if (h)
-            rd_kafka_headers_destroy(h); /* not taken over on failure */
-        return -ENOBUFS;
-    }
-    return 0;
+    size_t used = m->key_len + RECORD_OVERHEAD + 512; /* our headers */
+    for (size_t i = 0; i < m->n_hdrs; i++)
+        used += strlen(m->hdrs[i].name) + m->hdrs[i].len;
+    return o->max_bytes > used ? o->max_bytes - used : 0;
 }
 
-static void wait_resend(struct sk_output *o, struct sk_msg *m)
+/* One output of m to the producer; the librdkafka error when it refuses it
+ * at once. */
+static rd_kafka_resp_err_t produce_one(struct sk_output *o, struct sk_msg *m, int which)
+{
+    int i = out_index(which);
+    rd_kafka_headers_t *h = NULL;
+    const void *val = m->result;
+    size_t len = m->result_len;
+    if (which == SK_OUT_DEAD_LETTER) {
+        /* cut 1: the payload cut to fit; cut 2: headers of ours only */
+        h = dead_letter_headers(m, m->cut[i] < 2);
+        val = m->raw;
+        len = m->raw_null ? 0 : m->bytes;
+        if (m->cut[i] == 1 && len > dead_letter_fit(o, m))
+            len = dead_letter_fit(o, m);
+        else if (m->cut[i] >= 2)
+            len = 0;
+    } else if (m->n_hdrs && !m->cut[i]) {
+        /* cut 1: the result without the input's echoed headers */
+        h = rd_kafka_headers_new(m->n_hdrs);
+        add_echoed(h, m);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        o->producer, RD_KAFKA_V_RKT(o->rkt[i]), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)val, len), RD_KAFKA_V_MSGFLAGS(0),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (e && h)
+        rd_kafka_headers_destroy(h); /* not taken over on failure */
+    return e;
+}
+
+static void push(struct sk_msg **list, struct sk_msg *m)
 {
     if (m->in_resend)
         return;
     m->in_resend = true;
-    m->next = o->resend;
-    o->resend = m;
+    m->next = *list;
+    *list = m;
 }
 
-/* Produce every output of m not yet handed to the producer; whatever cannot
- * be queued now waits for the next delivery reports. */
+static struct sk_log_ctx msg_ctx(const struct sk_msg *m)
+{
+    struct sk_log_ctx x = SK_LOG_CTX_NONE;
+    x.topic = m->part->topic;
+    x.partition = m->part->partition;
+    x.offset = m->offset;
+    return x;
+}
+
+/* A topic refuses our outputs for good: said once, when it starts. */
+static void set_stuck(struct sk_output *o, int i, rd_kafka_resp_err_t err)
+{
+    struct stuck *s = &o->stuck[i];
+    if (!s->since || s->err != err)
+        log_error("delivery to %s refused: %s; its %ss wait and are tried again every %llu s, "
+                  "and the daemon is not ready until it works",
+                  rd_kafka_topic_name(o->rkt[i]), rd_kafka_err2str(err), out_names[i],
+                  PARK_RETRY_USEC / 1000000ull);
+    if (!s->since)
+        s->since = now_usec(o);
+    s->err = err;
+}
+
+static void clear_stuck(struct sk_output *o, int i)
+{
+    if (!o->stuck[i].since)
+        return;
+    log_notice("delivery to %s works again", rd_kafka_topic_name(o->rkt[i]));
+    o->stuck[i] = (struct stuck){0};
+}
+
+/* An output of m failed, at production or in its delivery report: send it
+ * again, cut it to fit, or park it, by what the error means. */
+static void output_failed(struct sk_output *o, struct sk_msg *m, int which, rd_kafka_resp_err_t err)
+{
+    int i = out_index(which);
+    m->unsent |= (uint8_t)which;
+    enum sk_out_fault f = sk_output_classify(err);
+    if (f == SK_OUT_TOO_LARGE && m->cut[i] < (which == SK_OUT_DEAD_LETTER ? 2 : 1)) {
+        m->cut[i]++;
+        o->st->outputs_cut[i]++;
+        struct sk_log_ctx x = msg_ctx(m);
+        sk_logc(SK_LOG_WARNING, &x, "%s of %s [%d] at %lld is too large for %s (%s): sending it %s",
+                out_names[i], m->part->topic, (int)m->part->partition, (long long)m->offset,
+                rd_kafka_topic_name(o->rkt[i]), rd_kafka_err2str(err),
+                which == SK_OUT_RESULT ? "without the echoed headers"
+                : m->cut[i] == 1       ? "cut to fit, with the header sk-truncated"
+                                       : "as headers only, with the header sk-truncated");
+        push(&o->resend, m);
+        return;
+    }
+    if (f != SK_OUT_TRANSIENT) {
+        set_stuck(o, i, err);
+        push(&o->parked, m);
+        return;
+    }
+    push(&o->resend, m);
+}
+
+/* Produce every output of m not yet handed to the producer. */
 static void produce_unsent(struct sk_output *o, struct sk_msg *m)
 {
-    for (int which = SK_OUT_RESULT; which <= SK_OUT_DEAD_LETTER; which <<= 1)
-        if ((m->unsent & which) && produce_one(o, m, which) == 0)
-            m->unsent &= (uint8_t)~which;
-    if (m->unsent)
-        wait_resend(o, m);
+    for (int which = SK_OUT_RESULT; which <= SK_OUT_DEAD_LETTER; which <<= 1) {
+        if (!(m->unsent & which))
+            continue;
+        m->unsent &= (uint8_t)~which;
+        rd_kafka_resp_err_t e = produce_one(o, m, which);
+        if (e)
+            output_failed(o, m, which, e);
+    }
 }
 
 /* How long the event took: inside the daemon, and since its Kafka
@@ -134,13 +264,15 @@ int sk_output_emit(struct sk_output *o, struct sk_msg *m)
     return 0;
 }
 
-static void flush_resend(struct sk_output *o)
+/* Produce what waits on a list again; what fails again goes back on a list. */
+static void flush(struct sk_output *o, struct sk_msg **list)
 {
-    struct sk_msg *list = o->resend;
-    o->resend = NULL;
-    while (list) {
-        struct sk_msg *m = list;
-        list = m->next;
+    struct sk_msg *l = *list;
+    *list = NULL;
+    while (l) {
+        struct sk_msg *m = l;
+        l = m->next;
+        m->next = NULL;
         m->in_resend = false;
         produce_unsent(o, m);
     }
@@ -151,19 +283,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rm, void *opaq
     (void)rk;
     struct sk_output *o = opaque;
     struct sk_msg *m = rm->_private;
-    int which = rm->rkt == o->rkt_dead_letter ? SK_OUT_DEAD_LETTER : SK_OUT_RESULT;
+    int which = rm->rkt == o->rkt[1] ? SK_OUT_DEAD_LETTER : SK_OUT_RESULT;
+    int i = out_index(which);
     if (rm->err) {
         o->st->result_errors++;
-        struct sk_log_ctx x = SK_LOG_CTX_NONE;
-        x.topic = m->part->topic;
-        x.partition = m->part->partition;
-        x.offset = m->offset;
-        sk_logc(SK_LOG_WARNING, &x, "delivery to %s failed: %s; sending it again",
-                rd_kafka_topic_name(rm->rkt), rd_kafka_err2str(rm->err));
-        m->unsent |= (uint8_t)which;
-        wait_resend(o, m);
+        if (sk_output_classify(rm->err) == SK_OUT_TRANSIENT) {
+            struct sk_log_ctx x = msg_ctx(m);
+            sk_logc(SK_LOG_WARNING, &x, "delivery to %s failed: %s; sending it again",
+                    rd_kafka_topic_name(rm->rkt), rd_kafka_err2str(rm->err));
+        }
+        output_failed(o, m, which, rm->err);
         return;
     }
+    clear_stuck(o, i);
     if (which == SK_OUT_RESULT)
         o->st->results++;
     else
@@ -177,7 +309,25 @@ void sk_output_poll(struct sk_output *o)
 {
     while (rd_kafka_poll(o->producer, 0) > 0)
         ;
-    flush_resend(o);
+    flush(o, &o->resend);
+    if (o->parked && now_usec(o) >= o->park_retry) {
+        o->park_retry = now_usec(o) + PARK_RETRY_USEC;
+        flush(o, &o->parked);
+    }
+}
+
+uint64_t sk_output_stuck(const struct sk_output *o, char *why, size_t whylen)
+{
+    uint64_t since = 0;
+    for (int i = 0; i < 2; i++) {
+        const struct stuck *s = &o->stuck[i];
+        if (!s->since || (since && since <= s->since))
+            continue;
+        since = s->since;
+        snprintf(why, whylen, "delivery to %s refused: %s", rd_kafka_topic_name(o->rkt[i]),
+                 rd_kafka_err2str(s->err));
+    }
+    return since;
 }
 
 static int on_producer_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
@@ -213,12 +363,18 @@ static int start(struct sk_output *o)
     /* Topic handles made now start the metadata lookups for the outputs
      * while the consumer joins its group: the first results do not wait
      * for them. */
-    o->rkt_results = rd_kafka_topic_new(o->producer, o->cfg->topic_results, NULL);
-    o->rkt_dead_letter = rd_kafka_topic_new(o->producer, o->cfg->topic_dead_letter, NULL);
-    if (!o->rkt_results || !o->rkt_dead_letter) {
+    o->rkt[0] = rd_kafka_topic_new(o->producer, o->cfg->topic_results, NULL);
+    o->rkt[1] = rd_kafka_topic_new(o->producer, o->cfg->topic_dead_letter, NULL);
+    if (!o->rkt[0] || !o->rkt[1]) {
         log_error("cannot create Kafka topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
         return -EINVAL;
     }
+    char v[32];
+    size_t vlen = sizeof v;
+    o->max_bytes = 1000000; /* librdkafka's default, should the property not be read */
+    if (rd_kafka_conf_get(rd_kafka_conf(o->producer), "message.max.bytes", v, &vlen) ==
+        RD_KAFKA_CONF_OK)
+        o->max_bytes = strtoul(v, NULL, 10);
     o->pq = rd_kafka_queue_get_main(o->producer);
     return sk_kafka_watch(o->loop, o->pq, "producer", o->pipe, &o->io, on_producer_io, o);
 }
@@ -256,22 +412,22 @@ void sk_output_free(struct sk_output *o, sk_drop_fn drop, void *ud)
     }
     if (o->pq)
         rd_kafka_queue_destroy(o->pq);
-    if (o->rkt_results)
-        rd_kafka_topic_destroy(o->rkt_results);
-    if (o->rkt_dead_letter)
-        rd_kafka_topic_destroy(o->rkt_dead_letter);
+    for (int i = 0; i < 2; i++)
+        if (o->rkt[i])
+            rd_kafka_topic_destroy(o->rkt[i]);
     if (o->producer)
         rd_kafka_destroy(o->producer);
     /* Only now, with the producer gone, does nothing refer to the messages
      * (results are produced without a copy). */
-    while (o->resend) {
-        struct sk_msg *m = o->resend;
-        o->resend = m->next;
-        m->next = NULL;
-        m->in_resend = false;
-        if (drop)
-            drop(ud, m);
-    }
+    for (struct sk_msg **list = &o->resend; list; list = list == &o->resend ? &o->parked : NULL)
+        while (*list) {
+            struct sk_msg *m = *list;
+            *list = m->next;
+            m->next = NULL;
+            m->in_resend = false;
+            if (drop)
+                drop(ud, m);
+        }
     for (int i = 0; i < 2; i++)
         if (o->pipe[i] >= 0)
             close(o->pipe[i]);

@@ -138,6 +138,14 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
             st->dead_letters);
     counter(b, "scorekeeper_delivery_failures_total",
             "Result or dead-letter deliveries that failed (and were sent again).", st->result_errors);
+    sk_buf_printf(b, "# HELP scorekeeper_outputs_cut_total Outputs sent in a smaller form because "
+                   "they were over a size limit (logged).\n# TYPE scorekeeper_outputs_cut_total "
+                   "counter\nscorekeeper_outputs_cut_total{output=\"result\"} %llu\n"
+                   "scorekeeper_outputs_cut_total{output=\"dead_letter\"} %llu\n",
+                  st->outputs_cut[0], st->outputs_cut[1]);
+    gauge(b, "scorekeeper_output_refused",
+          "1 while a topic refuses our outputs for good (authorization, no such topic).",
+          v->output_stuck ? 1 : 0);
     gauge(b, "scorekeeper_events_in_flight", "Events consumed whose results are not delivered yet.",
           (long long)v->inflight);
     unsigned n = 0, held = 0;

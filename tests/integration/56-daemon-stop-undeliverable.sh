@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Issue 22: a stop whose deadline passes must still end in an orderly exit.
-# A score event of about 1,000,000 bytes is rejected (too_large); its
-# dead-letter copy is bigger than the producer's message.max.bytes, so
-# librdkafka refuses it at once and the event stays in flight for good.
-# 201 valid events for the same key follow and apply.  On SIGTERM the drain
-# cannot finish, the deadline (shutdown.timeout_ms) passes, and the daemon
-# must exit by itself with status 1, with no sanitizer report.  Before the
-# fix, teardown freed the scheduler and then closed the consumer, whose
-# revocation callback used the freed scheduler: a crash in teardown.
+# A score event of about 1,000,000 bytes is rejected (too_large).  Its
+# dead-letter topic takes no record of more than 100 bytes, so the copy can
+# be delivered in no form: too large for the producer, then cut to fit it,
+# then headers alone, each refused; the copy waits, the daemon says which
+# topic refuses and why and stops being ready.  201 valid events for the
+# same key follow and apply.  On SIGTERM the drain cannot finish, the
+# deadline (shutdown.timeout_ms) passes, and the daemon must exit by itself
+# with status 1, with no sanitizer report.  Before the fix, teardown freed
+# the scheduler and then closed the consumer, whose revocation callback
+# used the freed scheduler: a crash in teardown.
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 
@@ -18,7 +20,12 @@ export UBSAN_OPTIONS="$UBSAN_OPTIONS:exitcode=86"
 
 n_valid=201
 sk_daemon_setup stopbig 1
-sk_daemon_start -o shutdown.timeout_ms=3000 -o batch.linger_ms=10 || sk_bail "daemon did not start"
+dlq=$(sk_unique stopbig.dlq100)
+printf '%s\n' "$dlq" >>"$SK_TEST_TMP/.topics"
+"$SK_TOOLS/mktopic" -b "$KAFKA_BROKERS" -c max.message.bytes=100 "$dlq" 1 >/dev/null ||
+    sk_bail "cannot create the dead-letter topic that takes nothing"
+sk_daemon_start -o shutdown.timeout_ms=3000 -o batch.linger_ms=10 -o "topic.dead_letter=$dlq" ||
+    sk_bail "daemon did not start"
 url=$(sk_metrics_url)
 [[ -n $url ]] || sk_bail "the daemon's log does not say where its metrics are"
 metric() { curl -s --max-time 5 "$url/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
@@ -74,6 +81,17 @@ done
 tap_is "before the stop: every result delivered, one event (the large one) still in flight" \
     "$delivered $inflight" "$((n_valid + 1)) 1"
 tap_is "its dead-letter copy was never delivered" "$(metric scorekeeper_dead_letters_delivered_total)" 0
+for _ in $(seq 1 600); do
+    [[ $(metric scorekeeper_output_refused) == 1 ]] && break
+    sleep 0.1
+done
+tap_is "it was tried smaller twice (cut to fit, then headers alone)" \
+    "$(curl -s --max-time 5 "$url/metrics" | awk '$1 == "scorekeeper_outputs_cut_total{output=\"dead_letter\"}" {print $2}')" 2
+tap_check "the log says which topic refuses the copy, and why" \
+    grep -q "delivery to $dlq refused: Broker: Message size too large" "$D_LOG"
+tap_is "the daemon is not ready while a topic refuses its outputs" \
+    "$(metric scorekeeper_output_refused) $(metric scorekeeper_ready) $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url/healthz")" \
+    "1 0 503"
 
 # SIGTERM; the deadline is 3 s, so 120 s is only a guard against a hang.
 kill -TERM "$D_PID"

@@ -28,7 +28,8 @@ static const char *prog = "mktopic";
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: %s -b BROKERS [-r REPLICATION] [-t TIMEOUT_MS] TOPIC PARTITIONS\n"
+            "usage: %s -b BROKERS [-r REPLICATION] [-t TIMEOUT_MS] [-c NAME=VALUE]... TOPIC "
+            "PARTITIONS\n"
             "       %s -b BROKERS [-t TIMEOUT_MS] -d TOPIC...\n",
             prog, prog);
 }
@@ -113,7 +114,8 @@ static void send_create(rd_kafka_t *rk, rd_kafka_AdminOptions_t *opts, rd_kafka_
 /* Send CreateTopics and wait for its result.  Returns 0 when created or
  * already there (then *existed is set). */
 static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
-                        int replication, int timeout_ms, bool *existed)
+                        int replication, int timeout_ms, char **configs, int nconfigs,
+                        bool *existed)
 {
     char errstr[512];
     int rc = 1;
@@ -122,6 +124,17 @@ static int create_topic(rd_kafka_t *rk, const char *topic, int partitions,
     if (!nt) {
         fprintf(stderr, "%s: invalid topic request: %s\n", prog, errstr);
         return 1;
+    }
+    for (int i = 0; i < nconfigs; i++) {
+        char *eq = strchr(configs[i], '=');
+        *eq = '\0';
+        rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt, configs[i], eq + 1);
+        *eq = '=';
+        if (e) {
+            fprintf(stderr, "%s: topic config %s: %s\n", prog, configs[i], rd_kafka_err2str(e));
+            rd_kafka_NewTopic_destroy(nt);
+            return 1;
+        }
     }
     rd_kafka_event_t *ev = admin_call(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, "CreateTopics",
                                       timeout_ms, RD_KAFKA_EVENT_CREATETOPICS_RESULT,
@@ -265,12 +278,21 @@ int main(int argc, char **argv)
     int replication = -1; /* broker default */
     int timeout_ms = 30000;
     bool delete = false;
+    static char *configs[64];
+    int nconfigs = 0;
     int opt;
 
     if (argc > 0 && argv[0] && argv[0][0])
         prog = argv[0];
-    while ((opt = getopt(argc, argv, "b:r:t:dh")) != -1) {
+    while ((opt = getopt(argc, argv, "b:r:t:c:dh")) != -1) {
         switch (opt) {
+        case 'c':
+            if (nconfigs == 64 || !strchr(optarg, '=') || optarg[0] == '=') {
+                fprintf(stderr, "%s: invalid topic config '%s' (NAME=VALUE)\n", prog, optarg);
+                return 2;
+            }
+            configs[nconfigs++] = optarg;
+            break;
         case 'b':
             brokers = optarg;
             break;
@@ -337,7 +359,8 @@ int main(int argc, char **argv)
         return rc;
     }
     bool existed = false;
-    int rc = create_topic(rk, topic, partitions, replication, timeout_ms, &existed);
+    int rc = create_topic(rk, topic, partitions, replication, timeout_ms, configs, nconfigs,
+                          &existed);
     if (rc == 0) {
         int seen = wait_metadata(rk, topic, partitions, existed, timeout_ms);
         if (seen < 0) {
