@@ -7,6 +7,7 @@
  * one-round-trip path lives in apply_one_trip.c; the tables and SQL pieces
  * both paths share are declared in apply_int.h. */
 #include "apply_int.h"
+#include "log.h"
 
 #include "known.h"
 #include "part.h"
@@ -162,8 +163,16 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     }
     for (i = 0; i < a->n; i++) {
         struct poff *o = &a->offs[a->moff[i]];
-        if (a->msgs[i]->offset > o->batch_max)
-            o->batch_max = a->msgs[i]->offset;
+        /* One copy of each offset, in order: a copy consumed again after a
+         * revocation must never share a transaction with the old one. */
+        if (a->msgs[i]->offset <= o->batch_max) {
+            log_error("transaction: offset %lld of %s [%d] for game %lld follows %lld: the events "
+                      "of a partition and game must arrive in order, once",
+                      (long long)a->msgs[i]->offset, a->topic, (int)o->partition,
+                      (long long)o->game, (long long)o->batch_max);
+            abort();
+        }
+        o->batch_max = a->msgs[i]->offset;
         if (a->msgs[i]->offset < o->batch_min)
             o->batch_min = a->msgs[i]->offset;
     }
@@ -614,13 +623,17 @@ void apply_fold(struct sk_apply *a)
     for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
         struct player *p = &a->players[a->mplayer[i]];
-        if (m->offset < a->offs[a->moff[i]].next) {
+        struct poff *o = &a->offs[a->moff[i]];
+        if (m->offset < o->next) {
             /* Applied before (a retry after an ambiguous commit, or
              * consumed again after a crash or rebalance): never twice. */
             m->status = SK_ST_DUPLICATE;
             m->score = p->score;
             continue;
         }
+        /* The mark moves with each event decided, so that nothing below it
+         * is decided twice. */
+        o->next = m->offset + 1;
         m->status = SK_ST_APPLIED;
         int64_t sum;
         if (m->ev.op == SK_OP_SET) {

@@ -184,14 +184,39 @@ static void release_conn(struct txn *x)
     x->c = NULL;
 }
 
+/* The events of partitions revoked since the batch was cut leave it: the
+ * partition's next owner consumes them again from the committed offset, and
+ * if that owner is this daemon, the old copies must not run beside the new
+ * ones.  False when nothing is left of the batch. */
+static bool prune_revoked(struct sk_txns *t, struct sk_batch *b)
+{
+    struct sk_msg **pp = &b->head;
+    while (*pp) {
+        struct sk_msg *m = *pp;
+        if (!m->part->revoked) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = NULL;
+        b->n--;
+        t->ops.drop(t->ud, m);
+    }
+    return b->head != NULL;
+}
+
 /* The batches go back to the front of the ready FIFO, first one first, to
  * run again; the transaction is over. */
 static void give_back(struct txn *x)
 {
     struct sk_txns *t = x->t;
     release_conn(x);
-    for (unsigned i = x->nb; i-- > 0;)
-        sk_sched_push_front(t->sched, x->bs[i]);
+    for (unsigned i = x->nb; i-- > 0;) {
+        if (prune_revoked(t, x->bs[i]))
+            sk_sched_push_front(t->sched, x->bs[i]);
+        else
+            sk_sched_done(t->sched, x->bs[i], now_usec(t));
+    }
     x->nb = 0;
     set_state(x, SK_TXN_ST_DONE);
 }
@@ -329,7 +354,10 @@ static void failed(struct txn *x, const struct sk_db_error *err)
     case SK_TXN_SPLIT:
         sk_logc(SK_LOG_INFO, &lc, "%s: batch of %u events refused (%s); splitting it", name, b->n,
                 err->message);
-        sk_sched_split(t->sched, b);
+        /* what is split off goes back to the game's queue: never events of
+         * a partition that is no longer ours */
+        if (prune_revoked(t, b) && b->n > 1)
+            sk_sched_split(t->sched, b);
         b->attempt = 0;
         break;
     case SK_TXN_REJECT: {

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "apply.h"
 #include "known.h"
@@ -167,6 +171,40 @@ static void score_fold(void **state)
     assert_int_equal(ms[2]->score, 20);
     assert_int_equal(ms[5]->score, -3);
     sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+/* Offsets of one partition and game in one transaction strictly increase:
+ * an old copy of an event consumed again beside the new one would apply
+ * twice.  Building such a transaction aborts (the invariant is the
+ * scheduler's and the transaction module's to keep). */
+static void repeated_offset_aborts(void **state)
+{
+    (void)state;
+    for (int order = 0; order < 2; order++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 2); /* the log line is the point, not the noise */
+            struct sk_msg *ms[] = {score(order ? 7 : 5, "u1", SK_OP_DELTA, 1, NULL),
+                                   score(5, "u2", SK_OP_DELTA, 1, NULL)};
+            struct sk_batch *b = batch(42, ms, 2);
+            sk_apply_new(&b, 1);
+            _exit(0);
+        }
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+            fail_msg("offsets %s: the child %s", order ? "7, 5" : "5, 5",
+                     WIFSIGNALED(st) ? "died by another signal" : "did not abort");
+    }
+    /* increasing offsets build */
+    struct sk_msg *ms[] = {score(5, "u1", SK_OP_DELTA, 1, NULL), score(6, "u2", SK_OP_DELTA, 1, NULL)};
+    struct sk_batch *b = batch(42, ms, 2);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    assert_non_null(a);
     sk_apply_free(a);
     free_batch(b);
 }
@@ -657,6 +695,7 @@ int main(void)
         cmocka_unit_test(one_trip_when_marks_are_known),
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
+        cmocka_unit_test(repeated_offset_aborts),
         cmocka_unit_test(one_trip_set_after_delta_of_a_new_user),
         cmocka_unit_test(one_trip_for_a_new_game),
     };
