@@ -5,24 +5,31 @@
  * reload (SIGHUP) may change it.  Errors name the key, the value and where
  * it came from ("/etc/scorekeeper/scorekeeper.conf:12" or "-o").  Secrets
  * (the database password, kafka.*password*, kafka.*secret*) are never put
- * into a message.
+ * into a message, and never taken from the file or -o: they are read from
+ * a file named by db.password_file / kafka.<property>_file, or from the
+ * systemd credential of the same name ($CREDENTIALS_DIRECTORY/db.password,
+ * $CREDENTIALS_DIRECTORY/kafka.sasl.password, ...).  kafka.* properties
+ * that a promise of scorekeeper rests on (enable.auto.commit, ...) are
+ * refused with the promise they would break.
  *
  * Implemented by src/config.c (the table, setting one value),
- * src/config_text.c (the file, the dump, --help) and src/config_check.c
- * (the checks between keys, reload). */
+ * src/config_kafka.c (kafka.* keys), src/config_text.c (the file, the
+ * dump, --help) and src/config_check.c (the checks between keys, the
+ * secret files, reload). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "dburl.h"
 #include "event.h"
 #include "log.h"
 
 struct sk_kv {
-    char *key;    /* librdkafka property name, without the "kafka." prefix */
-    char *value;
-    char *origin; /* "file:line" or "-o" */
+    char *key;    /* as written without "kafka.": [consumer.|producer.]<property>[_file] */
+    char *value;  /* a secret's is read from its file by sk_config_finish() */
+    char *origin; /* "file:line", "-o", or the path of the secret's file */
 };
 
 struct sk_config {
@@ -45,7 +52,8 @@ struct sk_config {
     char *topic_scores;        /* topic.scores, default "game.scores" */
     char *topic_results;       /* topic.results, default "game.results" */
     char *topic_dead_letter;   /* topic.dead_letter, default "game.dead-letter" */
-    struct sk_kv *kafka;       /* other kafka.* properties, passed through */
+    struct sk_kv *kafka;       /* other kafka.* properties, passed through (and the
+                                  secrets sk_config_finish() read from their files) */
     size_t n_kafka;
     /* batching (reloadable) */
     unsigned batch_max_events; /* batch.max_events, default 2000 */
@@ -91,11 +99,29 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
  * -EACCES, -EISDIR, ... when the file cannot be opened or read, -ENOMEM. */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
 /* After all sets: cross-key checks, parse db.url, read the password file
- * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present).
+ * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present)
+ * and the Kafka secrets: kafka.[consumer.|producer.]<property>_file, else
+ * for sasl.password, ssl.key.password, ssl.keystore.password and
+ * sasl.oauthbearer.client.secret $CREDENTIALS_DIRECTORY/kafka.<property>
+ * when present; each becomes the passthrough setting kafka.<property>.
  * Returns 0, or a negative errno with a message in err: -EINVAL for
  * settings that do not go together or a bad password file, the open or
  * read error of the password file (-ENOENT, -EACCES, ...), -ENOMEM. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
+
+/* Which client a kafka.* passthrough key (without "kafka.") is for, with
+ * the librdkafka property it sets in *prop: kafka.consumer.<property> and
+ * kafka.producer.<property> one client, kafka.<property> both;
+ * SK_KAFKA_NONE for a <property>_file key (the file of a secret). */
+enum sk_kafka_client { SK_KAFKA_NONE, SK_KAFKA_BOTH, SK_KAFKA_CONSUMER, SK_KAFKA_PRODUCER };
+enum sk_kafka_client sk_config_kafka_client(const char *key, const char **prop);
+
+/* metrics.listen: "off" (returns 0), or HOST:PORT with HOST a numeric IPv4
+ * address and PORT 0..65535 in decimal (returns 1 and fills *sa; port 0
+ * picks a free one).  -EINVAL with the reason in why otherwise.  The
+ * settings table checks the value with it, so a value the endpoint would
+ * refuse is a configuration error at start-up and under --check-config. */
+int sk_config_parse_listen(const char *listen, struct sockaddr_in *sa, char *why, size_t n);
 
 /* Is this key's value a secret (masked in every message and dump)?  True
  * for db.password* (db.password_file included) and for any key containing,

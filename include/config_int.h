@@ -3,7 +3,8 @@
  * a row names.
  *
  * src/config.c owns the table and setting one value (sk_config_set);
- * src/config_text.c the settings as text (the file read, the dump written,
+ * src/config_kafka.c the kafka.* passthrough keys (per client, refused
+ * ones); src/config_text.c the settings as text (the file read, the dump written,
  * --help); src/config_check.c the second pass (sk_config_finish) and what
  * a reload may change.  Nothing outside these files includes this header. */
 #pragma once
@@ -69,8 +70,24 @@ void config_put_num(struct sk_config *c, const struct opt *o, uint64_t x);
 /* Text of a setting's value: strings as they are (NULL for unset), numbers
  * in tmp. */
 const char *config_value_text(const struct sk_config *c, const struct opt *o, char *tmp, size_t n);
-/* The kafka.* passthrough property prop (without the prefix), or NULL. */
-struct sk_kv *config_find_kv(const struct sk_config *c, const char *prop);
+/* The kafka.* passthrough setting key (without "kafka."), or NULL. */
+struct sk_kv *config_find_kv(const struct sk_config *c, const char *key);
+/* Set a kafka.* key (with its prefix), after refusing secrets, inline
+ * private keys and the properties scorekeeper owns; -EINVAL or -ENOMEM
+ * with the message in err. */
+int config_set_kafka(struct sk_config *c, const char *key, const char *value, const char *origin,
+                     char *err, size_t errlen);
+/* Store or replace one passthrough setting (key without "kafka."); 0 or
+ * -ENOMEM. */
+int config_kafka_put(struct sk_config *c, const char *key, const char *value, const char *origin);
+/* Remove passthrough setting i (the last one takes its place). */
+void config_kafka_drop(struct sk_config *c, size_t i);
+/* Is this librdkafka property a secret read only from a file or a
+ * credential (its name holds "password" or "secret")? */
+bool config_kafka_secret_prop(const char *prop);
+/* The message refusing a secret given as a value: where to put it instead.
+ * Returns -EINVAL. */
+int config_secret_refused(const char *key, const char *origin, char *err, size_t errlen);
 
 /* A size with an optional suffix k, M or G (1024-based). */
 bool config_parse_size(const char *s, uint64_t *out);

@@ -12,8 +12,9 @@
 
 #include "config.h"
 
-/* Build a client configuration: our defaults first, then every kafka.*
- * passthrough setting.  On error (unknown property, bad value) returns NULL
+/* Build a client configuration: our defaults first, then the kafka.*
+ * passthrough settings for both clients (less those meaningless to this
+ * one), then the kafka.consumer.* or kafka.producer.* ones.  On error (unknown property, bad value) returns NULL
  * with a message naming the key, value (masked if secret) and origin. */
 rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char *err, size_t errlen);
 

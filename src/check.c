@@ -16,6 +16,9 @@
 #include "kafka.h"
 #include "log.h"
 
+#define EX_UNAVAILABLE 69
+#define EX_CONFIG 78
+
 struct dbcheck {
     sd_event *loop;
     struct sk_db *db;
@@ -75,16 +78,37 @@ static int check_db(const struct sk_config *cfg)
     return r < 0 ? r : -EHOSTUNREACH;
 }
 
-/* Prints its verdict; 0, -EINVAL (the client cannot be configured) or
- * -EHOSTUNREACH (no broker answers). */
-static int check_kafka(const struct sk_config *cfg)
+/* The passthrough settings as each client has them, read back from the
+ * configurations librdkafka built: what kafka.consumer.* and
+ * kafka.producer.* reach, and what reaches both. */
+static void print_clients(const struct sk_config *cfg, rd_kafka_conf_t *const conf[2])
+{
+    static const char *const names[2] = {"consumer", "producer"};
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const char *prop, *p2;
+        if (sk_config_kafka_client(cfg->kafka[i].key, &prop) == SK_KAFKA_NONE)
+            continue;
+        bool seen = false; /* one line per property and client */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = sk_config_kafka_client(cfg->kafka[j].key, &p2) != SK_KAFKA_NONE &&
+                   !strcmp(prop, p2);
+        for (int k = 0; k < 2 && !seen; k++) {
+            char v[512];
+            size_t n = sizeof v;
+            if (rd_kafka_conf_get(conf[k], prop, v, &n) != RD_KAFKA_CONF_OK)
+                snprintf(v, sizeof v, "(not readable)");
+            printf("kafka %s: %s = %s\n", names[k], prop,
+                   sk_config_key_is_secret(prop) ? "********" : v);
+        }
+    }
+}
+
+/* Prints its verdict; 0, -EINVAL (librdkafka refuses the settings when it
+ * builds the client: a configuration error, as for the daemon) or
+ * -EHOSTUNREACH (no broker answers).  conf is taken over. */
+static int check_kafka(const struct sk_config *cfg, rd_kafka_conf_t *conf)
 {
     char err[512];
-    rd_kafka_conf_t *conf = sk_kafka_conf(cfg, false, err, sizeof err);
-    if (!conf) {
-        printf("kafka:    FAILED: %s\n", err);
-        return -EINVAL;
-    }
     rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
     rd_kafka_conf_set(conf, "log_level", "0", NULL, 0); /* the verdict below says it all */
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -121,8 +145,23 @@ static int check_kafka(const struct sk_config *cfg)
 
 int sk_check_run(const struct sk_config *cfg)
 {
+    /* Both clients' settings first: a property librdkafka refuses is a
+     * configuration error (78), as it is for the daemon. */
+    char err[512];
+    rd_kafka_conf_t *conf[2] = {sk_kafka_conf(cfg, true, err, sizeof err), NULL};
+    if (conf[0])
+        conf[1] = sk_kafka_conf(cfg, false, err, sizeof err);
+    if (!conf[1]) {
+        if (conf[0])
+            rd_kafka_conf_destroy(conf[0]);
+        log_error("configuration: %s", err);
+        printf("configuration: FAILED: %s\n", err);
+        return EX_CONFIG;
+    }
     printf("configuration: ok\n");
     sk_config_dump(cfg, print_line, NULL);
+    print_clients(cfg, conf);
+    rd_kafka_conf_destroy(conf[0]);
     /* The pool logs why a connect failed; the verdict goes to stdout. */
     int db = check_db(cfg);
     const char *verdict = db == 0 ? "ok" : "FAILED: cannot connect (the reason is logged above)";
@@ -131,6 +170,8 @@ int sk_check_run(const struct sk_config *cfg)
     else
         printf("database: %s (%s:%u, database %s)\n", verdict, cfg->db.host, cfg->db.port,
                cfg->db.dbname);
-    int kafka = check_kafka(cfg);
-    return db == 0 && kafka == 0 ? 0 : 69;
+    int kafka = check_kafka(cfg, conf[1]);
+    if (kafka == -EINVAL)
+        return EX_CONFIG;
+    return db == 0 && kafka == 0 ? 0 : EX_UNAVAILABLE;
 }

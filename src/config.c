@@ -34,6 +34,7 @@ static_assert(sizeof(enum sk_log_level) == sizeof(unsigned), "log level stored a
 
 static bool check_nonempty(const char *v, char *why, size_t n);
 static bool check_dburl(const char *v, char *why, size_t n);
+static bool check_listen(const char *v, char *why, size_t n);
 
 static const struct enum_name log_levels[] = {
     {"err", SK_LOG_ERR},   {"warning", SK_LOG_WARNING}, {"notice", SK_LOG_NOTICE},
@@ -131,7 +132,7 @@ const struct opt config_opts[] = {
      .help = "A batch running longer than this means the pipeline is wedged: the systemd "
              "watchdog is no longer fed"},
     {.key = "metrics.listen", .type = OT_STR, AT(metrics_listen), .def = "127.0.0.1:9464",
-     .check = check_nonempty,
+     .check = check_listen,
      .help = "Address of the Prometheus /metrics and /healthz endpoint, HOST:PORT (numeric "
              "IPv4; port 0 picks a free one), or \"off\""},
     {.key = "results.echo_headers", .type = OT_STR, AT(echo_headers),
@@ -277,6 +278,12 @@ static bool check_dburl(const char *v, char *why, size_t n)
         return false;
     sk_dburl_free(&u);
     return true;
+}
+
+static bool check_listen(const char *v, char *why, size_t n)
+{
+    struct sockaddr_in sa;
+    return sk_config_parse_listen(v, &sa, why, n) >= 0;
 }
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -481,70 +488,6 @@ static const char *suggest(const char *key)
     return best;
 }
 
-static bool valid_kafka_property(const char *p)
-{
-    if (!*p)
-        return false;
-    for (; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '-')
-            return false;
-    }
-    return true;
-}
-
-struct sk_kv *config_find_kv(const struct sk_config *c, const char *prop)
-{
-    for (size_t i = 0; i < c->n_kafka; i++)
-        if (strcmp(c->kafka[i].key, prop) == 0)
-            return &c->kafka[i];
-    return NULL;
-}
-
-static int set_kafka(struct sk_config *c, const char *key, const char *value, const char *origin,
-                     char *err, size_t errlen)
-{
-    const char *prop = key + strlen("kafka.");
-    char sh[SHOWN_MAX + 4];
-    if (!valid_kafka_property(prop))
-        return fail(err, errlen,
-                    "invalid key \"%s\" (from %s): expected kafka.<librdkafka property> "
-                    "made of A-Z a-z 0-9 . _ -",
-                    config_shown(key, false, sh), orig(origin));
-    if (has_ctl(value))
-        return fail(err, errlen, "invalid value \"%s\" for \"%s\" (from %s): control characters "
-                    "are not allowed", config_shown(value, sk_config_key_is_secret(key), sh), key,
-                    orig(origin));
-
-    char *v = strdup(value), *o = strdup(orig(origin));
-    if (!v || !o)
-        goto nomem;
-    struct sk_kv *kv = config_find_kv(c, prop);
-    if (kv) { /* a later setting replaces an earlier one */
-        if (sk_config_key_is_secret(key))
-            config_wipe_free(kv->value);
-        else
-            free(kv->value);
-        free(kv->origin);
-        kv->value = v;
-        kv->origin = o;
-        return 0;
-    }
-    char *k = strdup(prop);
-    struct sk_kv *arr = k ? realloc(c->kafka, (c->n_kafka + 1) * sizeof *arr) : NULL;
-    if (!arr) {
-        free(k);
-        goto nomem;
-    }
-    c->kafka = arr;
-    c->kafka[c->n_kafka++] = (struct sk_kv){.key = k, .value = v, .origin = o};
-    return 0;
-nomem:
-    free(v);
-    free(o);
-    return sk_errf_code(-ENOMEM, err, errlen, "out of memory setting \"%s\"", key);
-}
-
 int sk_config_set(struct sk_config *c, const char *key, const char *value, const char *origin,
                   char *err, size_t errlen)
 {
@@ -557,12 +500,9 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
     if (o)
         return set_opt(c, o, value, origin, err, errlen);
     if (strncmp(key, "kafka.", 6) == 0)
-        return set_kafka(c, key, value, origin, err, errlen);
+        return config_set_kafka(c, key, value, orig(origin), err, errlen);
     if (strcmp(key, "db.password") == 0)
-        return fail(err, errlen,
-                    "\"db.password\" cannot be set (from %s): put the password into a file and "
-                    "name it in db.password_file, or use the systemd credential \"db.password\"",
-                    orig(origin));
+        return config_secret_refused(key, orig(origin), err, errlen);
     const char *s = suggest(key);
     if (s)
         return fail(err, errlen, "unknown key \"%s\" (from %s); did you mean \"%s\"?",

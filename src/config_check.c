@@ -1,9 +1,10 @@
 /* config_check — the second pass over the settings: the checks between
- * keys and the password file (sk_config_finish), and what a reload may
- * change (sk_config_reload_diff, sk_config_apply_reload); see
- * include/config.h. */
+ * keys and the secrets' files (sk_config_finish), and what a reload may
+ * change (sk_config_reload_diff, sk_config_apply_reload); also the parse
+ * of metrics.listen; see include/config.h. */
 #include "config_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -88,20 +89,116 @@ out:
     return rc;
 }
 
+/* The systemd credential name (e.g. "db.password") read when present:
+ * *out NULL without $CREDENTIALS_DIRECTORY or without that file.  *path
+ * (freed by the caller) is where it was read. */
+static int read_credential(const char *name, char **out, char **path, char *err, size_t errlen)
+{
+    *out = *path = NULL;
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!dir || !*dir)
+        return 0;
+    *path = malloc(strlen(dir) + strlen(name) + 2);
+    if (!*path)
+        return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
+    sprintf(*path, "%s/%s", dir, name);
+    return read_password(*path, true, out, err, errlen);
+}
+
 static int load_password(struct sk_config *c, char *err, size_t errlen)
 {
     if (c->db_password_file)
         return read_password(c->db_password_file, false, &c->db_password, err, errlen);
-    const char *dir = getenv("CREDENTIALS_DIRECTORY");
-    if (!dir || !*dir)
-        return 0;
-    char *path = malloc(strlen(dir) + sizeof "/db.password");
-    if (!path)
-        return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
-    sprintf(path, "%s/db.password", dir);
-    int rc = read_password(path, true, &c->db_password, err, errlen);
+    char *path;
+    int rc = read_credential("db.password", &c->db_password, &path, err, errlen);
     free(path);
     return rc;
+}
+
+/* Store a secret read from path as the passthrough setting key; wipes it. */
+static int put_secret(struct sk_config *c, const char *key, char *secret, const char *path,
+                      char *err, size_t errlen)
+{
+    int r = config_kafka_put(c, key, secret, path);
+    config_wipe_free(secret);
+    return r < 0 ? sk_errf_code(r, err, errlen, "out of memory") : 0;
+}
+
+/* kafka.<key>_file settings, then the credentials of the secrets not set
+ * by one.  What an earlier call read is dropped first (a secret is never
+ * set otherwise: config_set_kafka refuses it). */
+static int load_kafka_secrets(struct sk_config *c, char *err, size_t errlen)
+{
+    static const char *const creds[] = {"sasl.password", "ssl.key.password",
+                                        "ssl.keystore.password", "sasl.oauthbearer.client.secret"};
+    const size_t sn = strlen("_file");
+    for (size_t i = c->n_kafka; i-- > 0;) {
+        const char *prop;
+        if (sk_config_kafka_client(c->kafka[i].key, &prop) != SK_KAFKA_NONE &&
+            config_kafka_secret_prop(prop))
+            config_kafka_drop(c, i);
+    }
+    for (size_t i = 0, n = c->n_kafka; i < n; i++) {
+        const char *prop;
+        if (sk_config_kafka_client(c->kafka[i].key, &prop) != SK_KAFKA_NONE ||
+            !*c->kafka[i].value) /* "" leaves it unset */
+            continue;
+        char *key = strndup(c->kafka[i].key, strlen(c->kafka[i].key) - sn), *path = NULL;
+        char *secret = NULL;
+        int r = key ? 0 : sk_errf_code(-ENOMEM, err, errlen, "out of memory");
+        if (r == 0 && (path = strdup(c->kafka[i].value)) == NULL)
+            r = sk_errf_code(-ENOMEM, err, errlen, "out of memory");
+        if (r == 0)
+            r = read_password(path, false, &secret, err, errlen);
+        if (r == 0)
+            r = put_secret(c, key, secret, path, err, errlen);
+        free(key);
+        free(path);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < sizeof creds / sizeof creds[0]; i++) {
+        char name[64], *secret, *path;
+        if (config_find_kv(c, creds[i]))
+            continue;
+        snprintf(name, sizeof name, "kafka.%s", creds[i]);
+        int r = read_credential(name, &secret, &path, err, errlen);
+        if (r == 0 && secret)
+            r = put_secret(c, creds[i], secret, path, err, errlen);
+        free(path);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int sk_config_parse_listen(const char *listen, struct sockaddr_in *sa, char *why, size_t n)
+{
+    if (strcmp(listen, "off") == 0)
+        return 0;
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || (size_t)(colon - listen) >= sizeof host) {
+        snprintf(why, n, "expected HOST:PORT (numeric IPv4) or \"off\"");
+        return -EINVAL;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    unsigned long port = 0;
+    const char *p = colon + 1;
+    for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (unsigned long)(*p - '0');
+    if (p == colon + 1 || *p || port > 65535) {
+        snprintf(why, n, "bad port: expected 0..65535");
+        return -EINVAL;
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        snprintf(why, n, "host must be a numeric IPv4 address");
+        return -EINVAL;
+    }
+    *sa = a;
+    return 1;
 }
 
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
@@ -134,6 +231,8 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
     if (r < 0)
         return sk_errf_code(r, err, errlen, "invalid value for \"db.url\": %s", why);
     r = load_password(c, err, errlen);
+    if (r >= 0)
+        r = load_kafka_secrets(c, err, errlen);
     if (r < 0) {
         sk_dburl_free(&c->db);
         return r;

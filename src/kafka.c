@@ -9,18 +9,57 @@
 
 #include "log.h"
 
-/* Set one librdkafka property; 0, or -EINVAL with a message in err. */
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, const char *origin, char *err,
-               size_t errlen)
+/* Set one librdkafka property; 0, or -EINVAL with a message in err naming
+ * the setting as written (name: kafka.<key>, NULL for our own defaults). */
+static int set_named(rd_kafka_conf_t *c, const char *k, const char *v, const char *name,
+                     const char *origin, char *err, size_t errlen)
 {
     char e[256];
     if (rd_kafka_conf_set(c, k, v, e, sizeof e) == RD_KAFKA_CONF_OK)
         return 0;
     bool secret = sk_config_key_is_secret(k);
-    /* The passthrough key is reported as the user wrote it: kafka.<prop>. */
-    snprintf(err, errlen, "invalid setting \"kafka.%s\" = \"%s\" (from %s): %s", k,
+    snprintf(err, errlen, "invalid setting \"kafka.%s\" = \"%s\" (from %s): %s", name ? name : k,
              secret ? "********" : v, origin, e);
     return -EINVAL;
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, const char *origin, char *err,
+               size_t errlen)
+{
+    return set_named(c, k, v, NULL, origin, err, errlen);
+}
+
+/* Is this kafka.<property> (for both clients) meaningless to this client?
+ * librdkafka would only warn, but a clean log matters more to on-call. */
+static bool other_clients(const char *k, bool consumer)
+{
+    if (!consumer)
+        return !strncmp(k, "group.", 6) || !strncmp(k, "auto.offset", 11) ||
+               !strncmp(k, "partition.assignment", 20) || !strncmp(k, "session.timeout", 15) ||
+               !strncmp(k, "max.poll", 8) || !strncmp(k, "heartbeat", 9);
+    return !strncmp(k, "linger", 6) || !strncmp(k, "acks", 4) ||
+           !strncmp(k, "enable.idempotence", 18) || !strncmp(k, "compression", 11) ||
+           !strncmp(k, "batch.", 6) || !strncmp(k, "queue.buffering", 15) ||
+           !strncmp(k, "message.timeout", 15);
+}
+
+/* The passthrough settings: those for both clients first, so that
+ * kafka.consumer.X and kafka.producer.X win over kafka.X. */
+static int set_passthrough(rd_kafka_conf_t *c, const struct sk_config *cfg, bool consumer,
+                           char *err, size_t errlen)
+{
+    enum sk_kafka_client own = consumer ? SK_KAFKA_CONSUMER : SK_KAFKA_PRODUCER;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < cfg->n_kafka; i++) {
+            const struct sk_kv *kv = &cfg->kafka[i];
+            const char *prop;
+            enum sk_kafka_client who = sk_config_kafka_client(kv->key, &prop);
+            if (pass == 0 ? who != SK_KAFKA_BOTH || other_clients(prop, consumer) : who != own)
+                continue;
+            if (set_named(c, prop, kv->value, kv->key, kv->origin, err, errlen) < 0)
+                return -EINVAL;
+        }
+    return 0;
 }
 
 rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char *err, size_t errlen)
@@ -45,6 +84,9 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
             set(c, "enable.auto.commit", "false", def, err, errlen) < 0 ||
             set(c, "enable.auto.offset.store", "false", def, err, errlen) < 0 ||
             set(c, "auto.offset.reset", "earliest", def, err, errlen) < 0 ||
+            /* librdkafka's default, said here because applying only
+             * committed input is a promise (config_kafka.c guards it) */
+            set(c, "isolation.level", "read_committed", def, err, errlen) < 0 ||
             /* Cooperative rebalancing moves only the partitions that change
              * owner, but librdkafka before 2.3.0 aborts when a consumer that
              * joined without ever being assigned is destroyed
@@ -81,24 +123,8 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
             set(c, "queue.buffering.max.messages", "1000000", def, err, errlen) < 0)
             goto fail;
     }
-    for (size_t i = 0; i < cfg->n_kafka; i++) {
-        const struct sk_kv *kv = &cfg->kafka[i];
-        /* Group settings mean nothing to the producer; librdkafka would only
-         * warn, but a clean log matters more to on-call. */
-        if (!consumer && (!strncmp(kv->key, "group.", 6) || !strncmp(kv->key, "auto.offset", 11) ||
-                          !strncmp(kv->key, "partition.assignment", 20) ||
-                          !strncmp(kv->key, "session.timeout", 15) ||
-                          !strncmp(kv->key, "max.poll", 8) || !strncmp(kv->key, "heartbeat", 9)))
-            continue;
-        if (consumer && (!strncmp(kv->key, "linger", 6) || !strncmp(kv->key, "acks", 4) ||
-                         !strncmp(kv->key, "enable.idempotence", 18) ||
-                         !strncmp(kv->key, "compression", 11) || !strncmp(kv->key, "batch.", 6) ||
-                         !strncmp(kv->key, "queue.buffering", 15) ||
-                         !strncmp(kv->key, "message.timeout", 15)))
-            continue;
-        if (set(c, kv->key, kv->value, kv->origin, err, errlen) < 0)
-            goto fail;
-    }
+    if (set_passthrough(c, cfg, consumer, err, errlen) < 0)
+        goto fail;
     return c;
 fail:
     rd_kafka_conf_destroy(c);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -861,27 +862,31 @@ static void test_kafka_passthrough_and_dump(void **state)
     struct sk_config c;
     struct capture cap;
     char path[PATH_MAX];
+    char kpath[PATH_MAX], opath[PATH_MAX];
     minimal(&c);
-    set_ok(&c, "kafka.sasl.password", "PwSecretOne");
+    write_text("sasl-one", "PwSecretOne\n", kpath, sizeof kpath);
+    set_ok(&c, "kafka.sasl.password_file", kpath);
     set_ok(&c, "kafka.sasl.username", "alice");
     set_ok(&c, "kafka.acks", "all");
-    set_ok(&c, "kafka.sasl.password", "PwSecretTwo"); /* replaces */
-    set_ok(&c, "kafka.ssl.key.pem", "PemSecret");
-    set_ok(&c, "kafka.sasl.oauthbearer.client.secret", "OauthSecret");
-    assert_int_equal(c.n_kafka, 5);
-    assert_string_equal(c.kafka[0].key, "sasl.password");
-    assert_string_equal(c.kafka[0].value, "PwSecretTwo");
+    write_text("sasl-two", "PwSecretTwo\n", kpath, sizeof kpath);
+    set_ok(&c, "kafka.sasl.password_file", kpath); /* replaces */
+    write_text("oauth", "OauthSecret", opath, sizeof opath);
+    set_ok(&c, "kafka.sasl.oauthbearer.client.secret_file", opath);
+    assert_int_equal(c.n_kafka, 4);
+    assert_string_equal(c.kafka[0].key, "sasl.password_file");
+    assert_string_equal(c.kafka[0].value, kpath);
 
     set_bad(&c, "kafka.", "x", "invalid key");
     set_bad(&c, "kafka.a b", "x", "invalid key");
-    set_bad(&c, "kafka.sasl.password", "PwSecretBad\x01", "control characters");
-    assert_null(strstr(err, "PwSecretBad"));
+    set_bad(&c, "kafka.sasl.password_file", "PwPathBad\x01", "control characters");
+    assert_null(strstr(err, "PwPathBad"));
     assert_non_null(strstr(err, "\"********\""));
-    assert_string_equal(c.kafka[0].value, "PwSecretTwo");
+    assert_string_equal(c.kafka[0].value, kpath);
 
     write_text("pw-dump", "DbSecretPw\n", path, sizeof path);
     set_ok(&c, "db.password_file", path);
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    assert_int_equal(c.n_kafka, 6); /* the two secrets read from their files */
 
     dump(&c, &cap);
     for (size_t i = 0; i < sizeof all_keys / sizeof all_keys[0]; i++) {
@@ -889,9 +894,9 @@ static void test_kafka_passthrough_and_dump(void **state)
         snprintf(needle, sizeof needle, "%s = ", all_keys[i]);
         assert_non_null(strstr(cap.text, needle));
     }
-    assert_int_equal(cap.lines, sizeof all_keys / sizeof all_keys[0] + 1 + 5);
+    assert_int_equal(cap.lines, sizeof all_keys / sizeof all_keys[0] + 1 + 6);
     assert_null(strstr(cap.text, "PwSecret"));
-    assert_null(strstr(cap.text, "PemSecret"));
+    assert_null(strstr(cap.text, kpath));
     assert_null(strstr(cap.text, "OauthSecret"));
     assert_null(strstr(cap.text, "DbSecretPw"));
     assert_null(strstr(cap.text, path)); /* db.password_file counts as secret */
@@ -908,15 +913,204 @@ static void test_kafka_passthrough_and_dump(void **state)
     const char *oauth = strstr(cap.text, "kafka.sasl.oauthbearer.client.secret = ********");
     const char *pw = strstr(cap.text, "kafka.sasl.password = ");
     const char *user = strstr(cap.text, "kafka.sasl.username = ");
-    const char *pem = strstr(cap.text, "kafka.ssl.key.pem = ********");
+    const char *pwf = strstr(cap.text, "kafka.sasl.password_file = ********");
     const char *sql = strstr(cap.text, "sql.dir = ");
-    assert_true(sql && acks && oauth && pw && user && pem);
-    assert_true(sql < acks && acks < oauth && oauth < pw && pw < user && user < pem);
+    assert_true(sql && acks && oauth && pw && user && pwf);
+    assert_true(sql < acks && acks < oauth && oauth < pw && pw < pwf && pwf < user);
     sk_config_free(&c);
 
     init(&c);
     assert_dump_has(&c, "db.password = (not set)");
     assert_dump_has(&c, "db.url = \"\"");
+    sk_config_free(&c);
+}
+
+/* ---- secrets never inline, kafka secrets from files ---------------------- */
+
+static void test_secrets_refused(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {
+        "kafka.sasl.password", "kafka.ssl.key.password", "kafka.ssl.keystore.password",
+        "kafka.sasl.oauthbearer.client.secret", "kafka.consumer.sasl.password",
+        "kafka.producer.SASL.PASSWORD",
+    };
+    struct sk_config c;
+    minimal(&c);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char want[128];
+        set_bad(&c, keys[i], "InlineSecret9", "refused: a secret is never taken from the "
+                                              "command line or the configuration file");
+        assert_null(strstr(err, "InlineSecret9"));
+        snprintf(want, sizeof want, "\"%s_file\"", keys[i]);
+        assert_non_null(strstr(err, want));
+        snprintf(want, sizeof want, "systemd credential \"%s\"", keys[i]);
+        assert_non_null(strstr(err, want));
+    }
+    set_bad(&c, "db.password", "InlineSecret9", "\"db.password_file\"");
+    assert_non_null(strstr(err, "systemd credential \"db.password\""));
+    assert_null(strstr(err, "InlineSecret9"));
+    set_bad(&c, "kafka.ssl.key.pem", "-----BEGIN PRIVATE KEY-----", "kafka.ssl.key.location");
+    assert_null(strstr(err, "BEGIN"));
+    /* only a secret is read from a file */
+    set_bad(&c, "kafka.acks_file", "/x", "only a secret");
+    assert_int_equal(c.n_kafka, 0);
+    sk_config_free(&c);
+
+    /* in the configuration file too, named with file:line */
+    load_bad("inline-secret.conf", "# c\nkafka.sasl.password = InlineSecret9\n",
+             ".conf:2", "\"kafka.sasl.password_file\"");
+    assert_null(strstr(err, "InlineSecret9"));
+}
+
+static void test_kafka_secret_files(void **state)
+{
+    (void)state;
+    struct sk_config c;
+    struct capture cap;
+    char dir[PATH_MAX], path[PATH_MAX], kpath[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/kcreds", tmpdir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+
+    /* kafka.<secret>_file */
+    minimal(&c);
+    write_text("ksasl", "FileSecret1\n", kpath, sizeof kpath);
+    set_ok(&c, "kafka.sasl.password_file", kpath);
+    write_text("kkey", "KeyPassSecret", path, sizeof path);
+    set_ok(&c, "kafka.producer.ssl.key.password_file", path);
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    assert_int_equal(c.n_kafka, 4); /* the two _file settings, the two secrets read */
+    assert_string_equal(c.kafka[2].key, "sasl.password");
+    assert_string_equal(c.kafka[2].value, "FileSecret1");
+    assert_string_equal(c.kafka[2].origin, kpath);
+    assert_string_equal(c.kafka[3].key, "producer.ssl.key.password");
+    assert_string_equal(c.kafka[3].value, "KeyPassSecret");
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0); /* repeatable */
+    assert_int_equal(c.n_kafka, 4);
+    dump(&c, &cap);
+    assert_non_null(strstr(cap.text, "kafka.sasl.password = ********\n"));
+    assert_non_null(strstr(cap.text, "kafka.producer.ssl.key.password = ********\n"));
+    assert_null(strstr(cap.text, "FileSecret1"));
+    assert_null(strstr(cap.text, "KeyPassSecret"));
+
+    /* the credential kafka.<secret>, when no _file names one */
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    write_text("kcreds/kafka.sasl.password", "CredSecret2\n", path, sizeof path);
+    write_text("kcreds/kafka.ssl.keystore.password", "StoreSecret3", path, sizeof path);
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    assert_string_equal(c.kafka[2].value, "FileSecret1"); /* the _file wins */
+    set_ok(&c, "kafka.sasl.password_file", ""); /* unset again */
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    dump(&c, &cap);
+    assert_null(strstr(cap.text, "CredSecret2"));
+    assert_null(strstr(cap.text, "StoreSecret3"));
+    assert_non_null(strstr(cap.text, "kafka.ssl.keystore.password = ********\n"));
+    bool cred = false, store = false;
+    for (size_t i = 0; i < c.n_kafka; i++) {
+        cred |= !strcmp(c.kafka[i].key, "sasl.password") &&
+                !strcmp(c.kafka[i].value, "CredSecret2") && strstr(c.kafka[i].origin, "kcreds/");
+        store |= !strcmp(c.kafka[i].key, "ssl.keystore.password") &&
+                 !strcmp(c.kafka[i].value, "StoreSecret3");
+    }
+    assert_true(cred && store);
+
+    /* a missing or empty secret file is an error naming the file */
+    set_ok(&c, "kafka.sasl.password_file", "/nonexistent/sasl");
+    finish_bad(&c, -ENOENT, "/nonexistent/sasl");
+    write_text("kcreds/kafka.sasl.password", "", path, sizeof path);
+    set_ok(&c, "kafka.sasl.password_file", "");
+    finish_bad(&c, -EINVAL, "kafka.sasl.password is empty");
+    unsetenv("CREDENTIALS_DIRECTORY");
+    sk_config_free(&c);
+}
+
+/* ---- guarded passthrough ------------------------------------------------- */
+
+static void test_kafka_guards(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *bad, *promise, *ok;
+    } g[] = {
+        {"kafka.enable.auto.commit", "true", "offsets are committed by scorekeeper only after "
+         "each event's result is delivered", "false"},
+        {"kafka.auto.commit.enable", "true", "auto-commit would commit events not yet", "false"},
+        {"kafka.consumer.enable.auto.offset.store", "true", "stored by scorekeeper only once",
+         "false"},
+        {"kafka.enable.idempotence", "false", "without idempotence a retried send", "true"},
+        {"kafka.producer.enable.idempotence", "0", "without idempotence", "1"},
+        {"kafka.isolation.level", "read_uncommitted", "only committed input events are applied",
+         "read_committed"},
+        {"kafka.auto.offset.reset", "latest", "a partition without a committed offset is read "
+         "from its beginning", "earliest"},
+        {"kafka.log.queue", "false", "written from the event loop", "true"},
+        {"kafka.delivery.report.only.error", "true", "reporting only failures", "false"},
+        {"kafka.queuing.strategy", "lifo", "in order per key", "fifo"},
+        {"kafka.offset.store.method", "file", "committed to the consumer group", "broker"},
+        {"kafka.transactional.id", "t1", "outside Kafka transactions", NULL},
+        {"kafka.consumer.group.id", "g2", "set by kafka.group.id", NULL},
+        {"kafka.producer.bootstrap.servers", "b:1", "kafka.bootstrap.servers", NULL},
+        {"kafka.metadata.broker.list", "b:1", "kafka.bootstrap.servers", NULL},
+    };
+    struct sk_config c;
+    minimal(&c);
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        char want[256];
+        snprintf(want, sizeof want, "\"%s\" = \"%s\" (from -o): refused: ", g[i].key, g[i].bad);
+        set_bad(&c, g[i].key, g[i].bad, want);
+        if (!strstr(err, g[i].promise))
+            print_error("\"%s\" lacks \"%s\"\n", err, g[i].promise);
+        assert_non_null(strstr(err, g[i].promise));
+        if (g[i].ok)
+            set_ok(&c, g[i].key, g[i].ok); /* the value scorekeeper sets anyway */
+    }
+    set_ok(&c, "kafka.enable.auto.commit", "FALSE");
+    set_ok(&c, "kafka.statistics.interval.ms", "1000"); /* not guarded */
+    sk_config_free(&c);
+    load_bad("guard.conf", "kafka.enable.auto.commit = true\n", ".conf:1",
+             "refused: offsets are committed by scorekeeper");
+}
+
+static void test_kafka_client(void **state)
+{
+    (void)state;
+    const char *p;
+    assert_int_equal(sk_config_kafka_client("linger.ms", &p), SK_KAFKA_BOTH);
+    assert_string_equal(p, "linger.ms");
+    assert_int_equal(sk_config_kafka_client("consumer.fetch.wait.max.ms", &p), SK_KAFKA_CONSUMER);
+    assert_string_equal(p, "fetch.wait.max.ms");
+    assert_int_equal(sk_config_kafka_client("producer.linger.ms", &p), SK_KAFKA_PRODUCER);
+    assert_string_equal(p, "linger.ms");
+    assert_int_equal(sk_config_kafka_client("sasl.password_file", &p), SK_KAFKA_NONE);
+    assert_int_equal(sk_config_kafka_client("consumer.", &p), SK_KAFKA_BOTH);
+
+    struct sockaddr_in sa;
+    char why[128];
+    assert_int_equal(sk_config_parse_listen("off", &sa, why, sizeof why), 0);
+    assert_int_equal(sk_config_parse_listen("127.0.0.1:9464", &sa, why, sizeof why), 1);
+    assert_int_equal(ntohs(sa.sin_port), 9464);
+    assert_int_equal(ntohl(sa.sin_addr.s_addr), 0x7f000001);
+    assert_int_equal(sk_config_parse_listen("0.0.0.0:0", &sa, why, sizeof why), 1);
+    static const char *const bad[] = {"localhost:9464", "127.0.0.1", "127.0.0.1:", ":9464",
+                                      "127.0.0.1:65536", "127.0.0.1:+5", "127.0.0.1: 5",
+                                      "[::1]:9464", "127.0.0.1:99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(sk_config_parse_listen(bad[i], &sa, why, sizeof why), -EINVAL);
+}
+
+static void test_metrics_listen(void **state)
+{
+    (void)state;
+    struct sk_config c;
+    init(&c);
+    set_ok(&c, "metrics.listen", "off");
+    set_ok(&c, "metrics.listen", "10.1.2.3:9100");
+    set_bad(&c, "metrics.listen", "localhost:9464",
+            "invalid value \"localhost:9464\" for \"metrics.listen\" (from -o): host must be a "
+            "numeric IPv4 address");
+    set_bad(&c, "metrics.listen", "127.0.0.1:70000", "bad port");
+    set_bad(&c, "metrics.listen", "9464", "expected HOST:PORT");
+    assert_string_equal(c.metrics_listen, "10.1.2.3:9100");
     sk_config_free(&c);
 }
 
@@ -978,11 +1172,15 @@ static void test_reload_diff(void **state)
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "\"kafka.acks\" cannot be changed"));
     set_ok(&b, "kafka.acks", "all");
-    set_ok(&b, "kafka.sasl.password", "NewSecretPw");
+    char kpath[PATH_MAX];
+    write_text("sasl-reload", "NewSecretPw", kpath, sizeof kpath);
+    set_ok(&b, "kafka.sasl.password_file", kpath);
+    assert_int_equal(sk_config_finish(&b, err, sizeof err), 0);
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
-    assert_non_null(strstr(err, "\"kafka.sasl.password\" cannot be changed by a reload "
-                                "(unset -> \"********\")"));
+    assert_non_null(strstr(err, "\"kafka.sasl.password"));
+    assert_non_null(strstr(err, "cannot be changed by a reload (unset -> \"********\")"));
     assert_null(strstr(err, "NewSecretPw"));
+    assert_null(strstr(err, kpath));
     /* a property dropped from the new configuration */
     assert_int_equal(sk_config_reload_diff(&b, &a, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "(\"********\" -> unset)"));
@@ -1026,6 +1224,11 @@ int main(void)
         cmocka_unit_test(test_credentials_directory),
         cmocka_unit_test(test_secret_keys),
         cmocka_unit_test(test_kafka_passthrough_and_dump),
+        cmocka_unit_test(test_secrets_refused),
+        cmocka_unit_test(test_kafka_secret_files),
+        cmocka_unit_test(test_kafka_guards),
+        cmocka_unit_test(test_metrics_listen),
+        cmocka_unit_test(test_kafka_client),
         cmocka_unit_test(test_reloadable),
         cmocka_unit_test(test_reload_diff),
     };
