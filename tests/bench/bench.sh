@@ -199,6 +199,26 @@ daemon_cpu() {
         proc_cpu "$1"
     fi
 }
+# cpu_snap PID FILE: each live thread's CPU time in ns (schedstat), for
+# cpu_since.  A short latency run can cost a process less than the clock
+# tick utime and stime count in, the server's as well as the daemon's.
+cpu_snap() {
+    local f t
+    for f in /proc/"$1"/task/*/schedstat; do
+        read -r t _ <"$f" 2>/dev/null || continue
+        f=${f%/schedstat}
+        printf '%s %s\n' "${f##*/}" "$t"
+    done >"$2"
+}
+# cpu_since PID FILE: seconds of CPU the threads of PID used since cpu_snap
+# wrote FILE (a thread started since counts whole; one that ended is missed,
+# so the figure never goes below 0); "" when PID is not ours to see.
+cpu_since() {
+    [[ -n $1 && -r /proc/$1/stat && -s $2 ]] || return 0
+    cpu_snap "$1" "$2.now"
+    awk 'NR == FNR { t0[$1] = $2; next } { d = $2 - ($1 in t0 ? t0[$1] : 0); if (d > 0) s += d }
+         END { printf "%.6f", s / 1e9 }' "$2" "$2.now"
+}
 # svc_cpu PID: proc_cpu of a stack service, "" when it is not ours to see (external stack)
 svc_cpu() { [[ -n $1 && -r /proc/$1/stat ]] && proc_cpu "$1" 2>/dev/null || true; }
 proc_hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"; }
@@ -448,22 +468,23 @@ log "main: verified (one result per input, database == ledger)"
 # the p99 of each second of sending (KEY_p99_per_s).
 half_speed() {
     local key=$1 c p50 p95 p99 mx mpid idle iow steal ins0 upd0 com0 ins1 upd1 com1 gp0 go0 gp1 go1
-    local cpu0 cpu1 dc0 dc1
+    local cpu dc
     read -r ins0 upd0 com0 _ < <(db_status)
     gp0=$(table_changed "$R_DB" game_players) go0=$(table_changed "$R_DB" game_offsets)
-    cpu0=$(daemon_cpu "$D_PID") dc0=$(svc_cpu "${MARIADB_PID:-}")
+    cpu_snap "$D_PID" "$R_DIR/cpu0.daemon"
+    [[ -n ${MARIADB_PID:-} && -r /proc/$MARIADB_PID/stat ]] && cpu_snap "$MARIADB_PID" "$R_DIR/cpu0.db"
     machine_sampler "$R_DIR/machine.tsv" &
     mpid=$!
     produce $((BENCH_SEED + 1)) "$lat_n" "$R_DIR/ledger.1" --rate "$rate" --world-seed "$BENCH_SEED"
     wait_results "$lat_n"
     kill "$mpid" 2>/dev/null || true
     wait "$mpid" 2>/dev/null || true
-    cpu1=$(daemon_cpu "$D_PID") dc1=$(svc_cpu "${MARIADB_PID:-}")
+    cpu=$(cpu_since "$D_PID" "$R_DIR/cpu0.daemon") dc=$(cpu_since "${MARIADB_PID:-}" "$R_DIR/cpu0.db")
     read -r ins1 upd1 com1 _ < <(db_status)
     gp1=$(table_changed "$R_DB" game_players) go1=$(table_changed "$R_DB" game_offsets)
     # what the same events cost at this rate, to set beside the main run's
-    put "${key}_cpu_s_per_m" "$(calc "($cpu1 - $cpu0) * 1000000 / $lat_n")"
-    [[ -n $dc0 && -n $dc1 ]] && put "${key}_db_cpu_s_per_m" "$(calc "($dc1 - $dc0) * 1000000 / $lat_n")"
+    put "${key}_cpu_s_per_m" "$(calc "${cpu:-0} * 1000000 / $lat_n")"
+    [[ -n $dc ]] && put "${key}_db_cpu_s_per_m" "$(calc "$dc * 1000000 / $lat_n")"
     put "${key}_handler_ops" "$((ins1 - ins0 + upd1 - upd0))"
     put "${key}_commits" "$((com1 - com0))"
     [[ -n $gp0 && -n $gp1 ]] && put "${key}_gp_rows" "$((gp1 - gp0))"
