@@ -7,6 +7,8 @@
 # profile.txt, summary.tsv and the raw data of every run.
 #
 # Steps (each can be sized or switched off with the variables below):
+#   one       (BENCH_ONE=1) the same stream again from a topic of one partition, as
+#             Kafka auto-creates it: events/s beside the main run's and the ceiling
 #   main      BENCH_EVENTS score events pre-produced, then the daemon drains them:
 #             events/s, rows/s, peak RSS, CPU s per million events; results
 #             checked one-per-input and ledger totals == database totals
@@ -31,6 +33,7 @@ cd "$root"
 : "${BENCH_USERS:=100000}"
 : "${BENCH_USER_PCT:=0}"            # share of user events in the streams
 : "${BENCH_PARTITIONS:=4}"          # input topic partitions
+: "${BENCH_ONE:=1}"                 # 0: skip the main stream's second drain, from one partition
 : "${BENCH_SEED:=42}"
 : "${BENCH_LAT_EVENTS:=}"           # latency runs; default: 20 s at half rate, >= 2000
 : "${BENCH_LAT:=1}"                 # 0: skip the latency runs
@@ -406,6 +409,7 @@ sk_sql "" "SET GLOBAL userstat = 1" >/dev/null 2>&1 || log "note: userstat unava
 log "load before: $(uptime)"
 put load_before "$(uptime | sed 's/.*load average: //')"
 put events "$BENCH_EVENTS"
+put partitions "$BENCH_PARTITIONS"
 
 new_run main
 MAIN_DB=$R_DB
@@ -460,6 +464,27 @@ log "main: $(fmt "$(get main_eps_ready_last)") events/s; verifying"
 verify "$main_ledger" "$n"
 put main_verified yes
 log "main: verified (one result per input, database == ledger)"
+
+# ------------------------------------------------- the same, one partition
+# Per-game batching should keep the pool as busy with one partition as
+# with several: the same stream (same seed) into topics of one partition
+# and a fresh database, drained and checked the same way.
+if ((BENCH_ONE)) && ((BENCH_PARTITIONS != 1)); then
+    new_run one 1
+    log "one partition: producing the same $BENCH_EVENTS events into one partition"
+    produce "$BENCH_SEED" "$BENCH_EVENTS" "$R_DIR/ledger"
+    start_daemon --
+    wait_results "$BENCH_EVENTS"
+    stop_daemon
+    read_results 0 "$BENCH_EVENTS" "$R_DIR/results.tsv"
+    read -r _ _ _ _ _ _ last_ms < <(latency_stats "$R_DIR/results.tsv")
+    put one_eps_ready_last "$(calc "$BENCH_EVENTS / (($last_ms - $D_T_READY) / 1000)")"
+    put one_vs_main "$(calc "$(get one_eps_ready_last) / $(get main_eps_ready_last)")"
+    log "one partition: $(fmt "$(get one_eps_ready_last)") events/s; verifying"
+    verify "$R_DIR/ledger" "$BENCH_EVENTS"
+    put one_verified yes
+    log "one partition: verified (one result per input, database == ledger)"
+fi
 
 # ------------------------------------------------------------- latency runs
 # half_speed KEY: the run's daemon fed $lat_n events at $rate/s (ledger.1,
@@ -665,6 +690,8 @@ if ((BENCH_CEILING)); then
     put ceil_fold_rows_per_s "$(calc "$rows / $secs")"
     put ratio_events "$(calc "$(get main_eps_ready_last) / $(get ceil_events_eps)")"
     put ratio_events_fold "$(calc "$(get main_eps_ready_last) / $(get ceil_fold_eps)")"
+    [[ -n $(get one_eps_ready_last) ]] &&
+        put ratio_one "$(calc "$(get one_eps_ready_last) / $(get ceil_events_eps)")"
     gp=$(get main_gp_rows)
     [[ -n $gp ]] && put ratio_rows "$(calc "$(get main_gp_rows_per_s) / $(get ceil_fold_rows_per_s)")"
 fi

@@ -79,6 +79,10 @@ one transaction per statement.  Both replays are checked against the ledger too.
 | folded per game in chunks of $(get ceil_fold_k) events (≈ the daemon's upserts) | $(f ceil_fold_rows) | $(f ceil_fold_s 1) | $(f ceil_fold_eps) | $(f ceil_fold_rows_per_s) | $(f ceil_folded_commits) / $(f ceil_folded_fsyncs) | $(f ratio_events_fold 2) |
 | the daemon (for comparison) | $(f main_gp_rows) | $(f main_secs 1) | $(f main_eps_ready_last) | $(f main_gp_rows_per_s) | $(f main_commits) / $(f main_fsyncs) | |
 
+- **From one partition** (the same stream into topics of one partition, as Kafka auto-creates
+  them, drained by a fresh daemon into a fresh database; $(get one_verified) verified):
+  $(f one_eps_ready_last) events/s = **$(f one_vs_main 2) × the $(get partitions) partitions' rate**
+  and **$(f ratio_one 2) × the ceiling**.
 - **Headline: daemon ÷ ceiling = $(f ratio_events 2)** (events/s of the daemon ÷ events/s of the
   one-row-per-event replay; target ≥ 0.8).
 - Like for like on rows: the daemon's game_players rows/s ÷ the folded replay's rows/s =

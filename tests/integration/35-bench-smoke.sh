@@ -66,6 +66,12 @@ tap_check "latency runs verified (the one on the main database against both ledg
 tap_check "the latency daemon started on the main run's database and read its users" \
     grep -Eq 'knew [1-9][0-9]* users from the database' "$out/runs/latency/daemon.log"
 tap_check "ceiling measured" test -n "$(val ratio_events)"
+tap_check "the same stream drained from one partition, verified" \
+    grep -q 'one partition: verified' "$log"
+tap_check "its rate beside the main run's and the ceiling" \
+    awk -v a="$(val one_vs_main)" -v b="$(val ratio_one)" -v v="$(val one_verified)" \
+    'BEGIN { exit !(a > 0 && b > 0 && v == "yes") }'
+tap_check "results.md says it" grep -q 'From one partition' "$out/results.md"
 tap_check "results.md written" test -s "$out/results.md"
 tap_check "results.md has the ceiling ratio" grep -q 'daemon ÷ ceiling' "$out/results.md"
 tap_check "sweep table written" grep -q '^| batch100 |' "$out/results.md"
