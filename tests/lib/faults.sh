@@ -58,6 +58,7 @@ fd_start() {
     shift
     _d_n=$((_d_n + 1))
     FD_LOG[$i]=$SK_TEST_TMP/daemon.$_d_n.log
+    : >"${FD_LOG[$i]}" # fd_wait_ready may read it before the daemon's redirection made it
     local args
     mapfile -t args < <(sk_daemon_args)
     "$SK_DAEMON" "${args[@]}" "${FAULT_DAEMON_OPTS[@]}" "$@" >"${FD_LOG[$i]}" 2>&1 &
