@@ -25,6 +25,8 @@ struct sk_db_conn;
 struct sk_db_error {
     enum sk_db_fault fault;
     unsigned code;       /* mysql_errno(), 0 when none */
+    bool timed_out;      /* SK_DB_CONN because the server did not answer within
+                            db.query_timeout_ms (the client's read timeout) */
     unsigned stmt;       /* the statement that failed, counted from 0 as for rows */
     char message[256];   /* mysql_error(), or what the pool saw */
 };
@@ -35,8 +37,9 @@ typedef void (*sk_db_row_fn)(void *ud, unsigned stmt, char **row, unsigned long 
                              unsigned nfields);
 /* Called once per query, with err == NULL on success.  The connection is
  * still acquired by the caller; it may run another query on it or release
- * it (also from inside this callback).  On SK_DB_CONN the connection is
- * already being rebuilt: the caller must release it. */
+ * it (also from inside this callback).  When sk_db_fault_loses_conn(fault)
+ * (SK_DB_CONN, SK_DB_TOO_LARGE) the connection is already being rebuilt:
+ * the caller must release it. */
 typedef void (*sk_db_done_fn)(void *ud, struct sk_db_conn *c, const struct sk_db_error *err);
 
 /* on_idle runs after a connection became free (connected, released, or
@@ -64,6 +67,12 @@ int sk_db_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn 
                 sk_db_done_fn on_done, void *ud);
 
 int sk_db_conn_id(const struct sk_db_conn *c);
+/* The session's max_allowed_packet, read when it connected: no statement
+ * sent on it may reach it (sk_policy_fits_packet). */
+unsigned long sk_db_conn_max_packet(const struct sk_db_conn *c);
+/* The smallest max_allowed_packet of the open connections, 0 when none is
+ * known: what the batches are cut for. */
+unsigned long sk_db_max_packet(const struct sk_db *db);
 unsigned sk_db_count_up(const struct sk_db *db); /* open, free or held */
 unsigned long sk_db_reconnects(const struct sk_db *db);
 

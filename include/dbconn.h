@@ -52,7 +52,9 @@ int dbconn_new(sd_event *loop, const struct sk_config *cfg, const char *host, in
  * down first, so that cannot wait). */
 void dbconn_free(struct sk_db_conn *c);
 
-/* DOWN -> CONNECTING; ends in events.free or events.down. */
+/* DOWN -> CONNECTING, then the session statement (HELD, QUERY...: the
+ * session settings, checked, and max_allowed_packet read); ends in
+ * events.free or events.down. */
 void dbconn_connect(struct sk_db_conn *c);
 /* IDLE -> PINGING; ends in events.free or, when the ping fails, in a
  * logged loss and events.down. */
@@ -75,3 +77,6 @@ void *dbconn_owner(const struct sk_db_conn *c);
 unsigned dbconn_failures(const struct sk_db_conn *c);
 /* Connects that failed plus open connections lost, since dbconn_new. */
 unsigned long dbconn_breaks(const struct sk_db_conn *c);
+/* The session's max_allowed_packet, read by its session statement; 0 until
+ * then. */
+unsigned long dbconn_max_packet(const struct sk_db_conn *c);

@@ -29,6 +29,7 @@ struct sk_batch {
     int64_t key;            /* game id, or 0 for the users group */
     struct sk_msg *head;    /* events in partition order */
     unsigned n;
+    size_t bytes;           /* their payload bytes */
     unsigned attempt;       /* failed attempts so far */
     bool solo;              /* run in a transaction of its own (poison hunt) */
     struct sk_batch *next;  /* in the ready FIFO */

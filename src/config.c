@@ -55,7 +55,10 @@ const struct opt config_opts[] = {
     {.key = "db.connect_timeout_ms", .type = OT_MS, AT(db_connect_timeout_ms), .min = 100,
      .max = 600000, .def = "5000", .help = "Timeout for connecting to the database"},
     {.key = "db.query_timeout_ms", .type = OT_MS, AT(db_query_timeout_ms), .min = 100,
-     .max = 3600000, .def = "30000", .help = "Timeout for one database statement"},
+     .max = 3600000, .def = "30000",
+     .help = "Longest one database statement may take: the server ends it a little before "
+             "(max_statement_time: a tenth less, at most 1 s), the client gives up on the "
+             "connection after it"},
     {.key = "db.retry_min_ms", .type = OT_MS, AT(db_retry_min_ms), .min = 1, .max = 60000,
      .def = "100", .help = "First delay before retrying a failed database operation"},
     {.key = "db.retry_max_ms", .type = OT_MS, AT(db_retry_max_ms), .min = 10, .max = 600000,
@@ -93,7 +96,8 @@ const struct opt config_opts[] = {
              "a transaction (and its commit) up to this many events"},
     {.key = "batch.max_bytes", .type = OT_SIZE, AT(batch_max_bytes), .min = KIB,
      .max = 64 * (uint64_t)MIB, .def = "1M", .flags = OF_RELOAD,
-     .help = "Most payload bytes in one batch"},
+     .help = "Most payload bytes in one batch (less when the server's max_allowed_packet "
+             "calls for it)"},
     {.key = "pipeline.max_inflight_events", .type = OT_UINT, AT(max_inflight_events), .min = 1,
      .max = 10000000, .def = "20000", .flags = OF_RELOAD,
      .help = "Events consumed whose results are not delivered yet; each partition with traffic "

@@ -305,6 +305,20 @@ int sk_db_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn 
 
 int sk_db_conn_id(const struct sk_db_conn *c) { return dbconn_id(c); }
 
+unsigned long sk_db_conn_max_packet(const struct sk_db_conn *c) { return dbconn_max_packet(c); }
+
+unsigned long sk_db_max_packet(const struct sk_db *db)
+{
+    unsigned long m = 0;
+    for (unsigned i = 0; i < db->n; i++) {
+        const struct sk_db_conn *c = db->slots[i].c;
+        unsigned long p = dbconn_is_open(c) ? dbconn_max_packet(c) : 0;
+        if (p && (!m || p < m))
+            m = p;
+    }
+    return m;
+}
+
 unsigned sk_db_count_up(const struct sk_db *db)
 {
     unsigned n = 0;

@@ -35,6 +35,11 @@ struct sk_db_conn {
     sd_event_source *wait_timer; /* the MYSQL_WAIT_TIMEOUT of the call in flight, nothing else */
     unsigned failures;           /* connects failed in a row */
     unsigned long breaks;        /* connects failed and connections lost, in all */
+    bool setting_up;             /* connected, the session statement in flight */
+    bool timed_out;              /* the wait timer ended the call in flight */
+    unsigned long max_packet;    /* the session's max_allowed_packet, 0 until read */
+    char charset[3][32];         /* character_set_client, _connection, _results */
+    char session_sql[400];       /* the session statement, see session_start() */
     /* the query in flight */
     sk_db_row_fn on_row;
     sk_db_done_fn on_done;
@@ -60,13 +65,16 @@ static const char *const state_names[] = {
 #define TO(s) (1u << (s))
 /* Where each state may go.  A call that fails for its connection goes to
  * CLOSING; a failed statement rolls back first; CONNECTING falls back to
- * DOWN only when the handle could not even be set up. */
+ * DOWN only when the handle could not even be set up.  A new session is
+ * HELD by the connection itself while its session statement runs (QUERY,
+ * STORE, NEXT), and goes to IDLE once that passed or to CLOSING when it
+ * did not. */
 static const unsigned moves[] = {
     [DBC_DOWN] = TO(DBC_CONNECTING),
-    [DBC_CONNECTING] = TO(DBC_IDLE) | TO(DBC_CLOSING) | TO(DBC_DOWN),
+    [DBC_CONNECTING] = TO(DBC_HELD) | TO(DBC_CLOSING) | TO(DBC_DOWN),
     [DBC_IDLE] = TO(DBC_HELD) | TO(DBC_PINGING) | TO(DBC_CLOSING),
     [DBC_PINGING] = TO(DBC_IDLE) | TO(DBC_CLOSING),
-    [DBC_HELD] = TO(DBC_IDLE) | TO(DBC_QUERY),
+    [DBC_HELD] = TO(DBC_IDLE) | TO(DBC_QUERY) | TO(DBC_CLOSING),
     [DBC_QUERY] = TO(DBC_STORE) | TO(DBC_ROLLBACK) | TO(DBC_CLOSING),
     [DBC_STORE] = TO(DBC_NEXT) | TO(DBC_HELD) | TO(DBC_ROLLBACK) | TO(DBC_CLOSING),
     [DBC_NEXT] = TO(DBC_STORE) | TO(DBC_HELD) | TO(DBC_ROLLBACK) | TO(DBC_CLOSING),
@@ -129,7 +137,11 @@ static int on_wait_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
     (void)usec;
-    conn_resume(ud, MYSQL_WAIT_TIMEOUT);
+    struct sk_db_conn *c = ud;
+    /* Whatever the call in flight reports next, it is because the server
+     * did not answer in time, not because the connection broke. */
+    c->timed_out = true;
+    conn_resume(c, MYSQL_WAIT_TIMEOUT);
     return 0;
 }
 
@@ -256,10 +268,25 @@ static void become_free(struct sk_db_conn *c)
 /* Session settings the SQL builders rely on: utf8mb4 and backslash escapes
  * (sk_buf_sql_str), READ COMMITTED (no gap locks between the pool's
  * connections), strict mode (a refused value is an error, never a silent
- * truncation). */
-static const char init_cmd[] =
-    "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,"
-    "ERROR_FOR_DIVISION_BY_ZERO', SESSION tx_isolation='READ-COMMITTED', SESSION autocommit=1";
+ * truncation), and a server-side limit on every statement
+ * (max_statement_time, a little below db.query_timeout_ms, see
+ * sk_policy_statement_ms: the server ends a statement that runs too long,
+ * and lets go of its locks, before the client gives up on it).
+ *
+ * They are the first statement of every session, run by the state machine
+ * like any query, and not a MYSQL_INIT_COMMAND or the handshake's character
+ * set alone: the server runs its init_connect at login, after the
+ * handshake, for every account without SUPER, and an init_connect='SET
+ * NAMES gbk' would otherwise turn every name into mojibake and let a
+ * multi-byte character swallow an escaping backslash.  The same round trip
+ * reads back what the session ended up with, and the session's
+ * max_allowed_packet, which no statement may exceed. */
+static const char session_fmt[] =
+    "SET NAMES utf8mb4, SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO', SESSION tx_isolation='READ-COMMITTED', SESSION autocommit=1, "
+    "SESSION max_statement_time=%u.%03u;"
+    "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, "
+    "@@max_allowed_packet";
 
 static int set_options(struct sk_db_conn *c)
 {
@@ -271,8 +298,7 @@ static int set_options(struct sk_db_conn *c)
         mysql_options(&c->mysql, MYSQL_OPT_READ_TIMEOUT, &rt) ||
         mysql_options(&c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rt) ||
         mysql_options(&c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4") ||
-        mysql_options(&c->mysql, MYSQL_OPT_LOCAL_INFILE, &off) ||
-        mysql_options(&c->mysql, MYSQL_INIT_COMMAND, init_cmd))
+        mysql_options(&c->mysql, MYSQL_OPT_LOCAL_INFILE, &off))
         return -EINVAL;
     return 0;
 }
@@ -306,17 +332,68 @@ void dbconn_connect(struct sk_db_conn *c)
     started(c, st);
 }
 
-static void connect_failed(struct sk_db_conn *c)
+/* No usable session: the connect failed, or its session statement did.
+ * The first failure of a run is logged, then only a sample: a server that
+ * stays down must not flood the journal. */
+static void connect_failed(struct sk_db_conn *c, const char *why)
 {
     struct sk_log_ctx x = conn_ctx(c, mysql_errno(&c->mysql));
-    /* The first failure of a run is logged, then only a sample: a server
-     * that stays down must not flood the journal. */
     if (c->failures % 10 == 0)
         sk_logc(SK_LOG_WARNING, &x, "db#%d %s: connect failed: %s; retrying with backoff", c->id,
-                c->cfg->db.socket ? c->cfg->db.socket : c->host, mysql_error(&c->mysql));
+                c->cfg->db.socket ? c->cfg->db.socket : c->host, why);
     c->failures++;
     c->breaks++;
     close_start(c);
+}
+
+static void query_start(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn on_row,
+                        sk_db_done_fn on_done, void *ud);
+
+static void session_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
+{
+    (void)lengths;
+    struct sk_db_conn *c = ud;
+    if (stmt != 1 || nf != 4)
+        return;
+    for (unsigned i = 0; i < 3; i++)
+        snprintf(c->charset[i], sizeof c->charset[i], "%s", row[i] ? row[i] : "NULL");
+    c->max_packet = row[3] ? strtoul(row[3], NULL, 10) : 0;
+}
+
+static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)ud;
+    c->setting_up = false;
+    if (err && sk_db_fault_loses_conn(err->fault)) {
+        c->failures++; /* lost, and already closing: reconnect with backoff */
+        return;
+    }
+    char why[400];
+    if (err) {
+        snprintf(why, sizeof why, "the session statement failed: %s", err->message);
+        connect_failed(c, why);
+        return;
+    }
+    static const char *const names[] = {"character_set_client", "character_set_connection",
+                                        "character_set_results"};
+    for (unsigned i = 0; i < 3; i++) {
+        if (strcmp(c->charset[i], "utf8mb4") != 0) {
+            /* Every escaped string and every name would be wrong. */
+            snprintf(why, sizeof why, "the session's %s is %s after SET NAMES utf8mb4, refusing it",
+                     names[i], c->charset[i]);
+            connect_failed(c, why);
+            return;
+        }
+    }
+    if (c->failures)
+        log_notice("db#%d: connected after %u failed attempts (session utf8mb4, "
+                   "max_allowed_packet %lu)", c->id, c->failures, c->max_packet);
+    else
+        log_info("db#%d: connected (server %s, thread %lu, session utf8mb4, max_allowed_packet "
+                 "%lu)", c->id, mysql_get_server_info(&c->mysql), mysql_thread_id(&c->mysql),
+                 c->max_packet);
+    c->failures = 0;
+    become_free(c);
 }
 
 static void connect_cont(struct sk_db_conn *c, int status)
@@ -324,16 +401,15 @@ static void connect_cont(struct sk_db_conn *c, int status)
     if (status && waiting(c, mysql_real_connect_cont(&c->r_conn, &c->mysql, status)))
         return;
     if (!c->r_conn) {
-        connect_failed(c);
+        connect_failed(c, mysql_error(&c->mysql));
         return;
     }
-    if (c->failures)
-        log_notice("db#%d: connected after %u failed attempts", c->id, c->failures);
-    else
-        log_info("db#%d: connected (server %s, thread %lu)", c->id,
-                 mysql_get_server_info(&c->mysql), mysql_thread_id(&c->mysql));
-    c->failures = 0;
-    become_free(c);
+    /* Held by itself until its session statement passed. */
+    conn_set_state(c, DBC_HELD);
+    c->setting_up = true;
+    c->max_packet = 0;
+    memset(c->charset, 0, sizeof c->charset);
+    query_start(c, c->session_sql, strlen(c->session_sql), session_row, session_done, c);
 }
 
 void dbconn_close(struct sk_db_conn *c) { close_start(c); }
@@ -392,7 +468,15 @@ static void fill_err(struct sk_db_conn *c, struct sk_db_error *e)
     e->fault = sk_db_classify(e->code);
     if (e->fault == SK_DB_OK)
         e->fault = SK_DB_CONN;
-    snprintf(e->message, sizeof e->message, "%s", mysql_error(&c->mysql));
+    /* The server did not answer within the read timeout: the connection is
+     * given up as lost, but the server may still be busy with the
+     * statement (and hold its locks). */
+    e->timed_out = c->timed_out && e->fault == SK_DB_CONN;
+    if (e->timed_out)
+        snprintf(e->message, sizeof e->message, "%s (no answer within db.query_timeout_ms %u)",
+                 mysql_error(&c->mysql), c->cfg->db_query_timeout_ms);
+    else
+        snprintf(e->message, sizeof e->message, "%s", mysql_error(&c->mysql));
 }
 
 /* A statement failed: roll back an open transaction (if the connection
@@ -400,7 +484,7 @@ static void fill_err(struct sk_db_conn *c, struct sk_db_error *e)
 static void query_failed(struct sk_db_conn *c)
 {
     fill_err(c, &c->err);
-    if (c->err.fault == SK_DB_CONN) {
+    if (sk_db_fault_loses_conn(c->err.fault)) {
         struct sk_db_error e = c->err;
         conn_lost(c, e.message);
         query_report(c, &e);
@@ -425,16 +509,23 @@ static void rollback_cont(struct sk_db_conn *c, int status)
     query_end(c, &e);
 }
 
-void dbconn_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn on_row,
-                  sk_db_done_fn on_done, void *ud)
+static void query_start(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn on_row,
+                        sk_db_done_fn on_done, void *ud)
 {
     c->on_row = on_row;
     c->on_done = on_done;
     c->ud = ud;
     c->stmt = 0;
     c->err = (struct sk_db_error){0};
+    c->timed_out = false;
     conn_set_state(c, DBC_QUERY);
     started(c, mysql_real_query_start(&c->r_int, &c->mysql, sql, (unsigned long)len));
+}
+
+void dbconn_query(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn on_row,
+                  sk_db_done_fn on_done, void *ud)
+{
+    query_start(c, sql, len, on_row, on_done, ud);
 }
 
 static void store_start(struct sk_db_conn *c)
@@ -539,6 +630,8 @@ int dbconn_new(sd_event *loop, const struct sk_config *cfg, const char *host, in
         return -ENOMEM;
     *c = (struct sk_db_conn){.loop = loop, .cfg = cfg, .host = host, .id = id,
                              .state = DBC_DOWN, .ev = ev, .owner = owner, .fd = -1};
+    unsigned ms = sk_policy_statement_ms(cfg->db_query_timeout_ms);
+    snprintf(c->session_sql, sizeof c->session_sql, session_fmt, ms / 1000, ms % 1000);
     int r = sd_event_add_time_relative(loop, &c->wait_timer, CLOCK_MONOTONIC, 0, 1000,
                                        on_wait_timer, c);
     if (r >= 0)
@@ -573,10 +666,12 @@ enum dbconn_state dbconn_state(const struct sk_db_conn *c) { return c->state; }
 
 bool dbconn_is_open(const struct sk_db_conn *c)
 {
-    return c->state != DBC_DOWN && c->state != DBC_CONNECTING && c->state != DBC_CLOSING;
+    return c->state != DBC_DOWN && c->state != DBC_CONNECTING && c->state != DBC_CLOSING &&
+           !c->setting_up;
 }
 
 int dbconn_id(const struct sk_db_conn *c) { return c->id; }
 void *dbconn_owner(const struct sk_db_conn *c) { return c->owner; }
 unsigned dbconn_failures(const struct sk_db_conn *c) { return c->failures; }
 unsigned long dbconn_breaks(const struct sk_db_conn *c) { return c->breaks; }
+unsigned long dbconn_max_packet(const struct sk_db_conn *c) { return c->max_packet; }

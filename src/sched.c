@@ -191,6 +191,7 @@ static void make_batch(struct sk_sched *s, struct sk_group *g, enum sk_flush why
         g->tail = NULL;
     g->n -= b->n;
     g->bytes -= bytes;
+    b->bytes = bytes;
     s->queued -= b->n;
     g->batch = b;
     /* Whatever stays queued is older than anything that arrives next: it
@@ -312,6 +313,7 @@ void sk_sched_split(struct sk_sched *s, struct sk_batch *b)
     g->head = rest;
     g->n += nrest;
     g->bytes += bytes;
+    b->bytes -= bytes;
     s->queued += nrest;
     wait_unlink(s, g);
     g->due = true;

@@ -50,6 +50,7 @@ struct sk_txns {
     struct sk_rng rng;
     bool draining;
     bool dispatching, dispatch_again; /* see sk_txns_kick */
+    unsigned long max_packet; /* the pool's smallest max_allowed_packet the limits are cut for */
     struct sk_list all;
 };
 
@@ -200,6 +201,7 @@ static bool prune_revoked(struct sk_txns *t, struct sk_batch *b)
         *pp = m->next;
         m->next = NULL;
         b->n--;
+        b->bytes -= m->bytes;
         t->ops.drop(t->ud, m);
     }
     return b->head != NULL;
@@ -325,10 +327,12 @@ static void failed(struct txn *x, const struct sk_db_error *err)
             guard = sk_policy_one_trip_guard(err->code,
                                              (int)err->stmt == sk_apply_mark_check_stmt(x->a));
     }
-    struct sk_txn_failure f = {.fault = err->fault, .code = err->code, .one_trip_guard = guard != NULL,
+    struct sk_txn_failure f = {.fault = err->fault, .code = err->code, .timed_out = err->timed_out,
+                               .one_trip_guard = guard != NULL,
                                .games = x->nb, .events = b->n,
                                .knows_users = sk_known_count(t->known) > 0};
     enum sk_txn_action act = sk_policy_decide(&f);
+    const char *refused = err->fault == SK_DB_TOO_LARGE ? "too large" : "refused";
     unsigned attempt = 0;
     if (act != SK_TXN_READ_FIRST) {
         for (unsigned i = 0; i < x->nb; i++)
@@ -347,13 +351,13 @@ static void failed(struct txn *x, const struct sk_db_error *err)
         sk_known_clear(t->known);
         break;
     case SK_TXN_GAMES_APART:
-        sk_logc(SK_LOG_INFO, &lc, "%s: transaction refused (%s); running its games one by one",
-                name, err->message);
+        sk_logc(SK_LOG_INFO, &lc, "%s: transaction %s (%s); running its games one by one", name,
+                refused, err->message);
         run_apart(x, false);
         break;
     case SK_TXN_SPLIT:
-        sk_logc(SK_LOG_INFO, &lc, "%s: batch of %u events refused (%s); splitting it", name, b->n,
-                err->message);
+        sk_logc(SK_LOG_INFO, &lc, "%s: batch of %u events %s (%s); splitting it", name, b->n,
+                refused, err->message);
         /* what is split off goes back to the game's queue: never events of
          * a partition that is no longer ours */
         if (prune_revoked(t, b) && b->n > 1)
@@ -453,6 +457,22 @@ static void conn_not_ready(struct txn *x, const char *what)
     failed(x, &e);
 }
 
+/* A statement must stay below the session's max_allowed_packet: the
+ * server would close the connection, and the same SQL would fail on every
+ * connection for ever.  Measured once built; false (with the error the
+ * policy splits by in *e) when it does not fit. */
+static bool fits_packet(const struct txn *x, const char *which, struct sk_db_error *e)
+{
+    unsigned long max = sk_db_conn_max_packet(x->c);
+    if (sk_policy_fits_packet(x->sql.len, max))
+        return true;
+    *e = (struct sk_db_error){.fault = SK_DB_TOO_LARGE};
+    snprintf(e->message, sizeof e->message,
+             "its %s statement would be %zu bytes, over the server's max_allowed_packet %lu",
+             which, x->sql.len, max);
+    return false;
+}
+
 static void on_second_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
 {
     (void)c;
@@ -493,6 +513,13 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         committed(x);
         return;
     }
+    if (!fits_packet(x, "second", &x->err)) {
+        /* The transaction is open: it ends before the policy splits it. */
+        set_state(x, SK_TXN_ST_ROLLBACK);
+        if (sk_db_query(c, "ROLLBACK", 8, NULL, on_rolled_back, x) < 0)
+            conn_not_ready(x, "rollback");
+        return;
+    }
     set_state(x, SK_TXN_ST_SECOND);
     if (sk_db_query(c, x->sql.p, x->sql.len, on_txn_row, on_second_done, x) < 0)
         conn_not_ready(x, "second statement");
@@ -520,14 +547,30 @@ static void start(struct txn *x, struct sk_db_conn *c)
         }
     }
     set_state(x, SK_TXN_ST_FIRST);
+    struct sk_db_error e;
+    if (!fits_packet(x, "first", &e)) {
+        failed(x, &e); /* nothing was sent */
+        return;
+    }
     if (sk_db_query(c, x->sql.p, x->sql.len, on_txn_row, on_first_done, x) < 0)
         conn_not_ready(x, "first statement");
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+static void set_limits(struct sk_txns *t);
+
 static void dispatch(struct sk_txns *t)
 {
+    unsigned long max_packet = sk_db_max_packet(t->db);
+    if (max_packet && max_packet != t->max_packet) {
+        t->max_packet = max_packet;
+        set_limits(t);
+        if (sk_policy_packet_payload(max_packet) < t->cfg->batch_max_bytes)
+            log_notice("batches are cut at %zu payload bytes (not batch.max_bytes %zu): the "
+                       "server's max_allowed_packet is %lu",
+                       sk_policy_packet_payload(max_packet), t->cfg->batch_max_bytes, max_packet);
+    }
     if (!sk_warmup_run(t->warmup))
         return;
     while (sk_sched_ready(t->sched) > 0) {
@@ -544,12 +587,17 @@ static void dispatch(struct sk_txns *t)
         struct sk_batch *b = sk_sched_pop_ready(t->sched);
         x->bs[x->nb++] = b;
         x->nevents = b->n;
+        /* Batches share a transaction, and its one statement, only while
+         * their payload stays within what the connection's packet takes. */
+        size_t bytes = b->bytes, most = sk_policy_packet_payload(sk_db_conn_max_packet(c));
         while (b->key && !b->solo && x->nb < TXN_MAX_BATCHES) {
             struct sk_batch *n = sk_sched_peek_ready(t->sched);
-            if (!n || !n->key || n->solo || x->nevents + n->n > t->cfg->txn_max_events)
+            if (!n || !n->key || n->solo || x->nevents + n->n > t->cfg->txn_max_events ||
+                bytes + n->bytes > most)
                 break;
             x->bs[x->nb++] = sk_sched_pop_ready(t->sched);
             x->nevents += n->n;
+            bytes += n->bytes;
         }
         start(x, c);
     }
@@ -589,11 +637,14 @@ int sk_txns_add(struct sk_txns *t, int64_t key, struct sk_msg *m)
     return sk_sched_add(t->sched, key, m, now_usec(t));
 }
 
+/* batch.max_bytes, or less when the server's max_allowed_packet is
+ * smaller than the SQL of such a batch would be. */
 static void set_limits(struct sk_txns *t)
 {
+    size_t most = sk_policy_packet_payload(t->max_packet);
     struct sk_sched_limits l = {
         .max_events = t->cfg->batch_max_events,
-        .max_bytes = t->cfg->batch_max_bytes,
+        .max_bytes = t->cfg->batch_max_bytes < most ? t->cfg->batch_max_bytes : most,
         .linger_usec = t->draining ? 0 : (uint64_t)t->cfg->batch_linger_ms * 1000u,
     };
     sk_sched_set_limits(t->sched, &l);

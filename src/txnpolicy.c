@@ -4,6 +4,7 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum sk_db_fault sk_db_classify(unsigned code)
 {
@@ -18,6 +19,11 @@ enum sk_db_fault sk_db_classify(unsigned code)
     case ER_CON_COUNT_ERROR:           /* 1040 */
     case ER_LOCK_TABLE_FULL:           /* 1206 */
         return SK_DB_RETRY;
+    /* Over max_allowed_packet: the server says so and closes the
+     * connection; Connector/C refuses to send one over its own limit. */
+    case ER_NET_PACKET_TOO_LARGE: /* 1153 */
+    case CR_NET_PACKET_TOO_LARGE: /* 2020 */
+        return SK_DB_TOO_LARGE;
     case ER_CONNECTION_KILLED: /* 1927 */
     case ER_SERVER_SHUTDOWN:   /* 1053 */
     case ER_NET_READ_ERROR:
@@ -48,6 +54,43 @@ enum sk_db_fault sk_db_classify(unsigned code)
     return SK_DB_OTHER;
 }
 
+bool sk_db_fault_loses_conn(enum sk_db_fault f) { return f == SK_DB_CONN || f == SK_DB_TOO_LARGE; }
+
+/* A tenth of the timeout, at most a second, is left between the server's
+ * limit and the client's. */
+unsigned sk_policy_statement_ms(unsigned query_timeout_ms)
+{
+    unsigned margin = query_timeout_ms / 10;
+    if (margin > 1000)
+        margin = 1000;
+    return query_timeout_ms - margin;
+}
+
+/* The packet holds the command byte and the SQL; the server refuses one
+ * that reaches max_allowed_packet.  A few bytes more are kept free. */
+#define PACKET_SLACK 64u
+
+bool sk_policy_fits_packet(size_t sql_len, unsigned long max_packet)
+{
+    return max_packet == 0 || sql_len + PACKET_SLACK <= max_packet;
+}
+
+/* A transaction's SQL is a fixed part (START TRANSACTION, the lookups'
+ * frame, COMMIT: under 2 KiB) and, per event, its names quoted about three
+ * times (users, players, lookups) with escaping: a quarter of what is left
+ * of the packet is a safe share for the payload. */
+#define SQL_FIXED 2048u
+#define SQL_PER_PAYLOAD 4u
+
+size_t sk_policy_packet_payload(unsigned long max_packet)
+{
+    if (max_packet == 0)
+        return SIZE_MAX;
+    if (max_packet <= SQL_FIXED + SQL_PER_PAYLOAD)
+        return 1; /* one event per batch; measuring decides the rest */
+    return (max_packet - SQL_FIXED) / SQL_PER_PAYLOAD;
+}
+
 /* The one-round-trip statements fail on purpose: the game_offsets upsert
  * sets NULL when a game's applied offsets moved, the guard on score * 4
  * overflows for a score near the BIGINT edge, and the id lookup of a user
@@ -71,12 +114,20 @@ enum sk_txn_action sk_policy_decide(const struct sk_txn_failure *f)
         return SK_TXN_FORGET_USERS;
     switch (f->fault) {
     case SK_DB_DATA:
-        /* Poison isolation: which game, then which event. */
+    case SK_DB_TOO_LARGE:
+        /* Poison isolation: which game, then which event.  A statement
+         * over max_allowed_packet is made smaller the same way: fewer
+         * games, then fewer events; one event alone that still does not
+         * fit can never be applied. */
         if (f->games > 1)
             return SK_TXN_GAMES_APART;
         return f->events > 1 ? SK_TXN_SPLIT : SK_TXN_REJECT;
     case SK_DB_CONN:
-        return SK_TXN_RECONNECT;
+        /* A connection that broke: run again at once on another.  One the
+         * client gave up on because the server did not answer in time: the
+         * server may still be working on it (holding its game's lock), so
+         * running it again at once would only queue behind it. */
+        return f->timed_out ? SK_TXN_BACKOFF : SK_TXN_RECONNECT;
     case SK_DB_RETRY:
         /* Only the game that met the lock should wait for it. */
         return f->games > 1 ? SK_TXN_RUN_APART : SK_TXN_BACKOFF;

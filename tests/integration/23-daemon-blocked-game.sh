@@ -15,10 +15,8 @@ printf '1\t{"event_id":"w1","game_id":1,"username":"a","delta":1}\n' >"$f"
 sk_send "$T_SCORES" "$f"
 sk_results 1 30 >/dev/null || sk_bail "warm-up event got no result"
 
-coproc LOCKER { mariadb "${SK_DB_ADMIN[@]}" --unbuffered -N -B "$D_DB" 2>&1; }
-echo "SET SESSION innodb_lock_wait_timeout = 100; START TRANSACTION; SELECT id FROM games WHERE id = 1 FOR UPDATE;" >&"${LOCKER[1]}"
-read -r -t 10 locked <&"${LOCKER[0]}" || true
-tap_is "outside transaction holds game 1's lock" "$locked" 1
+sk_locker "$D_DB" "SET SESSION innodb_lock_wait_timeout = 100; START TRANSACTION; SELECT id FROM games WHERE id = 1 FOR UPDATE;"
+tap_is "outside transaction holds game 1's lock" "$SK_LOCKED" 1
 
 f=$SK_TEST_TMP/mix.txt
 for i in $(seq 1 30); do
@@ -37,9 +35,7 @@ tap_is "no result for game 1 while its lock is held" \
 sleep 2 # let game 1's batch sit in a lock wait for a while
 tap_check "the daemon is still alive and polling" kill -0 "$D_PID"
 
-echo "COMMIT;" >&"${LOCKER[1]}"
-exec {LOCKER[1]}>&-
-wait "$LOCKER_PID" || true
+sk_locker_end "COMMIT;"
 
 sk_results 31 60 >"$SK_TEST_TMP/after" || true
 tap_is "game 1's events apply after the lock is released" \

@@ -62,18 +62,26 @@ tap_is "gauge: 1,500 known" "$(metric scorekeeper_known_users)" 1500
 sk_daemon_stop
 tap_is "exit 0" "$D_RC" 0
 
-# A read that fails on its connection (here: it waits on a table lock past
-# db.query_timeout_ms, 1 s, and the connection is rebuilt) is read again on
-# another one.  Default preload: all 25,000 users.
-sk_sql "$D_DB" "LOCK TABLES users WRITE; SELECT SLEEP(3); UNLOCK TABLES" >/dev/null &
-lock=$!
-sleep 0.5
-sk_daemon_start -o db.query_timeout_ms=1000 || sk_bail "daemon did not restart"
+# A read that fails on its connection (here: it waits on a table lock and
+# its session is killed from outside) is read again on another one.
+# Default preload: all 25,000 users.
+sk_locker "$D_DB" "LOCK TABLES users WRITE; SELECT 1;"
+tap_is "an outside session holds a write lock on users" "$SK_LOCKED" 1
+sk_daemon_start || sk_bail "daemon did not restart"
 url=$(sk_metrics_url)
+waiter=
+for _ in $(seq 1 100); do
+    waiter=$(sk_sql "" "SELECT id FROM information_schema.processlist WHERE user = '$SK_DB_USER'
+                        AND db = '$D_DB' AND state LIKE 'Waiting for table%' LIMIT 1")
+    [[ -n $waiter ]] && break
+    sleep 0.1
+done
+tap_check "the preload waits for the lock" test -n "$waiter"
+sk_sql "" "KILL CONNECTION $waiter" || true
 tap_check "a lost read is logged and read again" \
     sk_wait_log "cannot read known users (0 read): "
 tap_check "the log says it reads on another connection" grep -q "reading on another connection" "$D_LOG"
-wait "$lock"
+sk_locker_end "UNLOCK TABLES;"
 tap_check "then it reads them all" sk_wait_log "knew 25000 users from the database"
 tap_is "gauge: read at start" "$(metric scorekeeper_known_users_preloaded)" 25000
 sk_daemon_stop

@@ -13,6 +13,9 @@
 #   sk_metrics_url                      http://127.0.0.1:PORT of the running daemon
 #   sk_wait_log TEXT                    until the daemon's log has TEXT (10 s at most)
 #   sk_send_batch GAME "id op v user"...  one batch of score events, then its results
+#   sk_locker DB SQL                    an admin session kept open (coproc LOCKER) runs
+#                                       SQL; SK_LOCKED = its first output line
+#   sk_locker_end SQL                   run SQL in it, then close it
 
 SK_DAEMON=${SK_DAEMON:-$SK_ROOT/build/san/scorekeeper}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -136,4 +139,22 @@ sk_send_batch() {
     sk_send "$T_SCORES" "$f"
     SK_SENT=$((SK_SENT + $#))
     got=$(sk_results "$SK_SENT" 60 | tail -n "$#" | jq -r '"\(.event_id) \(.status) \(.score // .error.code)"')
+}
+
+# sk_locker DB SQL: an administrator's session that stays open in the
+# background (coproc LOCKER) runs SQL (say, one that takes a lock); its
+# first output line (10 s at most) goes to SK_LOCKED.  Not in a subshell:
+# the session would end with it.
+sk_locker() {
+    coproc LOCKER { mariadb "${SK_DB_ADMIN[@]}" --unbuffered -N -B "$1" 2>&1; }
+    echo "$2" >&"${LOCKER[1]}"
+    SK_LOCKED=
+    read -r -t 10 SK_LOCKED <&"${LOCKER[0]}" || true
+}
+
+# sk_locker_end SQL: run SQL in the session of sk_locker, then end it.
+sk_locker_end() {
+    echo "$1" >&"${LOCKER[1]}"
+    exec {LOCKER[1]}>&-
+    wait "$LOCKER_PID" || true
 }

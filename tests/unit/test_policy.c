@@ -67,13 +67,17 @@ static void lost_connections(void **state)
 }
 
 /* Every client-side error (2000..2999) means the connection is unusable;
- * the numbers just outside the range are not client errors. */
+ * the numbers just outside the range are not client errors.  2020 (packet
+ * too large) loses it too, but says more (below). */
 static void client_error_range(void **state)
 {
     (void)state;
-    for (unsigned code = 2000; code <= 2999; code++)
-        if (sk_db_classify(code) != SK_DB_CONN)
+    for (unsigned code = 2000; code <= 2999; code++) {
+        if (!sk_db_fault_loses_conn(sk_db_classify(code)))
+            fail_msg("client error %u keeps the connection", code);
+        if (code != 2020 && sk_db_classify(code) != SK_DB_CONN)
             fail_msg("client error %u is not SK_DB_CONN", code);
+    }
     assert_int_equal(sk_db_classify(1999), SK_DB_OTHER);
     assert_int_equal(sk_db_classify(3000), SK_DB_OTHER);
 }
@@ -126,6 +130,73 @@ static void connector_net_errors_lose_the_connection(void **state)
     assert_int_equal(sk_db_classify(5015), SK_DB_CONN);
 }
 
+/* Over max_allowed_packet, said by the server (1153, then it closes the
+ * connection) or by Connector/C (2020): the same SQL would never pass. */
+static void packet_too_large(void **state)
+{
+    (void)state;
+    assert_int_equal(sk_db_classify(1153), SK_DB_TOO_LARGE);
+    assert_int_equal(sk_db_classify(2020), SK_DB_TOO_LARGE);
+    assert_true(sk_db_fault_loses_conn(SK_DB_TOO_LARGE));
+    assert_true(sk_db_fault_loses_conn(SK_DB_CONN));
+    assert_false(sk_db_fault_loses_conn(SK_DB_OK));
+    assert_false(sk_db_fault_loses_conn(SK_DB_RETRY));
+    assert_false(sk_db_fault_loses_conn(SK_DB_DATA));
+    assert_false(sk_db_fault_loses_conn(SK_DB_OTHER));
+}
+
+/* -------------------------------------------------------- session limits */
+
+/* The server's statement limit is a little below the client's read
+ * timeout: a tenth of it, at most a second. */
+static void statement_limit_below_read_timeout(void **state)
+{
+    (void)state;
+    assert_int_equal(sk_policy_statement_ms(30000), 29000);
+    assert_int_equal(sk_policy_statement_ms(10000), 9000);
+    assert_int_equal(sk_policy_statement_ms(5000), 4500);
+    assert_int_equal(sk_policy_statement_ms(1000), 900);
+    assert_int_equal(sk_policy_statement_ms(100), 90);
+    assert_int_equal(sk_policy_statement_ms(3600000), 3599000);
+    for (unsigned ms = 100; ms <= 3600000; ms += 997) {
+        unsigned s = sk_policy_statement_ms(ms);
+        if (s >= ms || s + 1000 < ms || s == 0)
+            fail_msg("statement limit %u ms for a read timeout of %u ms", s, ms);
+    }
+}
+
+static void packet_fit(void **state)
+{
+    (void)state;
+    /* not known yet: anything goes */
+    assert_true(sk_policy_fits_packet(100000000, 0));
+    /* the command byte and some slack stay free */
+    assert_true(sk_policy_fits_packet(16384 - 64, 16384));
+    assert_false(sk_policy_fits_packet(16384 - 63, 16384));
+    assert_false(sk_policy_fits_packet(16384, 16384));
+    assert_false(sk_policy_fits_packet(1000, 1024));
+    assert_true(sk_policy_fits_packet(1 << 20, 16u << 20));
+}
+
+static void packet_payload_share(void **state)
+{
+    (void)state;
+    assert_true(sk_policy_packet_payload(0) == SIZE_MAX);
+    /* the smallest max_allowed_packet: one event a batch */
+    assert_int_equal(sk_policy_packet_payload(1024), 1);
+    assert_int_equal(sk_policy_packet_payload(16384), (16384 - 2048) / 4);
+    /* the default 16 MiB is far above the default batch.max_bytes (1 MiB) */
+    assert_true(sk_policy_packet_payload(16u << 20) > (1u << 20));
+    /* never more than the packet, and growing with it */
+    size_t last = 0;
+    for (unsigned long p = 1024; p <= (1ul << 30); p *= 2) {
+        size_t got = sk_policy_packet_payload(p);
+        if (got >= p || got < last)
+            fail_msg("payload share %zu for max_allowed_packet %lu", got, p);
+        last = got;
+    }
+}
+
 /* ---------------------------------------------------------- one-trip guard */
 
 static void one_trip_guard(void **state)
@@ -155,16 +226,24 @@ static void one_trip_guard(void **state)
 
 /* -------------------------------------------------------------- decide */
 
-static enum sk_txn_action decide(enum sk_db_fault fault, unsigned code, bool guard, unsigned games,
-                                 unsigned events, bool knows_users)
+static enum sk_txn_action decide_timed(enum sk_db_fault fault, unsigned code, bool timed_out,
+                                       bool guard, unsigned games, unsigned events,
+                                       bool knows_users)
 {
     struct sk_txn_failure f = {.fault = fault,
                                .code = code,
+                               .timed_out = timed_out,
                                .one_trip_guard = guard,
                                .games = games,
                                .events = events,
                                .knows_users = knows_users};
     return sk_policy_decide(&f);
+}
+
+static enum sk_txn_action decide(enum sk_db_fault fault, unsigned code, bool guard, unsigned games,
+                                 unsigned events, bool knows_users)
+{
+    return decide_timed(fault, code, false, guard, games, events, knows_users);
 }
 
 #define assert_action(got, want)                                                                   \
@@ -237,6 +316,37 @@ static void lost_connection_reconnects(void **state)
     assert_action(decide(SK_DB_CONN, 2006, false, 1, 100, true), SK_TXN_RECONNECT);
 }
 
+/* The client gave up waiting for an answer (the read timeout): the server
+ * may still be running the statement and holding its game's lock, so the
+ * transaction backs off instead of running again at once, shared or not.
+ * A connection that broke by itself still runs again at once. */
+static void timeout_backs_off(void **state)
+{
+    (void)state;
+    assert_action(decide_timed(SK_DB_CONN, 2013, true, false, 1, 1, false), SK_TXN_BACKOFF);
+    assert_action(decide_timed(SK_DB_CONN, 2013, true, false, 5, 100, true), SK_TXN_BACKOFF);
+    assert_action(decide_timed(SK_DB_CONN, 5014, true, false, 1, 9, false), SK_TXN_BACKOFF);
+    assert_action(decide_timed(SK_DB_CONN, 2013, false, false, 1, 1, false), SK_TXN_RECONNECT);
+    assert_action(decide_timed(SK_DB_CONN, 1927, false, false, 5, 100, false), SK_TXN_RECONNECT);
+    /* a guard still wins */
+    assert_action(decide_timed(SK_DB_CONN, 2013, true, true, 1, 1, false), SK_TXN_READ_FIRST);
+}
+
+/* A statement over max_allowed_packet gets smaller: games apart, then
+ * halves, then the one event that cannot fit is rejected. */
+static void too_large_splits(void **state)
+{
+    (void)state;
+    assert_action(decide(SK_DB_TOO_LARGE, 1153, false, 2, 2, false), SK_TXN_GAMES_APART);
+    assert_action(decide(SK_DB_TOO_LARGE, 0, false, 40, 900, true), SK_TXN_GAMES_APART);
+    assert_action(decide(SK_DB_TOO_LARGE, 1153, false, 1, 2, false), SK_TXN_SPLIT);
+    assert_action(decide(SK_DB_TOO_LARGE, 2020, false, 1, 500, true), SK_TXN_SPLIT);
+    assert_action(decide(SK_DB_TOO_LARGE, 1153, false, 1, 1, false), SK_TXN_REJECT);
+    /* never the retry-for-ever paths */
+    assert_action(decide(sk_db_classify(1153), 1153, false, 1, 3, false), SK_TXN_SPLIT);
+    assert_action(decide_timed(SK_DB_TOO_LARGE, 1153, true, false, 1, 3, false), SK_TXN_SPLIT);
+}
+
 /* A lock: in a shared transaction only the game that met it should wait;
  * a single game's transaction waits out a backoff. */
 static void lock_shared_vs_single(void **state)
@@ -303,6 +413,10 @@ int main(void)
         cmocka_unit_test(data_errors_belong_to_events),
         cmocka_unit_test(configuration_faults_are_not_poison),
         cmocka_unit_test(connector_net_errors_lose_the_connection),
+        cmocka_unit_test(packet_too_large),
+        cmocka_unit_test(statement_limit_below_read_timeout),
+        cmocka_unit_test(packet_fit),
+        cmocka_unit_test(packet_payload_share),
         cmocka_unit_test(one_trip_guard),
         cmocka_unit_test(guard_reads_first),
         cmocka_unit_test(fk_with_known_users_forgets_them),
@@ -310,6 +424,8 @@ int main(void)
         cmocka_unit_test(known_users_only_matter_for_1452),
         cmocka_unit_test(data_error_isolation),
         cmocka_unit_test(lost_connection_reconnects),
+        cmocka_unit_test(timeout_backs_off),
+        cmocka_unit_test(too_large_splits),
         cmocka_unit_test(lock_shared_vs_single),
         cmocka_unit_test(other_and_ok_back_off),
         cmocka_unit_test(classify_then_decide),
