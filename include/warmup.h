@@ -12,8 +12,9 @@
  *
  * Part of the transaction module: it owns the reads it has started and
  * takes a free connection before any batch does (sk_warmup_run).  A read
- * that lost its connection is read again on the next free one; any other
- * failure is logged and the transactions learn the same things on the way. */
+ * that lost its connection, or that the server ended (max_statement_time),
+ * is read again on the next free one; any other failure is logged and the
+ * transactions learn the same things on the way. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>

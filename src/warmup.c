@@ -79,9 +79,10 @@ static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
     sk_db_release(c);
     l->running = false;
     if (err) {
-        /* a lost connection is rebuilt by the pool: read again on the next
-         * free one; anything else is logged and done without */
-        bool again = l->part && err->fault == SK_DB_CONN;
+        /* a lost connection (rebuilt by the pool) or a statement the server
+         * ended (a lock held past max_statement_time): read again on the
+         * next free connection; anything else is logged and done without */
+        bool again = l->part && (err->fault == SK_DB_CONN || err->fault == SK_DB_RETRY);
         x.db_errno = err->code;
         sk_logc(SK_LOG_WARNING, &x, "cannot read the applied offsets of %s [%d]: %s; %s", l->topic,
                 (int)l->partition, err->message,
@@ -190,9 +191,10 @@ static void on_preload_done(void *ud, struct sk_db_conn *c, const struct sk_db_e
     struct sk_preload *p = &w->preload;
     sk_db_release(c);
     if (err) {
-        /* a lost connection is rebuilt by the pool: this chunk is read
-         * again on the next free one; anything else ends the preload */
-        p->wanted = err->fault == SK_DB_CONN;
+        /* a lost connection, or a statement the server ended: this chunk
+         * is read again on the next free connection; anything else ends the
+         * preload */
+        p->wanted = err->fault == SK_DB_CONN || err->fault == SK_DB_RETRY;
         struct sk_log_ctx x = SK_LOG_CTX_NONE;
         x.db_errno = err->code;
         sk_logc(SK_LOG_WARNING, &x, "cannot read known users (%zu read): %s; %s", p->loaded,
