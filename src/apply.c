@@ -174,9 +174,9 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
          * revocation must never share a transaction with the old one. */
         if (a->msgs[i]->offset <= o->batch_max) {
             char what[96];
-            if (a->kind == SK_EV_USER)
-                snprintf(what, sizeof what, "user \"%.*s\"", (int)(a->users[o->game].len > 64 ? 64 : a->users[o->game].len),
-                         a->users[o->game].name);
+            const struct user *u = a->kind == SK_EV_USER ? &a->users[o->game] : NULL;
+            if (u)
+                snprintf(what, sizeof what, "user \"%.*s\"", (int)(u->len > 64 ? 64 : u->len), u->name);
             else
                 snprintf(what, sizeof what, "game %lld", (long long)o->game);
             log_error("transaction: offset %lld of %s [%d] for %s follows %lld: the events "

@@ -374,14 +374,18 @@ static void user_mark_row(struct sk_apply *a, const char *part, const char *name
     sk_apply_row(a, 2, r, len, 3);
 }
 
+static void user_id_row(struct sk_apply *a, const char *id, const char *name)
+{
+    char *r[2] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name};
+    unsigned long len[2] = {strlen(id), strlen(name)};
+    sk_apply_row(a, last_stmt - 1, r, len, 2);
+}
+
 static void user_id_rows(struct sk_apply *a)
 {
-    const char *rows[][2] = {{"1", "alice"}, {"2", "bob"}, {"3", "carol"}};
-    for (int i = 0; i < 3; i++) {
-        char *r[2] = {(char *)(uintptr_t)rows[i][0], (char *)(uintptr_t)rows[i][1]};
-        unsigned long len[2] = {strlen(r[0]), strlen(r[1])};
-        sk_apply_row(a, last_stmt - 1, r, len, 2);
-    }
+    user_id_row(a, "1", "alice");
+    user_id_row(a, "2", "bob");
+    user_id_row(a, "3", "carol");
 }
 
 static struct sk_msg *user_in(struct sk_part *p, int64_t off, const char *name, const char *nn)
@@ -482,9 +486,7 @@ static void user_events_below_the_mark_are_duplicates(void **state)
     struct sk_apply *a2 = sk_apply_new(&b2, 1);
     assert_int_equal(first(a2, &sql, NULL), 0);
     user_mark_row(a2, "3", "bob", "12");
-    char *r[2] = {(char *)"2", (char *)"bob"};
-    unsigned long len[2] = {1, 3};
-    sk_apply_row(a2, last_stmt - 1, r, len, 2);
+    user_id_row(a2, "2", "bob");
     char err[100];
     assert_int_equal(sk_apply_second(a2, &sql, err, sizeof err), 0);
     assert_int_equal(m2[0]->status, SK_ST_APPLIED);
@@ -520,13 +522,8 @@ static void user_in_two_partitions(void **state)
     assert_non_null(strstr(s, "VALUES ('game.scores',3,'bob',8),('game.scores',5,'alice',4),"
                               "('game.scores',5,'bob',3) ON"));
     user_mark_row(a, "3", "bob", "8");
-    char *r[2] = {(char *)"2", (char *)"bob"};
-    unsigned long len[2] = {1, 3};
-    sk_apply_row(a, last_stmt - 1, r, len, 2);
-    r[0] = (char *)"1";
-    r[1] = (char *)"alice";
-    len[1] = 5;
-    sk_apply_row(a, last_stmt - 1, r, len, 2);
+    user_id_row(a, "2", "bob");
+    user_id_row(a, "1", "alice");
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
     assert_int_equal(ms[0]->status, SK_ST_APPLIED);
