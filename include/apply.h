@@ -26,8 +26,11 @@
  * transaction takes one round trip instead (src/apply_one_trip.c): the
  * marks are checked in SQL and the deltas added in SQL, with the new
  * scores returned.
- * A users transaction takes one round trip: upsert nicknames, create the
- * rest, read ids, COMMIT.
+ * A users transaction takes one round trip and is fenced the same way, by
+ * user_offsets (the next offset applied per partition and user): lock the
+ * users rows in byte order of the names (creating the missing ones), read
+ * the marks, write each nickname only from an event at or above its mark,
+ * move the marks, read ids, COMMIT; an event below its mark is a duplicate.
  *
  * Pure: builds SQL text and consumes rows; the executor owns the I/O. */
 #pragma once

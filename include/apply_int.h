@@ -22,7 +22,6 @@ struct user {
     size_t len;
     int64_t uid;    /* 0 until known (from the caller's map) or read back */
     bool cached;    /* uid came from the caller's map of known users */
-    int nick_last;  /* users batch: index of the last msg naming a nickname, -1 none */
 };
 
 /* One (game, user) row of game_players. */
@@ -47,11 +46,14 @@ struct game {
     const struct sk_event *named;
 };
 
-/* The applied position of one game in one input partition. */
+/* The applied position of one game in one input partition (game_offsets),
+ * or, in a users transaction, of one user (user_offsets): game is then the
+ * index of the user in users. */
 struct poff {
     int32_t partition;
     int64_t game;
     struct sk_part *part;
+    int nick;          /* users: the last msg here naming a nickname, -1 none */
     int64_t next;      /* first offset not applied yet, as read or remembered (-1: none) */
     int64_t batch_min; /* lowest and highest offset of the transaction here */
     int64_t batch_max;

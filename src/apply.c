@@ -149,12 +149,19 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     /* Users in byte order of their names: the order in which every
      * transaction takes locks on users rows. */
     a->nusers = uniq(a->users, a->n, sizeof *a->users, cmp_user);
-    a->noffs = uniq(a->offs, a->n, sizeof *a->offs, cmp_poff);
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
         a->muser[i] = (unsigned)find_user(a, m->ev.username, m->ev.username_len);
+        /* user events are fenced per (partition, user), see first_user */
+        if (a->kind == SK_EV_USER)
+            a->offs[i].game = a->muser[i];
+    }
+    a->noffs = uniq(a->offs, a->n, sizeof *a->offs, cmp_poff);
+    for (i = 0; i < a->n; i++) {
+        const struct sk_msg *m = a->msgs[i];
         a->players[i] = (struct player){.game = m->ev.game_id, .user = a->muser[i]};
-        struct poff k = {.partition = m->part->partition, .game = m->ev.game_id};
+        struct poff k = {.partition = m->part->partition,
+                         .game = a->kind == SK_EV_USER ? a->muser[i] : m->ev.game_id};
         a->moff[i] = (unsigned)find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
     }
     for (unsigned k = 0; k < a->noffs; k++) {
@@ -166,10 +173,16 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
         /* One copy of each offset, in order: a copy consumed again after a
          * revocation must never share a transaction with the old one. */
         if (a->msgs[i]->offset <= o->batch_max) {
-            log_error("transaction: offset %lld of %s [%d] for game %lld follows %lld: the events "
-                      "of a partition and game must arrive in order, once",
-                      (long long)a->msgs[i]->offset, a->topic, (int)o->partition,
-                      (long long)o->game, (long long)o->batch_max);
+            char what[96];
+            const struct user *u = a->kind == SK_EV_USER ? &a->users[o->game] : NULL;
+            if (u)
+                snprintf(what, sizeof what, "user \"%.*s\"", (int)(u->len > 64 ? 64 : u->len), u->name);
+            else
+                snprintf(what, sizeof what, "game %lld", (long long)o->game);
+            log_error("transaction: offset %lld of %s [%d] for %s follows %lld: the events "
+                      "of a partition and %s must arrive in order, once",
+                      (long long)a->msgs[i]->offset, a->topic, (int)o->partition, what,
+                      (long long)o->batch_max, a->kind == SK_EV_USER ? "user" : "game");
             abort();
         }
         o->batch_max = a->msgs[i]->offset;
@@ -200,11 +213,13 @@ void sk_apply_free(struct sk_apply *a)
     free(a);
 }
 
-static void user_list(struct sk_buf *sql, const struct sk_apply *a)
+/* The usernames, in order, each after sep but the first: "," for an SQL
+ * list, "),(" for the rows of a VALUES list. */
+static void user_list(struct sk_buf *sql, const struct sk_apply *a, const char *sep)
 {
     for (unsigned k = 0; k < a->nusers; k++) {
         if (k)
-            sk_buf_putc(sql, ',');
+            sk_buf_puts(sql, sep);
         sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
     }
 }
@@ -483,46 +498,108 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
+/* Nickname candidates in the order their rows are written: by user (byte
+ * order of names), and a user's in transaction order, so that of two
+ * partitions' candidates the later one written last wins. */
+static int cmp_candidate(const void *x, const void *y, void *ctx)
+{
+    const struct sk_apply *a = ctx;
+    const struct poff *p = &a->offs[*(const unsigned *)x], *q = &a->offs[*(const unsigned *)y];
+    if (p->game != q->game)
+        return p->game < q->game ? -1 : 1;
+    return (p->nick > q->nick) - (p->nick < q->nick);
+}
+
+/* "topic = 't' AND `partition` = p AND username = 'u'": one mark's key. */
+static void user_mark_key(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o)
+{
+    const struct user *u = &a->users[o->game];
+    sk_buf_puts(sql, "topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_printf(sql, " AND `partition` = %d AND username = ", (int)o->partition);
+    sk_buf_sql_str(sql, u->name, u->len);
+}
+
+/* The users transaction, one round trip, fenced by user_offsets as score
+ * events are by game_offsets:
+ *   1. lock every user's row, in byte order of the names, creating the
+ *      missing ones: the row lock is the user's mutex, and every writer of
+ *      the user's nickname or mark goes through it;
+ *   2. read the marks (for the outcome: an event below its mark is a
+ *      duplicate);
+ *   3. write each nickname only from an event at or above its mark, decided
+ *      in SQL against the same marks (read under the same locks);
+ *   4. move the marks forward; read the ids; COMMIT.
+ * Within a partition the last event naming a nickname decides it: one
+ * below the mark means every earlier one is below it too.  A user's events
+ * are in one partition unless partitions were added to the topic; then each
+ * partition is fenced on its own, and the last candidate written wins. */
 static int first_user(struct sk_apply *a, struct sk_buf *sql)
 {
-    /* Fold: the last event that names a nickname (or null) decides it. */
-    for (unsigned k = 0; k < a->nusers; k++)
-        a->users[k].nick_last = -1;
+    for (unsigned k = 0; k < a->noffs; k++)
+        a->offs[k].nick = -1;
     for (unsigned i = 0; i < a->n; i++)
         if (a->msgs[i]->ev.nick != SK_NICK_ABSENT)
-            a->users[a->muser[i]].nick_last = (int)i;
-    sk_buf_puts(sql, "START TRANSACTION");
-    bool any = false;
-    for (unsigned k = 0; k < a->nusers; k++) {
-        const struct user *u = &a->users[k];
-        if (u->nick_last < 0)
-            continue;
-        const struct sk_event *ev = &a->msgs[u->nick_last]->ev;
-        sk_buf_puts(sql, any ? ",(" : ";\nINSERT INTO users (username, nickname) VALUES (");
-        any = true;
-        sk_buf_sql_str(sql, u->name, u->len);
+            a->offs[a->moff[i]].nick = (int)i;
+    sk_buf_puts(sql, "START TRANSACTION;\nINSERT INTO users (username) VALUES (");
+    user_list(sql, a, "),(");
+    sk_buf_puts(sql, ") ON DUPLICATE KEY UPDATE id = id;\n" IN_AS_TABLE
+                     "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_puts(sql, " AND (`partition`, username) IN (");
+    for (unsigned k = 0; k < a->noffs; k++) {
+        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
+        sk_buf_sql_str(sql, a->users[a->offs[k].game].name, a->users[a->offs[k].game].len);
+        sk_buf_putc(sql, ')');
+    }
+    sk_buf_puts(sql, ")");
+    int stmt = 2;
+    a->st_offsets = stmt++;
+    unsigned *cand = malloc(a->noffs * sizeof *cand);
+    if (!cand)
+        return -ENOMEM;
+    unsigned nc = 0;
+    for (unsigned k = 0; k < a->noffs; k++)
+        if (a->offs[k].nick >= 0)
+            cand[nc++] = k;
+    qsort_r(cand, nc, sizeof *cand, cmp_candidate, a);
+    for (unsigned c = 0; c < nc; c++) {
+        const struct poff *o = &a->offs[cand[c]];
+        const struct sk_msg *m = a->msgs[o->nick];
+        sk_buf_puts(sql, c ? " UNION ALL SELECT " : ";\nINSERT INTO users (username, nickname) SELECT ");
+        sk_buf_sql_str(sql, m->ev.username, m->ev.username_len);
         sk_buf_putc(sql, ',');
-        if (ev->nick == SK_NICK_SET)
-            sk_buf_sql_str(sql, ev->nickname, ev->nickname_len);
+        if (m->ev.nick == SK_NICK_SET)
+            sk_buf_sql_str(sql, m->ev.nickname, m->ev.nickname_len);
         else
             sk_buf_puts(sql, "NULL");
+        sk_buf_puts(sql, " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE ");
+        user_mark_key(sql, a, o);
+        sk_buf_puts(sql, " AND next_offset > ");
+        sk_buf_i64(sql, m->offset);
         sk_buf_putc(sql, ')');
     }
-    if (any)
+    free(cand);
+    if (nc) {
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname)");
-    any = false;
-    for (unsigned k = 0; k < a->nusers; k++) {
-        const struct user *u = &a->users[k];
-        if (u->nick_last >= 0)
-            continue;
-        sk_buf_puts(sql, any ? ",(" : ";\nINSERT IGNORE INTO users (username) VALUES (");
-        any = true;
-        sk_buf_sql_str(sql, u->name, u->len);
+        stmt++;
+    }
+    for (unsigned k = 0; k < a->noffs; k++) {
+        const struct poff *o = &a->offs[k];
+        sk_buf_puts(sql, k ? ",(" : ";\nINSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES (");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, ",%d,", (int)o->partition);
+        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, o->batch_max + 1);
         sk_buf_putc(sql, ')');
     }
+    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
+    stmt++;
     sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-    user_list(sql, a);
+    user_list(sql, a, ",");
     sk_buf_puts(sql, ");\nCOMMIT");
+    a->st_unknown = stmt;
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
@@ -593,7 +670,20 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
         }
         return;
     }
-    if (a->kind == SK_EV_SCORE && st != a->st_unknown)
+    if (a->kind == SK_EV_USER && st == a->st_offsets) {
+        /* a user's mark: partition, username, next_offset */
+        int64_t part, next;
+        if (nfields < 3 || !row[1] || !parse_i64(row[0], lengths[0], &part) ||
+            !parse_i64(row[2], lengths[2], &next))
+            return;
+        long u = find_user(a, row[1], lengths[1]);
+        struct poff k = {.partition = (int32_t)part, .game = u};
+        long i = u < 0 ? -1 : find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+        if (i >= 0)
+            a->offs[i].next = next;
+        return;
+    }
+    if (st != a->st_unknown)
         return;
     /* users (id, username), or players of unknown users (id, username,
      * game_id, score) */
@@ -665,8 +755,15 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
             return -EPROTO;
         }
     }
-    if (a->kind != SK_EV_SCORE)
+    if (a->kind == SK_EV_USER) {
+        /* The nicknames were decided in SQL against these marks, read
+         * under the same locks: an event below its mark changed nothing. */
+        for (unsigned i = 0; i < a->n; i++) {
+            struct sk_msg *m = a->msgs[i];
+            m->status = m->offset < a->offs[a->moff[i]].next ? SK_ST_DUPLICATE : SK_ST_APPLIED;
+        }
         return 0;
+    }
     if (a->one_trip) {
         int r = apply_one_trip_scores(a, err, errlen);
         if (r < 0)
@@ -702,8 +799,6 @@ void sk_apply_outcome(struct sk_apply *a)
     for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
         m->user_id = a->users[a->muser[i]].uid;
-        if (a->kind == SK_EV_USER)
-            m->status = SK_ST_APPLIED;
     }
 }
 

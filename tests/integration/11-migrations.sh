@@ -70,7 +70,7 @@ tap_is "schema_migrations has exactly one row per file" \
 tap_is "expected tables exist" \
     "$(sk_sql "$db" "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()" |
         LC_ALL=C sort | paste -sd,)" \
-    "game_offsets,game_players,games,kafka_offsets,schema_migrations,users"
+    "game_offsets,game_players,games,kafka_offsets,schema_migrations,user_offsets,users"
 tap_is "no table is other than InnoDB/utf8mb4" \
     "$(sk_sql "$db" "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
                      AND (ENGINE <> 'InnoDB' OR TABLE_COLLATION NOT LIKE 'utf8mb4\\_%')")" 0

@@ -66,6 +66,16 @@ allowed "INSERT kafka_offsets" \
 allowed "upsert game_players (INSERT ... ON DUPLICATE KEY UPDATE)" \
     "INSERT INTO game_players (game_id, user_id, score) SELECT 10, id, 4 FROM users WHERE username = 'bob'
        ON DUPLICATE KEY UPDATE score = score + VALUES(score); SELECT score FROM game_players WHERE game_id = 10" 7
+allowed "upsert game_offsets" \
+    "INSERT INTO game_offsets (topic, \`partition\`, game_id, next_offset) VALUES ('t', 0, 10, 5)
+       ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset)); SELECT ROW_COUNT()" 1
+allowed "upsert user_offsets, the nickname fenced by it" \
+    "INSERT INTO user_offsets (topic, \`partition\`, username, next_offset) VALUES ('t', 0, 'bob', 5)
+       ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset));
+     INSERT INTO users (username, nickname) SELECT 'bob', 'Old' FROM DUAL WHERE NOT EXISTS
+       (SELECT 1 FROM user_offsets WHERE topic = 't' AND \`partition\` = 0 AND username = 'bob' AND next_offset > 3)
+       ON DUPLICATE KEY UPDATE nickname = VALUES(nickname);
+     SELECT nickname FROM users WHERE username = 'bob'" Bob
 allowed "UPDATE users" "UPDATE users SET nickname = 'Bobby' WHERE username = 'bob'; SELECT ROW_COUNT()" 1
 allowed "UPDATE games" "UPDATE games SET name = 'quiz 2' WHERE id = 10; SELECT ROW_COUNT()" 1
 allowed "UPDATE kafka_offsets" "UPDATE kafka_offsets SET next_offset = 9 WHERE topic = 't'; SELECT ROW_COUNT()" 1

@@ -39,7 +39,7 @@ tap_is "schema_migrations unchanged" "$(sk_sql "$db" "SELECT COUNT(*) FROM schem
 tap_is "every table is utf8mb4" \
     "$(sk_sql "$db" "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_collation NOT LIKE 'utf8mb4%'")" 0
 tap_is "the daemon's tables exist" "$(sk_sql "$db" "SHOW TABLES" | LC_ALL=C sort | tr '\n' ' ')" \
-    "game_offsets game_players games kafka_offsets schema_migrations users "
+    "game_offsets game_players games kafka_offsets schema_migrations user_offsets users "
 
 bad=$SK_TEST_TMP/sql
 mkdir -p "$bad"

@@ -27,6 +27,7 @@ usr/share/scorekeeper/schemas/user-event.schema.json
 usr/share/scorekeeper/sql/001_schema.sql
 usr/share/scorekeeper/sql/002_game_offsets.sql
 usr/share/scorekeeper/sql/003_game_players_key.sql
+usr/share/scorekeeper/sql/004_user_offsets.sql
 usr/share/scorekeeper/sql/grants.sql"
 # The sql/ and schemas/ parts follow the source tree: a new migration or
 # schema is installed too.  The list above must be updated with it.

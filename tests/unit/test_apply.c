@@ -365,6 +365,45 @@ static void known_users_skip_insert_and_join(void **state)
     sk_known_free(k);
 }
 
+/* Rows of the users transaction: a user's mark (statement 2), and ids
+ * (the statement before COMMIT). */
+static void user_mark_row(struct sk_apply *a, const char *part, const char *name, const char *next)
+{
+    char *r[3] = {(char *)(uintptr_t)part, (char *)(uintptr_t)name, (char *)(uintptr_t)next};
+    unsigned long len[3] = {strlen(part), strlen(name), strlen(next)};
+    sk_apply_row(a, 2, r, len, 3);
+}
+
+static void user_id_row(struct sk_apply *a, const char *id, const char *name)
+{
+    char *r[2] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name};
+    unsigned long len[2] = {strlen(id), strlen(name)};
+    sk_apply_row(a, last_stmt - 1, r, len, 2);
+}
+
+static void user_id_rows(struct sk_apply *a)
+{
+    user_id_row(a, "1", "alice");
+    user_id_row(a, "2", "bob");
+    user_id_row(a, "3", "carol");
+}
+
+static struct sk_msg *user_in(struct sk_part *p, int64_t off, const char *name, const char *nn)
+{
+    struct sk_msg *m = user(off, name, nn ? SK_NICK_SET : SK_NICK_ABSENT, nn);
+    m->part = p;
+    return m;
+}
+
+#define USERS_LOCK                                                                              \
+    "START TRANSACTION;\nINSERT INTO users (username) VALUES ('alice'),('bob'),('carol') ON "  \
+    "DUPLICATE KEY UPDATE id = id;\nSET STATEMENT in_predicate_conversion_threshold = 1 FOR " \
+    "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = 'game.scores' "  \
+    "AND (`partition`, username) IN "
+#define USERS_FENCE(name, part, off)                                                            \
+    " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE topic = 'game.scores' AND " \
+    "`partition` = " part " AND username = '" name "' AND next_offset > " off ")"
+
 static void user_fold(void **state)
 {
     (void)state;
@@ -378,34 +417,122 @@ static void user_fold(void **state)
     struct sk_buf sql;
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, NULL), 0);
-    assert_string_equal(sk_buf_cstr(&sql),
-                        "START TRANSACTION;\nINSERT INTO users (username, nickname) VALUES "
-                        "('bob',NULL),('carol','C') ON DUPLICATE KEY UPDATE nickname = "
-                        "VALUES(nickname);\nINSERT IGNORE INTO users (username) VALUES "
-                        "('alice');\nSELECT id, username FROM users WHERE username IN "
-                        "('alice','bob','carol');\nCOMMIT");
-    char *r[2];
-    unsigned long len[2];
-    const char *rows[][2] = {{"1", "alice"}, {"2", "bob"}, {"3", "carol"}};
-    for (int i = 0; i < 3; i++) {
-        r[0] = (char *)(uintptr_t)rows[i][0];
-        r[1] = (char *)(uintptr_t)rows[i][1];
-        len[0] = strlen(r[0]);
-        len[1] = strlen(r[1]);
-        sk_apply_row(a, 2, r, len, 2);
-    }
+    /* Locks in byte order, marks read, each nickname written only from an
+     * event at or above its mark, marks moved, ids read. */
+    assert_string_equal(
+        sk_buf_cstr(&sql),
+        USERS_LOCK "((3,'alice'),(3,'bob'),(3,'carol'));\n"
+        "INSERT INTO users (username, nickname) SELECT 'bob',NULL" USERS_FENCE("bob", "3", "3")
+        " UNION ALL SELECT 'carol','C'" USERS_FENCE("carol", "3", "4")
+        " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname);\n"
+        "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES "
+        "('game.scores',3,'alice',3),('game.scores',3,'bob',4),('game.scores',3,'carol',6) ON "
+        "DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset));\n"
+        "SELECT id, username FROM users WHERE username IN ('alice','bob','carol');\nCOMMIT");
+    assert_int_equal(last_stmt, 6);
+    user_id_rows(a);
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
     sk_apply_outcome(a);
     assert_int_equal(ms[0]->user_id, 2);
     assert_int_equal(ms[1]->user_id, 1);
     assert_int_equal(ms[4]->user_id, 3);
-    assert_int_equal(ms[4]->status, SK_ST_APPLIED);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ms[i]->status, SK_ST_APPLIED);
     sk_buf_free(&sql);
     sk_apply_free(a);
     free_batch(b);
 }
 
+/* A zombie's user events: those below the user's mark in their partition
+ * are duplicates (their nickname was not written), those at or above it
+ * applied; a retry reads the marks afresh. */
+static void user_events_below_the_mark_are_duplicates(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        user(10, "bob", SK_NICK_SET, "Old"), user(11, "alice", SK_NICK_ABSENT, NULL),
+        user(12, "bob", SK_NICK_SET, "Older"), user(13, "carol", SK_NICK_SET, "C"),
+    };
+    struct sk_batch *b = batch(0, ms, 4);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        assert_int_equal(first(a, &sql, NULL), 0);
+        assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT 'bob','Older'" USERS_FENCE("bob", "3", "12")));
+        /* bob's mark is past both his events; carol's is exactly at hers;
+         * alice has none; a mark of another partition says nothing here */
+        if (attempt == 0) {
+            user_mark_row(a, "3", "bob", "13");
+            user_mark_row(a, "3", "carol", "13");
+            user_mark_row(a, "4", "alice", "99");
+            user_mark_row(a, "3", "dave", "99");
+        }
+        user_id_rows(a);
+        char err[100];
+        assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+        sk_apply_outcome(a);
+        enum sk_status want0 = attempt == 0 ? SK_ST_DUPLICATE : SK_ST_APPLIED;
+        assert_int_equal(ms[0]->status, want0);
+        assert_int_equal(ms[2]->status, want0);
+        assert_int_equal(ms[1]->status, SK_ST_APPLIED);
+        assert_int_equal(ms[3]->status, SK_ST_APPLIED);
+        assert_int_equal(ms[2]->user_id, 2);
+    }
+    /* bob at 12 and 13 is applied above a mark of 12 */
+    struct sk_msg *m2[] = {user(12, "bob", SK_NICK_SET, "New"), user(13, "bob", SK_NICK_NULL, NULL)};
+    struct sk_batch *b2 = batch(0, m2, 2);
+    struct sk_apply *a2 = sk_apply_new(&b2, 1);
+    assert_int_equal(first(a2, &sql, NULL), 0);
+    user_mark_row(a2, "3", "bob", "12");
+    user_id_row(a2, "2", "bob");
+    char err[100];
+    assert_int_equal(sk_apply_second(a2, &sql, err, sizeof err), 0);
+    assert_int_equal(m2[0]->status, SK_ST_APPLIED);
+    assert_int_equal(m2[1]->status, SK_ST_APPLIED);
+    sk_apply_free(a2);
+    free_batch(b2);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+/* After partitions were added, one user's events in two partitions: each
+ * is fenced by its own mark, and the candidates are written in transaction
+ * order (the later one wins when both apply). */
+static void user_in_two_partitions(void **state)
+{
+    (void)state;
+    static struct sk_part part5 = {.topic = (char *)"game.scores", .partition = 5, .kind = SK_EV_USER};
+    struct sk_msg *ms[] = {
+        user_in(&part5, 2, "bob", "Five"), user_in(&part3, 7, "bob", "Three"),
+        user_in(&part5, 3, "alice", NULL),
+    };
+    struct sk_batch *b = batch(0, ms, 3);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, NULL), 0);
+    const char *s = sk_buf_cstr(&sql);
+    assert_non_null(strstr(s, "IN ((3,'bob'),(5,'alice'),(5,'bob'));\n"));
+    assert_non_null(strstr(s, "SELECT 'bob','Five'" USERS_FENCE("bob", "5", "2")
+                              " UNION ALL SELECT 'bob','Three'" USERS_FENCE("bob", "3", "7")
+                              " ON DUPLICATE"));
+    assert_non_null(strstr(s, "VALUES ('game.scores',3,'bob',8),('game.scores',5,'alice',4),"
+                              "('game.scores',5,'bob',3) ON"));
+    user_mark_row(a, "3", "bob", "8");
+    user_id_row(a, "2", "bob");
+    user_id_row(a, "1", "alice");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    assert_int_equal(ms[0]->status, SK_ST_APPLIED);
+    assert_int_equal(ms[1]->status, SK_ST_DUPLICATE);
+    assert_int_equal(ms[2]->status, SK_ST_APPLIED);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
 
 static struct sk_part *marked_part(int64_t game, int64_t next)
 {
@@ -692,6 +819,8 @@ int main(void)
         cmocka_unit_test(two_games_share_a_transaction),
         cmocka_unit_test(known_users_skip_insert_and_join),
         cmocka_unit_test(user_fold),
+        cmocka_unit_test(user_events_below_the_mark_are_duplicates),
+        cmocka_unit_test(user_in_two_partitions),
         cmocka_unit_test(one_trip_when_marks_are_known),
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
