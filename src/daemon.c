@@ -260,7 +260,8 @@ static void reload(struct daemon *d)
     }
     /* An operator who reset a refused partition's marks reloads: check it
      * again, whatever became of the settings. */
-    sk_consumer_recheck(d->consumer);
+    if (sk_consumer_recheck(d->consumer))
+        sk_txns_kick(d->txns);
     sd_notify(0, "READY=1");
     notify_status(d);
 }
