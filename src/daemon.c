@@ -259,8 +259,9 @@ static void reload(struct daemon *d)
         log_notice("reloaded settings: %d changed", changed);
     }
     /* An operator who reset a refused partition's marks reloads: check it
-     * again, whatever became of the settings. */
-    if (sk_consumer_recheck(d->consumer))
+     * again, whatever became of the settings (not while stopping: nothing
+     * is read any more). */
+    if (d->phase <= PH_RUNNING && sk_consumer_recheck(d->consumer))
         sk_txns_kick(d->txns);
     sd_notify(0, "READY=1");
     notify_status(d);
