@@ -9,7 +9,14 @@
  * handed back: done (its results were delivered: its offset may be
  * committed) or released (let go without a result: it is consumed again
  * after a restart or by the partition's next owner).  What it reads goes
- * upward through the callbacks; it calls no other module. */
+ * upward through the callbacks; it calls no other module.
+ *
+ * A score partition's events flow only once its offsets are checked
+ * against the end of its log (part.h, sk_part_check): its first message
+ * waits for the marks read at assignment; a partition whose highest mark
+ * lies beyond its high watermark is refused (logged as an error, nothing
+ * of it flows, it stays assigned) until sk_consumer_recheck finds its
+ * marks reset. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,7 +35,8 @@ struct sk_consumer_ops {
     void (*event)(void *ud, struct sk_msg *m, int64_t key);
     /* An invalid event: rejected, its result is due now. */
     void (*rejected)(void *ud, struct sk_msg *m);
-    /* A partition was assigned (before its first message). */
+    /* A partition was assigned (before its first message), or a refused
+     * one is to be checked again: read its marks (score partitions). */
     void (*assigned)(void *ud, struct sk_part *p);
     /* A partition is revoked or lost: whatever of it waits to be batched
      * must be released now.  Batches already running finish. */
@@ -69,6 +77,15 @@ void sk_consumer_commit(struct sk_consumer *c);
 void sk_consumer_pause_all(struct sk_consumer *c);
 /* Commit, then leave the group; `closed` runs once it has left. */
 void sk_consumer_close(struct sk_consumer *c);
+
+/* The read of p's marks ended (p->marks_read, p->top_mark set): its check
+ * is decided on the next turn. */
+void sk_consumer_marks_read(struct sk_consumer *c, struct sk_part *p);
+/* Every refused partition is checked again (its marks read afresh);
+ * returns how many. */
+unsigned sk_consumer_recheck(struct sk_consumer *c);
+/* Assigned partitions refused for reused offsets. */
+unsigned sk_consumer_refused(const struct sk_consumer *c);
 
 size_t sk_consumer_inflight(const struct sk_consumer *c);
 const struct sk_part *sk_consumer_parts(const struct sk_consumer *c);

@@ -16,6 +16,18 @@
 #include "marks.h"
 
 struct rd_kafka_queue_s;
+struct rd_kafka_message_s;
+
+/* A score partition's offsets must be its own: game_offsets is keyed by
+ * topic name, so a topic deleted and recreated, consumers moved to a
+ * mirrored copy or a log truncated by an unclean leader election start
+ * offsets again below the marks, and every event would be reported
+ * duplicate.  Its events wait until the check decides (consumer.c). */
+enum sk_part_check {
+    SK_PART_CHECKING, /* marks or the first message awaited: its events wait */
+    SK_PART_CHECKED,  /* its events flow */
+    SK_PART_REFUSED,  /* a mark lies beyond the end of its log: nothing flows */
+};
 
 struct sk_part {
     char *topic;
@@ -34,6 +46,10 @@ struct sk_part {
     int64_t lag;         /* consumer lag from librdkafka's statistics, -1 unknown */
     struct sk_marks *marks; /* score partitions: games' applied offsets (NULL: none kept) */
     struct rd_kafka_queue_s *queue; /* its own message queue while assigned (owned by the consumer) */
+    enum sk_part_check check;
+    bool marks_read;   /* the warm-up read of its marks ended (warmup.c), or failed */
+    int64_t top_mark;  /* then: the highest game_offsets mark of the partition, -1 none or unknown */
+    struct rd_kafka_message_s *first; /* its first message, held while checking (consumer's) */
     struct sk_part *next;
 };
 

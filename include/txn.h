@@ -42,6 +42,9 @@ struct sk_txns;
 struct sk_txns_ops {
     void (*finished)(void *ud, struct sk_msg *m); /* its outcome is known: its result is due */
     void (*drop)(void *ud, struct sk_msg *m);     /* let go without an outcome */
+    /* The read of a score partition's marks ended (warmup.h): its
+     * marks_read and top_mark are set.  May run from sk_txns_assigned. */
+    void (*marks_read)(void *ud, struct sk_part *p);
 };
 
 int sk_txns_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db, struct sk_stats *st,
@@ -58,8 +61,9 @@ void sk_txns_kick(struct sk_txns *t);
 /* Batching settings were reloaded; drain: every queued event is due now. */
 void sk_txns_reload(struct sk_txns *t);
 void sk_txns_drain(struct sk_txns *t);
-/* A score partition was assigned; one was revoked (its queued events go
- * to drop, its running batches finish). */
+/* A score partition was assigned (or a refused one is checked again: its
+ * marks are read again); one was revoked (its queued events go to drop,
+ * its running batches finish). */
 void sk_txns_assigned(struct sk_txns *t, struct sk_part *p);
 void sk_txns_revoked(struct sk_txns *t, const struct sk_part *p);
 

@@ -256,16 +256,124 @@ static void handle_message(struct sk_consumer *c, rd_kafka_message_t *rm)
     rd_kafka_message_destroy(rm);
 }
 
+/* ---- reused offsets ----------------------------------------------------- */
+
+/* The partition's events would all be reported duplicate: nothing of it
+ * flows until an operator resets its marks and the daemon checks it again
+ * (sk_consumer_recheck).  It stays assigned (its queue is not read, the
+ * consumer queue still is), so that no other instance takes it. */
+static void refuse(struct sk_part *p, int64_t hi)
+{
+    p->check = SK_PART_REFUSED;
+    struct sk_log_ctx x = SK_LOG_CTX_NONE;
+    x.topic = p->topic;
+    x.partition = p->partition;
+    sk_logc(SK_LOG_ERR, &x,
+            "refusing %s [%d]: game_offsets holds marks up to offset %lld, beyond the end of the "
+            "partition's log (high watermark %lld): its offsets were used again (the topic "
+            "deleted and recreated, consumers moved to a copy of it, or its log truncated by an "
+            "unclean leader election), and its events would be reported duplicate without being "
+            "applied.  None of them is applied until the marks are reset, as an administrator: "
+            "scorekeeper -o db.url=ADMIN_URL reset-marks --topic %s --partition %d; then reload "
+            "(SIGHUP) or restart the daemon",
+            p->topic, (int)p->partition, (long long)p->top_mark, (long long)hi, p->topic,
+            (int)p->partition);
+}
+
+/* May a score partition's events flow?  Not when the highest mark
+ * game_offsets holds for it lies beyond the end of its log.  Decided once
+ * its marks were read and, if it has marks, once its first message is in
+ * hand: the fetch that brought it also refreshed the high watermark that
+ * librdkafka caches (one cached at an earlier assignment may be older than
+ * marks other instances wrote since).  Until then its events wait; on a
+ * yes the first message is handled. */
+static void check_part(struct sk_consumer *c, struct sk_part *p)
+{
+    if (!p->marks_read)
+        return;
+    if (p->top_mark >= 0) {
+        if (!p->first)
+            return;
+        int64_t hi = p->first->offset + 1; /* the log reaches past its first message */
+        if (p->top_mark > hi) {
+            int64_t lo, cached;
+            if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &cached) ||
+                cached < 0)
+                return; /* not known (the last fetch failed): at the next poll */
+            if (cached > hi)
+                hi = cached;
+        }
+        if (p->top_mark > hi) {
+            refuse(p, hi);
+            return;
+        }
+    }
+    p->check = SK_PART_CHECKED;
+    rd_kafka_message_t *rm = p->first;
+    p->first = NULL;
+    if (rm)
+        handle_message(c, rm);
+}
+
+void sk_consumer_marks_read(struct sk_consumer *c, struct sk_part *p)
+{
+    (void)p;
+    /* decided on the next turn, where messages are read */
+    sd_event_source_set_enabled(c->defer, SD_EVENT_ON);
+}
+
+unsigned sk_consumer_recheck(struct sk_consumer *c)
+{
+    unsigned n = 0;
+    for (struct sk_part *p = c->parts; p; p = p->next) {
+        if (p->check != SK_PART_REFUSED)
+            continue;
+        /* nothing of it is in flight: its marks are read afresh */
+        struct sk_marks *m = sk_marks_new(PART_MARKS_MAX);
+        if (!m) {
+            log_warning("cannot check %s [%d] again (out of memory); it stays refused", p->topic,
+                        (int)p->partition);
+            continue;
+        }
+        sk_marks_free(p->marks);
+        p->marks = m;
+        p->check = SK_PART_CHECKING;
+        p->marks_read = false;
+        p->top_mark = -1;
+        log_notice("checking %s [%d] again: reading its marks", p->topic, (int)p->partition);
+        c->ops.assigned(c->ud, p);
+        n++;
+    }
+    return n;
+}
+
+unsigned sk_consumer_refused(const struct sk_consumer *c)
+{
+    unsigned n = 0;
+    for (const struct sk_part *p = c->parts; p; p = p->next)
+        n += p->check == SK_PART_REFUSED;
+    return n;
+}
+
 /* Reads up to `burst` messages of a partition's own queue, stopping early
- * when the partition is held.  True if more may wait. */
+ * when the partition is held, or is being checked (its first message is
+ * kept aside) or refused.  True if more may wait. */
 static bool drain_part(struct sk_consumer *c, struct sk_part *p, int burst)
 {
     for (int i = 0; i < burst && !c->failed; i++) {
         if (p->held)
             return false;
+        if (p->check == SK_PART_CHECKING)
+            check_part(c, p);
+        if (p->check != SK_PART_CHECKED && p->first)
+            return false;
         rd_kafka_message_t *rm = rd_kafka_consume_queue(p->queue, 0);
         if (!rm)
             return false;
+        if (p->check != SK_PART_CHECKED && !rm->err) {
+            p->first = rm;
+            continue;
+        }
         handle_message(c, rm);
     }
     return !c->failed;
@@ -329,8 +437,11 @@ static void own_queue(struct sk_consumer *c, struct sk_part *p)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_get_partition(c->rk, p->topic, p->partition);
     if (!q) {
-        /* its messages then come through the consumer queue */
-        log_warning("no queue of its own for %s [%d]; reading it from the consumer queue",
+        /* its messages then come through the consumer queue, where they
+         * cannot wait for the check */
+        p->check = SK_PART_CHECKED;
+        log_warning("no queue of its own for %s [%d]; reading it from the consumer queue, without "
+                    "checking its offsets against the end of its log",
                     p->topic, (int)p->partition);
         return;
     }
@@ -341,6 +452,10 @@ static void own_queue(struct sk_consumer *c, struct sk_part *p)
 
 static void drop_queue(struct sk_part *p)
 {
+    if (p->first) { /* never tracked: consumed again by its next owner */
+        rd_kafka_message_destroy(p->first);
+        p->first = NULL;
+    }
     if (!p->queue)
         return;
     rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);

@@ -122,7 +122,9 @@ static void notify_status(struct daemon *d)
              phase_names[d->phase], sk_stats_both(d->st.k_consumed),
              sk_stats_both(d->st.k_applied), sk_stats_both(d->st.k_rejected),
              sk_consumer_inflight(d->consumer), sk_db_count_up(d->db), d->cfg->db_pool_size,
-             sk_consumer_held(d->consumer) ? "some partitions paused (backpressure)" : "consuming");
+             sk_consumer_refused(d->consumer) ? "some partitions refused (offsets used again, see the log)"
+             : sk_consumer_held(d->consumer)  ? "some partitions paused (backpressure)"
+                                              : "consuming");
     sd_notify(0, buf);
 }
 
@@ -176,6 +178,11 @@ static void on_drop(void *ud, struct sk_msg *m)
     sk_consumer_release(d->consumer, m);
 }
 
+static void on_marks_read(void *ud, struct sk_part *p)
+{
+    sk_consumer_marks_read(((struct daemon *)ud)->consumer, p);
+}
+
 static void on_assigned(void *ud, struct sk_part *p) { sk_txns_assigned(((struct daemon *)ud)->txns, p); }
 
 static void on_revoked(void *ud, struct sk_part *p) { sk_txns_revoked(((struct daemon *)ud)->txns, p); }
@@ -226,7 +233,8 @@ static void begin_drain(struct daemon *d, const char *why)
 
 /* SIGHUP: read the same file and -o options again; apply what may change
  * at run time (log level, batching, limits); a bad file or a change that
- * needs a restart keeps every current setting. */
+ * needs a restart keeps every current setting.  Partitions refused for
+ * reused offsets are checked again. */
 static void reload(struct daemon *d)
 {
     sd_notify(0, "RELOADING=1\nSTATUS=reloading settings");
@@ -250,6 +258,11 @@ static void reload(struct daemon *d)
         sk_txns_reload(d->txns);
         log_notice("reloaded settings: %d changed", changed);
     }
+    /* An operator who reset a refused partition's marks reloads: check it
+     * again, whatever became of the settings (not while stopping: nothing
+     * is read any more). */
+    if (d->phase <= PH_RUNNING && sk_consumer_recheck(d->consumer))
+        sk_txns_kick(d->txns);
     sd_notify(0, "READY=1");
     notify_status(d);
 }
@@ -357,7 +370,7 @@ static bool healthy(void *ud)
     const struct daemon *d = ud;
     char why[300];
     return d->phase == PH_RUNNING && sk_db_count_up(d->db) > 0 && !d->wedged &&
-           !sk_output_stuck(d->output, why, sizeof why);
+           !sk_output_stuck(d->output, why, sizeof why) && !sk_consumer_refused(d->consumer);
 }
 
 static void render_metrics(void *ud, struct sk_buf *b)
@@ -436,7 +449,8 @@ static int setup(struct daemon *d)
         .revoked = on_revoked,   .consumed = on_consumed, .answered = on_answered,
         .closed = on_consumer_closed, .fatal = on_fatal,
     };
-    static const struct sk_txns_ops tops = {.finished = on_finished, .drop = on_drop};
+    static const struct sk_txns_ops tops = {.finished = on_finished, .drop = on_drop,
+                                            .marks_read = on_marks_read};
     static const struct sk_output_ops oops = {.delivered = on_delivered, .fatal = on_fatal};
     int r = sd_event_default(&d->loop);
     if (r < 0) {

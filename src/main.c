@@ -1,5 +1,8 @@
 /* main — command line: parse, build the settings, run.  Nothing else. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
+#include "resetmarks.h"
 #include "settings.h"
 
 #define EX_USAGE 64
@@ -25,6 +29,11 @@ static void usage(FILE *f)
             "Commands:\n"
             "  run        run the daemon (default)\n"
             "  migrate    apply the SQL migrations in sql.dir, then exit\n"
+            "  reset-marks --topic TOPIC [--partition N]\n"
+            "             delete the applied-offset marks (game_offsets) of TOPIC, or of\n"
+            "             one partition, after the daemon refused it because its offsets\n"
+            "             were used again (topic recreated, log truncated); needs an\n"
+            "             administrative account in db.url; then reload the daemon\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   read settings from FILE (key = value lines)\n"
@@ -46,10 +55,56 @@ static void usage(FILE *f)
             "\n"
             "Exit codes: 0 ok, 1 runtime failure, 64 usage, 65 migration failed,\n"
             "66 no migrations to read (sql.dir), 69 service unreachable, 70 internal\n"
-            "error (migrate), 78 configuration error (also under --check-config).\n"
+            "error (migrate), 77 not allowed (reset-marks as the runtime account),\n"
+            "78 configuration error (also under --check-config).\n"
             "\n"
             "Settings:\n%s",
             sk_config_help());
+}
+
+/* reset-marks' own arguments: --topic T (a Kafka topic name) and
+ * optionally --partition N.  False (said on stderr) when they are wrong. */
+static bool reset_args(int argc, char **argv, const char **topic, int32_t *partition)
+{
+    *topic = NULL;
+    *partition = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        size_t n = strcspn(a, "=");
+        if (a[n] == '=')
+            v = a + n + 1;
+        else if (i + 1 < argc)
+            v = argv[++i];
+        if (!v) {
+            fprintf(stderr, "scorekeeper: reset-marks: %s needs a value\n", a);
+            return false;
+        }
+        if (n == 7 && !strncmp(a, "--topic", n)) {
+            size_t len = strlen(v);
+            if (!len || len > 249 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "0123456789._-") != len) {
+                fprintf(stderr, "scorekeeper: reset-marks: \"%s\" is not a Kafka topic name\n", v);
+                return false;
+            }
+            *topic = v;
+        } else if (n == 11 && !strncmp(a, "--partition", n)) {
+            char *end = NULL;
+            errno = 0;
+            long p = strtol(v, &end, 10);
+            if (errno || end == v || *end || p < 0 || p > INT32_MAX) {
+                fprintf(stderr, "scorekeeper: reset-marks: \"%s\" is not a partition number\n", v);
+                return false;
+            }
+            *partition = (int32_t)p;
+        } else {
+            fprintf(stderr, "scorekeeper: reset-marks: unknown argument \"%.*s\" (try --help)\n",
+                    (int)n, a);
+            return false;
+        }
+    }
+    if (!*topic)
+        fprintf(stderr, "scorekeeper: reset-marks: --topic is required (try --help)\n");
+    return *topic != NULL;
 }
 
 static int run(int argc, char **argv)
@@ -78,8 +133,13 @@ static int run(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : "run";
-    if (optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
-        fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
+    const char *topic = NULL;
+    int32_t partition = -1;
+    bool reset = !strcmp(command, "reset-marks");
+    if (reset ? !reset_args(argc - optind - 1, argv + optind + 1, &topic, &partition)
+              : optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
+        if (!reset)
+            fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
         free(src.overrides);
         return EX_USAGE;
     }
@@ -100,6 +160,8 @@ static int run(int argc, char **argv)
         rc = sk_check_run(&cfg);
     else if (!strcmp(command, "migrate"))
         rc = sk_migrate_run(&cfg);
+    else if (reset)
+        rc = sk_resetmarks_run(&cfg, topic, partition);
     else
         rc = sk_daemon_run(&cfg, &src);
     sk_config_free(&cfg);

@@ -25,6 +25,8 @@ struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_
     p->next_commit = -1;
     p->committed = -1;
     p->lag = -1;
+    p->top_mark = -1;
+    p->check = kind == SK_EV_SCORE ? SK_PART_CHECKING : SK_PART_CHECKED;
     return p;
 }
 

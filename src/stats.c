@@ -148,13 +148,17 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
           v->output_stuck ? 1 : 0);
     gauge(b, "scorekeeper_events_in_flight", "Events consumed whose results are not delivered yet.",
           (long long)v->inflight);
-    unsigned n = 0, held = 0;
+    unsigned n = 0, held = 0, refused = 0;
     for (const struct sk_part *p = v->parts; p; p = p->next) {
         n++;
         held += p->held;
+        refused += p->check == SK_PART_REFUSED;
     }
     gauge(b, "scorekeeper_partitions_assigned", "Input partitions assigned to this instance.", n);
     gauge(b, "scorekeeper_partitions_paused", "Assigned partitions paused by backpressure.", held);
+    gauge(b, "scorekeeper_partitions_refused",
+          "Assigned partitions refused because game_offsets holds marks beyond the end of their "
+          "log (offsets used again; logged with the command that resets them).", refused);
     sk_buf_puts(b, "# HELP scorekeeper_consumer_lag Messages behind the end of the partition "
                    "(librdkafka statistics).\n# TYPE scorekeeper_consumer_lag gauge\n");
     for (const struct sk_part *p = v->parts; p; p = p->next)

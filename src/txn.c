@@ -713,6 +713,12 @@ size_t sk_txns_preloaded(const struct sk_txns *t) { return sk_warmup_preloaded(t
 
 static void warmup_done(void *ud) { sk_txns_kick(ud); }
 
+static void warmup_marks_read(void *ud, struct sk_part *p)
+{
+    struct sk_txns *t = ud;
+    t->ops.marks_read(t->ud, p);
+}
+
 int sk_txns_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db, struct sk_stats *st,
                 const struct sk_txns_ops *ops, void *ud, struct sk_txns **out)
 {
@@ -724,7 +730,7 @@ int sk_txns_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db, s
     sk_rng_seed(&t->rng, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL));
     int r = -ENOMEM;
     if (!(t->sched = sk_sched_new()) || !(t->known = sk_known_new(cfg->known_users)) ||
-        sk_warmup_new(loop, cfg, db, t->known, warmup_done, t, &t->warmup) < 0)
+        sk_warmup_new(loop, cfg, db, t->known, warmup_done, warmup_marks_read, t, &t->warmup) < 0)
         goto fail;
     if ((r = sd_event_add_time(loop, &t->linger, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_linger, t)) < 0)
         goto fail;

@@ -2,6 +2,7 @@
 #include "warmup.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct marks_load {
     int32_t partition;
     bool running;
     size_t n;
+    int64_t top; /* the highest mark read, -1 none */
     struct sk_buf sql; /* Connector/C may still be sending it after the call returns */
     struct marks_load *next;
 };
@@ -29,6 +31,7 @@ struct sk_warmup {
     struct sk_db *db;
     struct sk_known *known;
     void (*again)(void *ud);
+    void (*marks_read)(void *ud, struct sk_part *p);
     void *ud;
     struct marks_load *loads; /* due or running */
     struct sk_preload preload;
@@ -58,15 +61,27 @@ static void load_free(struct sk_warmup *w, struct marks_load *l)
 static void on_marks_row(void *ud, unsigned stmt, char **row, unsigned long *lengths,
                          unsigned nfields)
 {
-    (void)stmt;
     (void)lengths;
     struct marks_load *l = ud;
+    if (stmt == 0) { /* the highest mark, NULL when the partition has none */
+        l->top = nfields == 1 && row[0] ? strtoll(row[0], NULL, 10) : -1;
+        return;
+    }
     if (nfields != 2 || !row[0] || !row[1] || !l->part)
         return;
     int64_t game = strtoll(row[0], NULL, 10), next = strtoll(row[1], NULL, 10);
     if (next > 0 && sk_marks_get(l->part->marks, game) < 0)
         sk_marks_set(l->part->marks, game, next);
     l->n++;
+}
+
+/* The read of p's marks ended: its reuse check may be decided (top -1:
+ * no marks, or they could not be read: nothing to check against). */
+static void marks_done(struct sk_warmup *w, struct sk_part *p, int64_t top)
+{
+    p->marks_read = true;
+    p->top_mark = top;
+    w->marks_read(w->ud, p);
 }
 
 static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -87,25 +102,38 @@ static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         sk_logc(SK_LOG_WARNING, &x, "cannot read the applied offsets of %s [%d]: %s; %s", l->topic,
                 (int)l->partition, err->message,
                 again ? "reading them again on another connection"
-                      : "its games' first batches read first");
+                      : "its games' first batches read first, and its offsets are not checked "
+                        "against the end of its log");
         if (again) {
             l->n = 0;
+            l->top = -1;
             w->again(w->ud);
             return;
         }
+        if (l->part)
+            marks_done(w, l->part, -1);
     } else {
         if (l->part && l->n < MARKS_LOAD_MAX)
             sk_marks_complete(l->part->marks);
-        sk_logc(SK_LOG_INFO, &x, "read the applied offsets of %s [%d]: %zu games", l->topic,
-                (int)l->partition, l->n);
+        char top[40] = "";
+        if (l->top >= 0)
+            snprintf(top, sizeof top, ", the highest %lld", (long long)l->top);
+        sk_logc(SK_LOG_INFO, &x, "read the applied offsets of %s [%d]: %zu games%s", l->topic,
+                (int)l->partition, l->n, top);
+        if (l->part)
+            marks_done(w, l->part, l->top);
     }
     load_free(w, l);
     w->again(w->ud);
 }
 
+/* The highest mark (for the reuse check, consumer.c), then the marks. */
 static int marks_sql(struct marks_load *l)
 {
     sk_buf_reset(&l->sql);
+    sk_buf_puts(&l->sql, "SELECT MAX(next_offset) FROM game_offsets WHERE topic = ");
+    sk_buf_sql_str(&l->sql, l->topic, strlen(l->topic));
+    sk_buf_printf(&l->sql, " AND `partition` = %d;\n", (int)l->partition);
     sk_buf_puts(&l->sql, "SELECT game_id, next_offset FROM game_offsets WHERE topic = ");
     sk_buf_sql_str(&l->sql, l->topic, strlen(l->topic));
     sk_buf_printf(&l->sql, " AND `partition` = %d LIMIT %d", (int)l->partition, MARKS_LOAD_MAX);
@@ -121,13 +149,16 @@ void sk_warmup_marks(struct sk_warmup *w, struct sk_part *p)
         l->topic = strdup(p->topic);
     if (!l || !l->topic) {
         log_warning("cannot read the applied offsets of %s [%d] (out of memory); its games' "
-                    "first batches read first",
+                    "first batches read first, and its offsets are not checked against the end "
+                    "of its log",
                     p->topic, (int)p->partition);
         free(l);
+        marks_done(w, p, -1);
         return;
     }
     l->w = w;
     l->part = p;
+    l->top = -1;
     l->partition = p->partition;
     sk_buf_init(&l->sql);
     l->next = w->loads;
@@ -165,9 +196,12 @@ static bool run_marks(struct sk_warmup *w)
         l->running = true;
         if (marks_sql(l) < 0 || sk_db_query(c, l->sql.p, l->sql.len, on_marks_row, on_marks_done, l) < 0) {
             log_warning("cannot read the applied offsets of %s [%d] (out of memory or connection "
-                        "not ready); its games' first batches read first",
+                        "not ready); its games' first batches read first, and its offsets are "
+                        "not checked against the end of its log",
                         l->topic, (int)l->partition);
             sk_db_release(c);
+            if (l->part)
+                marks_done(w, l->part, -1);
             load_free(w, l);
         }
         l = next;
@@ -236,14 +270,15 @@ bool sk_warmup_run(struct sk_warmup *w) { return run_marks(w) && run_preload(w);
 size_t sk_warmup_preloaded(const struct sk_warmup *w) { return w->preload.loaded; }
 
 int sk_warmup_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db,
-                  struct sk_known *known, void (*again)(void *ud), void *ud,
+                  struct sk_known *known, void (*again)(void *ud),
+                  void (*marks_read)(void *ud, struct sk_part *p), void *ud,
                   struct sk_warmup **out)
 {
     struct sk_warmup *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
     *w = (struct sk_warmup){.loop = loop, .cfg = cfg, .db = db, .known = known,
-                            .again = again, .ud = ud};
+                            .again = again, .marks_read = marks_read, .ud = ud};
     /* At most half the known-users map, one generation of it (known.c): the
      * users met later start the next one, and the preloaded names that are
      * used are carried into it. */

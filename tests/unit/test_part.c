@@ -276,6 +276,13 @@ static void new_by_kind(void **state)
     assert_int_equal(s->committed, -1);
     assert_int_equal(s->lag, -1);
     assert_false(s->revoked);
+    /* a score partition's events wait for the reused-offsets check; a
+     * users partition has no marks to check */
+    assert_int_equal(s->check, SK_PART_CHECKING);
+    assert_false(s->marks_read);
+    assert_int_equal(s->top_mark, -1);
+    assert_null(s->first);
+    assert_int_equal(u->check, SK_PART_CHECKED);
     sk_part_free(s);
     sk_part_free(u);
     sk_part_free(NULL);

@@ -1,0 +1,158 @@
+/* resetmarks — deleting a topic's marks, see include/resetmarks.h. */
+#include "resetmarks.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "buf.h"
+#include "db.h"
+#include "log.h"
+
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE 70
+#define EX_NOPERM 77
+/* ER_TABLEACCESS_DENIED_ERROR: "DELETE command denied to user ..." */
+#define ER_TABLEACCESS_DENIED 1142
+
+struct reset {
+    const struct sk_config *cfg;
+    const char *topic;
+    int32_t partition;
+    sd_event *loop;
+    struct sk_db *db;
+    struct sk_db_conn *c;
+    struct sk_buf sql;
+    unsigned parts;      /* partitions that held marks */
+    unsigned long games; /* marks deleted */
+    int rc;
+    bool started; /* the query was sent */
+    sd_event_source *deadline;
+};
+
+static void finish(struct reset *r, int rc)
+{
+    r->rc = rc;
+    if (r->c) {
+        sk_db_release(r->c);
+        r->c = NULL;
+    }
+    sd_event_exit(r->loop, rc);
+}
+
+/* Statement 1: what each partition holds, before it goes. */
+static void on_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
+{
+    (void)lengths;
+    struct reset *r = ud;
+    if (stmt != 1 || nf != 3 || !row[0] || !row[1] || !row[2])
+        return;
+    printf("%s [%s]: marks of games: %s, the highest: %s\n", r->topic, row[0], row[1], row[2]);
+    r->parts++;
+    r->games += strtoul(row[1], NULL, 10);
+}
+
+static void on_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
+{
+    (void)c;
+    struct reset *r = ud;
+    if (err && err->code == ER_TABLEACCESS_DENIED) {
+        log_error("cannot reset the marks: %s; the runtime account may only SELECT, INSERT and "
+                  "UPDATE (sql/grants.sql): run reset-marks with an administrative account in "
+                  "db.url; nothing was deleted",
+                  err->message);
+        finish(r, EX_NOPERM);
+        return;
+    }
+    if (err) {
+        log_error("cannot reset the marks: %s (error %u); nothing was deleted", err->message,
+                  err->code);
+        finish(r, err->fault == SK_DB_CONN ? EX_UNAVAILABLE : EXIT_FAILURE);
+        return;
+    }
+    char part[32] = "";
+    if (r->partition >= 0)
+        snprintf(part, sizeof part, " [%d]", (int)r->partition);
+    printf("deleted %s%s's marks: %lu, of partitions: %u; a daemon that refused a partition "
+           "applies it once reloaded (SIGHUP) or restarted\n",
+           r->topic, part, r->games, r->parts);
+    log_notice("reset the marks of %s%s: %lu deleted in %u partitions", r->topic, part, r->games,
+               r->parts);
+    finish(r, 0);
+}
+
+static int reset_sql(struct reset *r)
+{
+    struct sk_buf where;
+    sk_buf_init(&where);
+    sk_buf_puts(&where, " FROM game_offsets WHERE topic = ");
+    sk_buf_sql_str(&where, r->topic, strlen(r->topic));
+    if (r->partition >= 0)
+        sk_buf_printf(&where, " AND `partition` = %d", (int)r->partition);
+    /* One transaction: the rows reported are the rows deleted. */
+    sk_buf_puts(&r->sql, "START TRANSACTION;\nSELECT `partition`, COUNT(*), MAX(next_offset)");
+    sk_buf_append(&r->sql, where.p, where.len);
+    sk_buf_puts(&r->sql, " GROUP BY `partition` ORDER BY `partition` FOR UPDATE;\nDELETE");
+    sk_buf_append(&r->sql, where.p, where.len);
+    sk_buf_puts(&r->sql, ";\nCOMMIT");
+    int bad = sk_buf_failed(&where) || sk_buf_failed(&r->sql);
+    sk_buf_free(&where);
+    return bad ? -ENOMEM : 0;
+}
+
+static void on_idle(void *ud)
+{
+    struct reset *r = ud;
+    if (r->started)
+        return;
+    r->c = sk_db_acquire(r->db);
+    if (!r->c)
+        return;
+    r->started = true;
+    sd_event_source_set_enabled(r->deadline, SD_EVENT_OFF);
+    if (reset_sql(r) < 0 || sk_db_query(r->c, r->sql.p, r->sql.len, on_row, on_done, r) < 0)
+        finish(r, EX_SOFTWARE);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct reset *r = ud;
+    log_error("cannot reach the database at %s within %u ms; nothing was deleted",
+              r->cfg->db.socket ? r->cfg->db.socket : r->cfg->db.host,
+              r->cfg->db_connect_timeout_ms * 2);
+    finish(r, EX_UNAVAILABLE);
+    return 0;
+}
+
+int sk_resetmarks_run(const struct sk_config *cfg, const char *topic, int32_t partition)
+{
+    struct reset r = {.cfg = cfg, .topic = topic, .partition = partition, .rc = EX_SOFTWARE};
+    sk_buf_init(&r.sql);
+    if (sd_event_new(&r.loop) < 0)
+        return EX_SOFTWARE;
+    struct sk_config one = *cfg;
+    one.db_pool_size = 1;
+    int e = sk_db_new(r.loop, &one, on_idle, &r, &r.db);
+    if (e >= 0)
+        e = sd_event_add_time_relative(r.loop, &r.deadline, CLOCK_MONOTONIC,
+                                       (uint64_t)cfg->db_connect_timeout_ms * 2000u, 1000,
+                                       on_deadline, &r);
+    int rc;
+    if (e < 0) {
+        rc = e == -EHOSTUNREACH ? EX_UNAVAILABLE : EX_SOFTWARE;
+    } else {
+        sk_db_start(r.db);
+        sd_event_loop(r.loop);
+        rc = r.rc;
+    }
+    sd_event_source_disable_unref(r.deadline);
+    sk_db_free(r.db);
+    sd_event_unref(r.loop);
+    sk_buf_free(&r.sql);
+    return rc;
+}
