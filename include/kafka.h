@@ -39,7 +39,13 @@ rd_kafka_conf_t *sk_kafka_conf_client(const struct sk_config *cfg, bool consumer
  * NULL (the reason logged) on failure.  Log lines go to the client's main
  * queue, served by whoever polls it. */
 rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer);
+/* Who is woken when a watched queue has events (sk_kafka_watch). */
+struct sk_kafka_wake {
+    void (*fn)(void *ud);
+    void *ud;
+};
 /* The loop watches q through a new pipe (pipe[0] read by io, pipe[1]
- * written by librdkafka).  -errno (logged, naming what) on failure. */
+ * written by librdkafka): each wake-up empties the pipe and calls wake,
+ * which must outlive io.  -errno (logged, naming what) on failure. */
 int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pipe[2],
-                   sd_event_source **io, sd_event_io_handler_t handler, void *ud);
+                   sd_event_source **io, struct sk_kafka_wake *wake);

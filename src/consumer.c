@@ -40,6 +40,7 @@ struct sk_consumer {
     rd_kafka_queue_t *cq;
     int pipe[2];
     sd_event_source *io, *defer;
+    struct sk_kafka_wake wake; /* io's: read the queues */
     struct sk_part *parts; /* assigned partitions */
     size_t n_active;       /* of them, those that delivered messages (share the window) */
     size_t inflight;       /* messages out: consumed, not yet done or released */
@@ -417,14 +418,7 @@ static int on_defer(sd_event_source *s, void *ud)
     return 0;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
-{
-    (void)s;
-    (void)revents;
-    sk_kafka_pipe_drain(fd);
-    sk_consumer_poll(ud);
-    return 0;
-}
+static void on_wake(void *ud) { sk_consumer_poll(ud); }
 
 /* ---- assignment ------------------------------------------------------ */
 
@@ -656,12 +650,13 @@ int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats
         return -ENOMEM;
     *c = (struct sk_consumer){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                               .pipe = {-1, -1}};
+    c->wake = (struct sk_kafka_wake){.fn = on_wake, .ud = c};
     int r = -EINVAL;
     c->rk = new_consumer(c);
     if (!c->rk)
         goto fail;
     c->cq = rd_kafka_queue_get_consumer(c->rk);
-    if ((r = sk_kafka_watch(loop, c->cq, "consumer", c->pipe, &c->io, on_io, c)) < 0)
+    if ((r = sk_kafka_watch(loop, c->cq, "consumer", c->pipe, &c->io, &c->wake)) < 0)
         goto fail;
     if ((r = sd_event_add_defer(loop, &c->defer, on_defer, c)) < 0) {
         log_error("cannot add the consumer's deferred reads: %s", strerror(-r));

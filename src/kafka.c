@@ -200,12 +200,22 @@ rd_kafka_t *sk_kafka_new(rd_kafka_conf_t *conf, bool consumer)
     return rk;
 }
 
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)revents;
+    const struct sk_kafka_wake *w = ud;
+    sk_kafka_pipe_drain(fd);
+    w->fn(w->ud);
+    return 0;
+}
+
 int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pipe[2],
-                   sd_event_source **io, sd_event_io_handler_t handler, void *ud)
+                   sd_event_source **io, struct sk_kafka_wake *wake)
 {
     int r = sk_kafka_queue_pipe(q, pipe);
     if (r >= 0)
-        r = sd_event_add_io(loop, io, pipe[0], EPOLLIN, handler, ud);
+        r = sd_event_add_io(loop, io, pipe[0], EPOLLIN, on_wake, wake);
     if (r < 0)
         log_error("cannot watch the %s's queue: %s", what, strerror(-r));
     return r;

@@ -31,6 +31,7 @@ struct sk_output {
     rd_kafka_queue_t *pq;
     int pipe[2];
     sd_event_source *io;
+    struct sk_kafka_wake wake; /* io's: serve delivery reports */
     size_t max_bytes;      /* the producer's message.max.bytes */
     struct sk_msg *resend; /* outputs waiting to be (re)produced at the next poll */
     struct sk_msg *parked; /* outputs refused for good so far, tried again at park_retry */
@@ -330,14 +331,7 @@ uint64_t sk_output_stuck(const struct sk_output *o, char *why, size_t whylen)
     return since;
 }
 
-static int on_producer_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
-{
-    (void)s;
-    (void)revents;
-    sk_kafka_pipe_drain(fd);
-    sk_output_poll(ud);
-    return 0;
-}
+static void on_wake(void *ud) { sk_output_poll(ud); }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -376,7 +370,7 @@ static int start(struct sk_output *o)
         RD_KAFKA_CONF_OK)
         o->max_bytes = strtoul(v, NULL, 10);
     o->pq = rd_kafka_queue_get_main(o->producer);
-    return sk_kafka_watch(o->loop, o->pq, "producer", o->pipe, &o->io, on_producer_io, o);
+    return sk_kafka_watch(o->loop, o->pq, "producer", o->pipe, &o->io, &o->wake);
 }
 
 int sk_output_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *st,
@@ -387,6 +381,7 @@ int sk_output_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *
         return -ENOMEM;
     *o = (struct sk_output){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                             .pipe = {-1, -1}};
+    o->wake = (struct sk_kafka_wake){.fn = on_wake, .ud = o};
     int r = start(o);
     if (r < 0)
         sk_output_free(o, NULL, NULL);
