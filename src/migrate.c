@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 
 #include "buf.h"
 #include "db.h"
+#include "dbcmd.h"
 #include "log.h"
 
 struct migration {
@@ -19,16 +19,11 @@ struct migration {
 };
 
 struct mig {
-    const struct sk_config *cfg;
-    sd_event *loop;
-    struct sk_db *db;
-    struct sk_db_conn *c;
+    struct sk_dbcmd *cmd;
     struct migration *list;
     size_t n, next;
     bool *applied; /* by index in list */
     struct sk_buf sql;
-    int rc;
-    sd_event_source *deadline;
 };
 
 static int cmp_mig(const void *a, const void *b)
@@ -108,15 +103,7 @@ static int read_file(const char *path, struct sk_buf *b)
     return 0;
 }
 
-static void finish(struct mig *m, int rc)
-{
-    m->rc = rc;
-    if (m->c) {
-        sk_db_release(m->c);
-        m->c = NULL;
-    }
-    sd_event_exit(m->loop, rc);
-}
+static void finish(struct mig *m, int rc) { sk_dbcmd_finish(m->cmd, rc); }
 
 static void apply_next(struct mig *m);
 
@@ -161,7 +148,7 @@ static void apply_next(struct mig *m)
                   x->version);
     sk_buf_sql_str(&m->sql, x->name, strlen(x->name));
     sk_buf_puts(&m->sql, ")");
-    if (sk_db_query(m->c, m->sql.p, m->sql.len, NULL, on_applied, m) < 0)
+    if (sk_db_query(m->cmd->c, m->sql.p, m->sql.len, NULL, on_applied, m) < 0)
         finish(m, 70);
 }
 
@@ -190,38 +177,21 @@ static void on_versions(void *ud, struct sk_db_conn *c, const struct sk_db_error
     apply_next(m);
 }
 
-static void on_idle(void *ud)
+static void start(struct sk_dbcmd *cmd)
 {
-    struct mig *m = ud;
-    if (m->c)
-        return;
-    m->c = sk_db_acquire(m->db);
-    if (!m->c)
-        return;
-    sd_event_source_set_enabled(m->deadline, SD_EVENT_OFF);
+    struct mig *m = cmd->ud;
+    m->cmd = cmd;
     static const char q[] =
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, "
         "name VARCHAR(200) NOT NULL, applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
         " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\nSELECT version FROM schema_migrations";
-    if (sk_db_query(m->c, q, sizeof q - 1, on_version_row, on_versions, m) < 0)
+    if (sk_db_query(cmd->c, q, sizeof q - 1, on_version_row, on_versions, m) < 0)
         finish(m, 70);
-}
-
-static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
-{
-    (void)s;
-    (void)usec;
-    struct mig *m = ud;
-    log_error("cannot reach the database at %s within %u ms; nothing was migrated",
-              m->cfg->db.socket ? m->cfg->db.socket : m->cfg->db.host,
-              m->cfg->db_connect_timeout_ms * 2);
-    finish(m, 69);
-    return 0;
 }
 
 int sk_migrate_run(const struct sk_config *cfg)
 {
-    struct mig m = {.cfg = cfg, .rc = 70};
+    struct mig m = {0};
     sk_buf_init(&m.sql);
     if (list_migrations(cfg->sql_dir, &m.list, &m.n) < 0)
         return 66;
@@ -231,30 +201,9 @@ int sk_migrate_run(const struct sk_config *cfg)
         return 66;
     }
     m.applied = calloc(m.n, sizeof *m.applied);
-    if (!m.applied || sd_event_new(&m.loop) < 0) {
-        free(m.list);
-        free(m.applied);
-        return 70;
-    }
-    /* One connection: migrations run one after the other. */
-    struct sk_config one = *cfg;
-    one.db_pool_size = 1;
-    int r = sk_db_new(m.loop, &one, on_idle, &m, &m.db);
-    if (r >= 0)
-        r = sd_event_add_time_relative(m.loop, &m.deadline, CLOCK_MONOTONIC,
-                                       (uint64_t)cfg->db_connect_timeout_ms * 2000u, 1000,
-                                       on_deadline, &m);
-    if (r < 0) {
-        m.rc = r == -EHOSTUNREACH ? 69 : 70;
-    } else {
-        sk_db_start(m.db);
-        sd_event_loop(m.loop);
-    }
-    sd_event_source_disable_unref(m.deadline);
-    sk_db_free(m.db);
-    sd_event_unref(m.loop);
+    int rc = m.applied ? sk_dbcmd_run(cfg, "nothing was migrated", start, &m) : 70;
     sk_buf_free(&m.sql);
     free(m.list);
     free(m.applied);
-    return m.rc;
+    return rc;
 }

@@ -2,14 +2,13 @@
 #include "resetmarks.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 
 #include "buf.h"
 #include "db.h"
+#include "dbcmd.h"
 #include "log.h"
 
 #define EX_UNAVAILABLE 69
@@ -19,29 +18,15 @@
 #define ER_TABLEACCESS_DENIED 1142
 
 struct reset {
-    const struct sk_config *cfg;
+    struct sk_dbcmd *cmd;
     const char *topic;
     int32_t partition;
-    sd_event *loop;
-    struct sk_db *db;
-    struct sk_db_conn *c;
     struct sk_buf sql;
     unsigned parts;      /* partitions that held marks */
     unsigned long games; /* marks deleted */
-    int rc;
-    bool started; /* the query was sent */
-    sd_event_source *deadline;
 };
 
-static void finish(struct reset *r, int rc)
-{
-    r->rc = rc;
-    if (r->c) {
-        sk_db_release(r->c);
-        r->c = NULL;
-    }
-    sd_event_exit(r->loop, rc);
-}
+static void finish(struct reset *r, int rc) { sk_dbcmd_finish(r->cmd, rc); }
 
 /* Statement 1: what each partition holds, before it goes. */
 static void on_row(void *ud, unsigned stmt, char **row, unsigned long *lengths, unsigned nf)
@@ -103,56 +88,19 @@ static int reset_sql(struct reset *r)
     return bad ? -ENOMEM : 0;
 }
 
-static void on_idle(void *ud)
+static void start(struct sk_dbcmd *cmd)
 {
-    struct reset *r = ud;
-    if (r->started)
-        return;
-    r->c = sk_db_acquire(r->db);
-    if (!r->c)
-        return;
-    r->started = true;
-    sd_event_source_set_enabled(r->deadline, SD_EVENT_OFF);
-    if (reset_sql(r) < 0 || sk_db_query(r->c, r->sql.p, r->sql.len, on_row, on_done, r) < 0)
+    struct reset *r = cmd->ud;
+    r->cmd = cmd;
+    if (reset_sql(r) < 0 || sk_db_query(cmd->c, r->sql.p, r->sql.len, on_row, on_done, r) < 0)
         finish(r, EX_SOFTWARE);
-}
-
-static int on_deadline(sd_event_source *s, uint64_t usec, void *ud)
-{
-    (void)s;
-    (void)usec;
-    struct reset *r = ud;
-    log_error("cannot reach the database at %s within %u ms; nothing was deleted",
-              r->cfg->db.socket ? r->cfg->db.socket : r->cfg->db.host,
-              r->cfg->db_connect_timeout_ms * 2);
-    finish(r, EX_UNAVAILABLE);
-    return 0;
 }
 
 int sk_resetmarks_run(const struct sk_config *cfg, const char *topic, int32_t partition)
 {
-    struct reset r = {.cfg = cfg, .topic = topic, .partition = partition, .rc = EX_SOFTWARE};
+    struct reset r = {.topic = topic, .partition = partition};
     sk_buf_init(&r.sql);
-    if (sd_event_new(&r.loop) < 0)
-        return EX_SOFTWARE;
-    struct sk_config one = *cfg;
-    one.db_pool_size = 1;
-    int e = sk_db_new(r.loop, &one, on_idle, &r, &r.db);
-    if (e >= 0)
-        e = sd_event_add_time_relative(r.loop, &r.deadline, CLOCK_MONOTONIC,
-                                       (uint64_t)cfg->db_connect_timeout_ms * 2000u, 1000,
-                                       on_deadline, &r);
-    int rc;
-    if (e < 0) {
-        rc = e == -EHOSTUNREACH ? EX_UNAVAILABLE : EX_SOFTWARE;
-    } else {
-        sk_db_start(r.db);
-        sd_event_loop(r.loop);
-        rc = r.rc;
-    }
-    sd_event_source_disable_unref(r.deadline);
-    sk_db_free(r.db);
-    sd_event_unref(r.loop);
+    int rc = sk_dbcmd_run(cfg, "nothing was deleted", start, &r);
     sk_buf_free(&r.sql);
     return rc;
 }
