@@ -471,7 +471,7 @@ static int setup(struct daemon *d)
     return setup_loop(d) < 0 ? EXIT_FAILURE : 0;
 }
 
-static void drop_at_exit(void *ud, struct sk_msg *m)
+static void drop_after_loop(void *ud, struct sk_msg *m)
 {
     (void)ud;
     sk_msg_free(m);
@@ -488,7 +488,7 @@ static void teardown(struct daemon *d)
         sk_output_poll(d->output);
     sk_consumer_stop(d->consumer);
     sk_txns_free(d->txns);
-    sk_output_free(d->output, d->consumer ? on_drop : drop_at_exit, d);
+    sk_output_free(d->output, d->consumer ? on_drop : drop_after_loop, d);
     sk_consumer_free(d->consumer);
     sk_metrics_stop(d->metrics);
     sd_event_source_disable_unref(d->commit_timer);
