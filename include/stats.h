@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "event.h"
 #include "part.h"
 
 struct sk_hist {
@@ -34,6 +35,7 @@ struct sk_stats {
     unsigned long long slow_transactions; /* committed after db.slow_transaction_ms or more */
     unsigned long long outputs_cut[2]; /* results, dead-letter copies sent smaller to fit a limit */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
+    unsigned long long rejected_by[SK_E__COUNT]; /* rejected events, by reason (enum sk_reject) */
     struct sk_hist batch_size;  /* events per committed batch */
     struct sk_hist txn_seconds; /* connection acquired -> COMMIT done, per committed transaction */
     /* per event: consumed -> its committed attempt took a connection (the

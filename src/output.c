@@ -250,9 +250,10 @@ int sk_output_emit(struct sk_output *o, struct sk_msg *m)
     if (sk_msg_build_result(m) < 0)
         return -ENOMEM;
     unsigned k = m->part->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER;
-    if (m->status == SK_ST_REJECTED)
+    if (m->status == SK_ST_REJECTED) {
         o->st->k_rejected[k]++;
-    else if (m->status == SK_ST_DUPLICATE)
+        o->st->rejected_by[(unsigned)m->reject < SK_E__COUNT ? m->reject : SK_OK]++;
+    } else if (m->status == SK_ST_DUPLICATE)
         o->st->k_duplicates[k]++;
     else
         o->st->k_applied[k]++;

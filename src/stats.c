@@ -1,10 +1,17 @@
 /* stats — counters, histograms and the /metrics text, see include/stats.h. */
 #include "stats.h"
 
+#include <dirent.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "event.h"
+
+#ifndef SK_VERSION
+#define SK_VERSION "0.0.0"
+#endif
 
 static const double batch_size_bounds[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000};
 static const double txn_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -89,13 +96,54 @@ static void per_topic(struct sk_buf *b, const struct sk_stats_view *v, const cha
     sk_buf_printf(b, "%s{topic=\"%s\"} %llu\n", name, v->topic_scores, n[SK_EV_SCORE]);
 }
 
+/* The standard process_* series, read at scrape time (getrusage and two
+ * small /proc files: nothing that blocks).  A value that cannot be read
+ * is left out rather than shown as 0. */
+static void process_metrics(struct sk_buf *b)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        sk_buf_printf(b, "# HELP process_cpu_seconds_total User and system CPU time spent, in "
+                         "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                         "process_cpu_seconds_total %.6f\n", cpu);
+    }
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long pages_total, pages_rss;
+    if (f && fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2)
+        gauge(b, "process_resident_memory_bytes", "Resident memory size, in bytes.",
+              (long long)(pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE)));
+    if (f)
+        fclose(f);
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir) {
+        long long n = 0;
+        while (readdir(dir))
+            n++;
+        closedir(dir);
+        /* less ".", ".." and the descriptor that read the directory */
+        gauge(b, "process_open_fds", "Open file descriptors.", n > 3 ? n - 3 : 0);
+    }
+}
+
 void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, struct sk_buf *b)
 {
+    sk_buf_puts(b, "# HELP scorekeeper_build_info The running version (always 1).\n"
+                   "# TYPE scorekeeper_build_info gauge\n"
+                   "scorekeeper_build_info{version=\"" SK_VERSION "\"} 1\n");
     per_topic(b, v, "scorekeeper_events_consumed_total", "Events consumed.", st->k_consumed);
     per_topic(b, v, "scorekeeper_events_applied_total", "Events applied to the database.",
               st->k_applied);
     per_topic(b, v, "scorekeeper_events_rejected_total", "Events rejected (invalid or refused).",
               st->k_rejected);
+    sk_buf_puts(b, "# HELP scorekeeper_events_rejected_by_reason_total Events rejected, by the "
+                   "result's error.code (only codes seen since start).\n"
+                   "# TYPE scorekeeper_events_rejected_by_reason_total counter\n");
+    for (unsigned i = 0; i < SK_E__COUNT; i++)
+        if (st->rejected_by[i])
+            sk_buf_printf(b, "scorekeeper_events_rejected_by_reason_total{reason=\"%s\"} %llu\n",
+                          sk_reject_code((enum sk_reject)i), st->rejected_by[i]);
     per_topic(b, v, "scorekeeper_events_duplicate_total",
               "Events already applied before (consumed again), not applied twice.", st->k_duplicates);
     counter(b, "scorekeeper_batches_total", "Batches (one game's events) committed.", st->batches);
@@ -159,8 +207,16 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
     gauge(b, "scorekeeper_partitions_refused",
           "Assigned partitions refused because game_offsets holds marks beyond the end of their "
           "log (offsets used again; logged with the command that resets them).", refused);
-    sk_buf_puts(b, "# HELP scorekeeper_consumer_lag Messages behind the end of the partition "
-                   "(librdkafka statistics).\n# TYPE scorekeeper_consumer_lag gauge\n");
+    sk_buf_puts(b, "# HELP scorekeeper_consumer_lag_messages Messages behind the end of the "
+                   "partition (librdkafka statistics).\n"
+                   "# TYPE scorekeeper_consumer_lag_messages gauge\n");
+    for (const struct sk_part *p = v->parts; p; p = p->next)
+        if (p->lag >= 0)
+            sk_buf_printf(b, "scorekeeper_consumer_lag_messages{topic=\"%s\",partition=\"%d\"} "
+                          "%lld\n", p->topic, (int)p->partition, (long long)p->lag);
+    /* The old name, kept for one release so dashboards can move. */
+    sk_buf_puts(b, "# HELP scorekeeper_consumer_lag Deprecated: scorekeeper_consumer_lag_messages."
+                   "\n# TYPE scorekeeper_consumer_lag gauge\n");
     for (const struct sk_part *p = v->parts; p; p = p->next)
         if (p->lag >= 0)
             sk_buf_printf(b, "scorekeeper_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
@@ -174,5 +230,6 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
           (long long)mi.uordblks);
     gauge(b, "scorekeeper_heap_held_bytes", "Heap bytes obtained from the system (malloc arenas "
           "and mmap-ed blocks).", (long long)(mi.arena + mi.hblkhd));
+    process_metrics(b);
 }
 

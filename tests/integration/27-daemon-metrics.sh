@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # /metrics in Prometheus text format, scraped during a run, shows counters
 # that match the events sent; /healthz answers 200 when ready and 503 when
-# the database is unreachable.
+# the database is unreachable.  Every series scraped is documented in
+# scorekeeper(8) METRICS (with its type and labels), and every documented
+# series not marked "conditional" there is scraped.
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 
@@ -55,6 +57,66 @@ tap_check "every sample has HELP and TYPE" bash -c '
     for n in $(grep -v "^#" "$1" | sed -E "s/[{ ].*//; s/_(bucket|sum|count)$//" | sort -u); do
         grep -q "^# TYPE $n " "$1" || { echo "no TYPE for $n"; exit 1; }
     done' _ "$m"
+tap_is "rejections counted by reason" \
+    "$(metric 'scorekeeper_events_rejected_by_reason_total{reason="invalid_json"}') $(metric 'scorekeeper_events_rejected_by_reason_total{reason="wrong_type"}')" "1 1"
+tap_is "the lag under its name with the unit, and under the deprecated one" \
+    "$(metric "scorekeeper_consumer_lag_messages{topic=\"$T_SCORES\",partition=\"0\"}") $(metric "scorekeeper_consumer_lag{topic=\"$T_SCORES\",partition=\"0\"}")" "0 0"
+tap_is "build info" "$(metric "scorekeeper_build_info{version=\"$(cat "$SK_ROOT/VERSION")\"}")" 1
+tap_check "process metrics: CPU, RSS, open fds" awk '
+    $1 == "process_cpu_seconds_total" && $2 > 0 { c++ }
+    $1 == "process_resident_memory_bytes" && $2 > 1000000 { c++ }
+    $1 == "process_open_fds" && $2 >= 3 { c++ }
+    END { exit c != 3 }' "$m"
+
+# The METRICS section: ".TP", ".B NAME", then "TYPE[; labels: A, B][; conditional]."
+# Prints "name<TAB>type<TAB>labels (sorted, comma-separated)<TAB>conditional (0/1)".
+documented() {
+    awk '/^\.SH / { sec = ($0 == ".SH METRICS") }
+         sec && /^\.TP$/ { tp = 1; next }
+         sec && tp && /^\.B [a-z_]+$/ {
+             name = $2; getline t; sub(/\.$/, "", t); n = split(t, f, /; /)
+             labels = ""; cond = 0
+             for (i = 2; i <= n; i++)
+                 if (f[i] == "conditional") cond = 1
+                 else if (sub(/^labels: /, "", f[i])) { k = split(f[i], l, /, /); asort(l); labels = l[1]; for (j = 2; j <= k; j++) labels = labels "," l[j] }
+             print name "\t" f[1] "\t" labels "\t" cond }
+         { tp = 0 }' "$1"
+}
+# The scrape's series: "name<TAB>type<TAB>labels" per sample (histograms
+# under their base name, without "le").
+scraped() {
+    awk '$1 == "#" && $2 == "TYPE" { type[$3] = $4; next }
+         /^#/ || NF == 0 { next }
+         { s = $1; name = s; sub(/\{.*/, "", name)
+           base = name; if (sub(/_(bucket|sum|count)$/, "", base) && type[base] == "histogram") name = base
+           n = 0; delete l
+           while (match(s, /[{,][a-zA-Z_]+="/)) {
+               k = substr(s, RSTART + 1, RLENGTH - 3); s = substr(s, RSTART + RLENGTH)
+               if (k != "le") l[++n] = k }
+           asort(l); labels = l[1]; for (j = 2; j <= n; j++) labels = labels "," l[j]
+           print name "\t" type[name] "\t" labels }' "$1" | sort -u
+}
+doc_check() {
+    local man=$1 scrape=$2 bad=0 name type labels cond dt dl
+    declare -A dtype dlabels dcond seen
+    while IFS=$'\t' read -r name type labels cond; do
+        dtype[$name]=$type dlabels[$name]=$labels dcond[$name]=$cond
+    done < <(documented "$man")
+    ((${#dtype[@]} > 30)) || { echo "METRICS section not found in $man"; return 1; }
+    while IFS=$'\t' read -r name type labels; do
+        seen[$name]=1
+        if [[ -z ${dtype[$name]+x} ]]; then echo "$name: not in scorekeeper(8) METRICS"; bad=1; continue; fi
+        dt=${dtype[$name]} dl=${dlabels[$name]}
+        [[ $dt == "$type" ]] || { echo "$name: type $type, documented $dt"; bad=1; }
+        [[ $dl == "$labels" ]] || { echo "$name: labels '$labels', documented '$dl'"; bad=1; }
+    done < <(scraped "$scrape")
+    for name in "${!dtype[@]}"; do
+        [[ ${dcond[$name]} == 1 || -n ${seen[$name]:-} ]] || { echo "$name: documented, not scraped (and not conditional)"; bad=1; }
+    done
+    return $bad
+}
+tap_check "every series scraped is documented in scorekeeper(8) METRICS (type, labels), every one documented is scraped" \
+    doc_check "$SK_ROOT/man/scorekeeper.8" "$m"
 tap_is "/healthz answers 200 when ready" "$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")" 200
 tap_is "unknown paths are 404" "$(curl -s -o /dev/null -w '%{http_code}' "$url/nope")" 404
 sk_daemon_stop
