@@ -69,7 +69,7 @@ tap_check "process metrics: CPU, RSS, open fds" awk '
     END { exit c != 3 }' "$m"
 
 # The METRICS section: ".TP", ".B NAME", then "TYPE[; labels: A, B][; conditional]."
-# Prints "name<TAB>type<TAB>labels (sorted, comma-separated)<TAB>conditional (0/1)".
+# Prints "name|type|labels (sorted, comma-separated)|conditional (0 or 1)".
 documented() {
     awk '/^\.SH / { sec = ($0 == ".SH METRICS") }
          sec && /^\.TP$/ { tp = 1; next }
@@ -79,10 +79,10 @@ documented() {
              for (i = 2; i <= n; i++)
                  if (f[i] == "conditional") cond = 1
                  else if (sub(/^labels: /, "", f[i])) { k = split(f[i], l, /, /); asort(l); labels = l[1]; for (j = 2; j <= k; j++) labels = labels "," l[j] }
-             print name "\t" f[1] "\t" labels "\t" cond }
+             print name "|" f[1] "|" labels "|" cond }
          { tp = 0 }' "$1"
 }
-# The scrape's series: "name<TAB>type<TAB>labels" per sample (histograms
+# The scrape's series: "name|type|labels" per sample (histograms
 # under their base name, without "le").
 scraped() {
     awk '$1 == "#" && $2 == "TYPE" { type[$3] = $4; next }
@@ -94,16 +94,16 @@ scraped() {
                k = substr(s, RSTART + 1, RLENGTH - 3); s = substr(s, RSTART + RLENGTH)
                if (k != "le") l[++n] = k }
            asort(l); labels = l[1]; for (j = 2; j <= n; j++) labels = labels "," l[j]
-           print name "\t" type[name] "\t" labels }' "$1" | sort -u
+           print name "|" type[name] "|" labels }' "$1" | sort -u
 }
 doc_check() {
     local man=$1 scrape=$2 bad=0 name type labels cond dt dl
     declare -A dtype dlabels dcond seen
-    while IFS=$'\t' read -r name type labels cond; do
+    while IFS="|" read -r name type labels cond; do
         dtype[$name]=$type dlabels[$name]=$labels dcond[$name]=$cond
     done < <(documented "$man")
     ((${#dtype[@]} > 30)) || { echo "METRICS section not found in $man"; return 1; }
-    while IFS=$'\t' read -r name type labels; do
+    while IFS="|" read -r name type labels; do
         seen[$name]=1
         if [[ -z ${dtype[$name]+x} ]]; then echo "$name: not in scorekeeper(8) METRICS"; bad=1; continue; fi
         dt=${dtype[$name]} dl=${dlabels[$name]}
