@@ -36,12 +36,7 @@ metric() { curl -s --max-time 5 "$url/metrics" | awk -v n="$1" '$1 == n {print $
 # message.max.bytes (1000000) once a key and the dead-letter headers are
 # added.  kcat needs a larger limit of its own to send it.
 big=$SK_TEST_TMP/big.json
-start='{"event_id":"big-1","game_id":3,"username":"big","delta":1'
-{
-    printf '%s' "$start"
-    head -c $((1000000 - ${#start} - 1)) /dev/zero | tr '\0' ' '
-    printf '}'
-} >"$big"
+sk_padded_score "$big" 1000000
 tap_is "the large event is 1,000,000 bytes of valid JSON" \
     "$(stat -c %s "$big") $(jq -c . "$big")" \
     '1000000 {"event_id":"big-1","game_id":3,"username":"big","delta":1}'
@@ -64,8 +59,7 @@ tap_is "the large event is rejected as too_large" \
 tap_is "the valid events applied" \
     "$(jq -r 'select(.source.offset > 0) | .status' "$res" | sort | uniq -c | sed 's/^ *//')" "$n_valid applied"
 tap_is "the rows are in the database" \
-    "$(sk_sql "$D_DB" "SELECT GROUP_CONCAT(CONCAT(u.username, '=', gp.score) ORDER BY u.username)
-                       FROM game_players gp JOIN users u ON u.id = gp.user_id WHERE gp.game_id = 3")" \
+    "$(sk_game_scores "$D_DB" 3)" \
     "p0=67,p1=67,p2=67"
 
 # Stop only once the daemon itself counts the valid events' results as

@@ -24,12 +24,7 @@ metric() { metrics | awk -v n="$1" '$1 == n {print $2}'; }
 
 # offset 0: valid JSON padded with spaces to 300,000 bytes
 big=$SK_TEST_TMP/big.json
-start='{"event_id":"big-1","game_id":3,"username":"big","delta":1'
-{
-    printf '%s' "$start"
-    head -c $((300000 - ${#start} - 1)) /dev/zero | tr '\0' ' '
-    printf '}'
-} >"$big"
+sk_padded_score "$big" 300000
 timeout 60 kcat -b "$KAFKA_BROKERS" -P -t "$T_SCORES" -k 3 -X acks=all "$big" ||
     sk_bail "the broker did not take the large event"
 # offset 1: a small valid event with a 110,000-byte correlation-id
@@ -61,8 +56,7 @@ tap_is "its result went out without the echoed headers" \
 tap_is "the others keep their correlation-id" \
     "$(awk -F'\t' '$1 == 2 {print $2}' "$res")" "correlation-id=c-1"
 tap_is "the rows are in the database (p0 got the long-header event too)" \
-    "$(sk_sql "$D_DB" "SELECT GROUP_CONCAT(CONCAT(u.username, '=', gp.score) ORDER BY u.username)
-                       FROM game_players gp JOIN users u ON u.id = gp.user_id WHERE gp.game_id = 3")" \
+    "$(sk_game_scores "$D_DB" 3)" \
     "p0=17,p1=17,p2=17"
 
 dl=$SK_TEST_TMP/dlq.bin

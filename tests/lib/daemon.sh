@@ -102,6 +102,23 @@ sk_results() {
     sk_consume "$T_RESULTS" "$1" "${2:-60}" -f '%s\n'
 }
 
+# sk_padded_score FILE BYTES: a valid score event for game 3 (event_id big-1,
+# user "big", delta 1) padded with JSON whitespace to exactly BYTES bytes.
+sk_padded_score() {
+    local start='{"event_id":"big-1","game_id":3,"username":"big","delta":1'
+    {
+        printf '%s' "$start"
+        head -c $(($2 - ${#start} - 1)) /dev/zero | tr '\0' ' '
+        printf '}'
+    } >"$1"
+}
+
+# sk_game_scores DB GAME: "user=score,..." of a game, by username.
+sk_game_scores() {
+    sk_sql "$1" "SELECT GROUP_CONCAT(CONCAT(u.username, '=', gp.score) ORDER BY u.username)
+                 FROM game_players gp JOIN users u ON u.id = gp.user_id WHERE gp.game_id = $2"
+}
+
 # sk_metrics_url: the daemon's metrics base URL, from its log (port 0 picks one).
 sk_metrics_url() {
     { grep -o 'metrics on http://[0-9.:]*' "$D_LOG" 2>/dev/null || true; } | head -n 1 | sed 's/^metrics on //'

@@ -1,4 +1,4 @@
-/* Unit tests: per-game batching (sched) and partition offsets (part). */
+/* Unit tests: per-game batching (sched), poison splitting included. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +8,6 @@
 
 #include "part.h"
 #include "sched.h"
-
-static struct sk_part *P;
 
 static struct sk_msg *mk(int64_t off, size_t bytes)
 {
@@ -230,73 +228,207 @@ static void many_groups(void **state)
     sk_sched_free(s, drop, NULL);
 }
 
-static void part_commits_done_prefix(void **state)
+/* The batch holds offsets from, from+1, ... (n of them), in order. */
+static void assert_run(const struct sk_batch *b, int64_t from, unsigned n)
 {
-    (void)state;
-    P = sk_part_new("game.scores", 3, SK_EV_SCORE);
-    assert_non_null(P);
-    for (int64_t o = 10; o < 15; o++)
-        assert_int_equal(sk_part_track(P, o), 0);
-    assert_int_equal(P->next_commit, 10);
-    sk_part_done(P, 12);
-    assert_int_equal(P->next_commit, 10);
-    sk_part_done(P, 10);
-    assert_int_equal(P->next_commit, 11);
-    sk_part_done(P, 11);
-    assert_int_equal(P->next_commit, 13);
-    sk_part_done(P, 14);
-    sk_part_done(P, 13);
-    assert_int_equal(P->next_commit, 15);
-    assert_int_equal(sk_part_span(P), 0);
-    /* gaps in offsets (compaction, transaction markers) are fine */
-    sk_part_track(P, 20);
-    sk_part_track(P, 25);
-    sk_part_done(P, 25);
-    assert_int_equal(P->next_commit, 20);
-    sk_part_done(P, 20);
-    assert_int_equal(P->next_commit, 26);
-    sk_part_free(P);
-}
-
-/* Backpressure reads two numbers: events still alive (refs, dropped as
- * messages are freed) and the ring's span (dropped only as the done prefix
- * moves).  One old event keeps the span up while live falls. */
-static void part_live_and_span(void **state)
-{
-    (void)state;
-    P = sk_part_new("t", 0, SK_EV_SCORE);
-    for (int64_t o = 0; o < 100; o++)
-        sk_part_track(P, o);
-    assert_int_equal(sk_part_live(P), 100);
-    assert_int_equal(sk_part_span(P), 100);
-    for (int64_t o = 1; o < 100; o++) { /* all but the oldest finish */
-        sk_part_done(P, o);
-        sk_part_unref(P);
+    assert_non_null(b);
+    assert_int_equal(b->n, n);
+    unsigned count = 0;
+    int64_t want = from;
+    for (const struct sk_msg *m = b->head; m; m = m->next) {
+        assert_int_equal(m->offset, want);
+        want++;
+        count++;
     }
-    assert_int_equal(sk_part_live(P), 1);
-    assert_int_equal(sk_part_span(P), 100);
-    sk_part_done(P, 0);
-    assert_int_equal(sk_part_span(P), 0);
-    sk_part_unref(P);
-    assert_int_equal(sk_part_live(P), 0);
-    sk_part_free(P);
+    assert_int_equal(count, n);
 }
 
-static void part_ring_grows(void **state)
+/* A batch of n events of game 1, nothing else queued. */
+static struct sk_batch *batch_of(struct sk_sched *s, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(sk_sched_add(s, 1, mk(i, 10), 0), 0);
+    struct sk_batch *b = sk_sched_pop_ready(s);
+    assert_run(b, 0, n);
+    assert_null(sk_sched_pop_ready(s));
+    return b;
+}
+
+/* Every size from 2 to 9: n/2 kept, n - n/2 back, order kept on both
+ * sides; the rest is the next batch. */
+static void split_sizes(void **state)
 {
     (void)state;
-    P = sk_part_new("t", 0, SK_EV_USER);
-    for (int64_t o = 0; o < 700; o++)
-        sk_part_track(P, o);
-    for (int64_t o = 0; o < 600; o++)
-        sk_part_done(P, o);
-    for (int64_t o = 700; o < 3000; o++) /* wraps, then grows */
-        sk_part_track(P, o);
-    assert_int_equal(P->next_commit, 600);
-    for (int64_t o = 2999; o >= 600; o--)
-        sk_part_done(P, o);
-    assert_int_equal(P->next_commit, 3000);
-    sk_part_free(P);
+    for (unsigned n = 2; n <= 9; n++) {
+        struct sk_sched *s = mksched(n, 1 << 20, 1000);
+        struct sk_batch *b = batch_of(s, n);
+        sk_sched_split(s, b);
+        assert_run(b, 0, n / 2);
+        assert_int_equal(sk_sched_queued(s), n - n / 2);
+        assert_null(sk_sched_pop_ready(s)); /* the game's batch still runs */
+        take(s, b);
+        b = sk_sched_pop_ready(s);
+        assert_run(b, n / 2, n - n / 2);
+        assert_int_equal(b->reason, SK_FLUSH_BACKLOG);
+        assert_int_equal(sk_sched_queued(s), 0);
+        take(s, b);
+        assert_int_equal(sk_sched_groups(s), 0);
+        sk_sched_free(s, drop, NULL);
+    }
+}
+
+/* Split of 2: one and one.  Of 3 (odd): one kept, two back; the two split
+ * again: one and one. Down to single events, in order. */
+static void split_down_to_one(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(3, 1 << 20, 1000);
+    struct sk_batch *b = batch_of(s, 3);
+    sk_sched_split(s, b);
+    assert_run(b, 0, 1);
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 1, 2);
+    sk_sched_split(s, b);
+    assert_run(b, 1, 1);
+    assert_int_equal(sk_sched_queued(s), 1);
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 2, 1);
+    take(s, b);
+    assert_null(sk_sched_pop_ready(s));
+    sk_sched_free(s, drop, NULL);
+}
+
+/* A single event cannot be split: nothing changes. */
+static void split_of_one_is_noop(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(1, 1 << 20, 1000);
+    struct sk_batch *b = batch_of(s, 1);
+    sk_sched_split(s, b);
+    assert_run(b, 0, 1);
+    assert_int_equal(sk_sched_queued(s), 0);
+    take(s, b);
+    assert_null(sk_sched_pop_ready(s));
+    assert_int_equal(sk_sched_groups(s), 0);
+    sk_sched_free(s, drop, NULL);
+}
+
+/* Events of the game queued before and after the split both come after
+ * the rest, in partition order; other games are untouched. */
+static void rest_ahead_of_newer(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(4, 1 << 20, 1000);
+    struct sk_batch *b = batch_of(s, 4);      /* 0..3 */
+    sk_sched_add(s, 1, mk(4, 10), 0);         /* newer, before the split */
+    sk_sched_add(s, 2, mk(100, 10), 0);       /* another game */
+    sk_sched_split(s, b);                     /* keeps 0, 1; gives back 2, 3 */
+    sk_sched_add(s, 1, mk(5, 10), 0);         /* newer, after the split */
+    assert_int_equal(sk_sched_queued(s), 5);
+    assert_run(b, 0, 2);
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 2, 4); /* 2, 3 (given back), then 4, 5 */
+    take(s, b);
+    sk_sched_expire(s, 1000);
+    b = sk_sched_pop_ready(s);
+    assert_non_null(b);
+    assert_int_equal(b->key, 2);
+    assert_run(b, 100, 1);
+    take(s, b);
+    assert_null(sk_sched_pop_ready(s));
+    sk_sched_free(s, drop, NULL);
+}
+
+/* The group had nothing queued: the rest becomes its whole queue, and an
+ * event added afterwards goes behind it (the queue's tail is right). */
+static void rest_into_empty_group(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(100, 1 << 20, 1000);
+    for (int i = 0; i < 6; i++)
+        sk_sched_add(s, 1, mk(i, 10), 0);
+    sk_sched_expire(s, 1000);
+    struct sk_batch *b = sk_sched_pop_ready(s);
+    assert_run(b, 0, 6);
+    sk_sched_split(s, b);
+    sk_sched_add(s, 1, mk(6, 10), 1000);
+    sk_sched_add(s, 1, mk(7, 10), 1000);
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 3, 5);
+    take(s, b);
+    assert_int_equal(sk_sched_queued(s), 0);
+    assert_int_equal(sk_sched_groups(s), 0);
+    sk_sched_free(s, drop, NULL);
+}
+
+/* The given-back events count again in the group's size and bytes: the
+ * next batch is cut by the limits, and a new event afterwards waits for
+ * its linger as usual (the byte count did not go astray). */
+static void rest_counts_again(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(3, 1 << 20, 1000);
+    struct sk_batch *b = batch_of(s, 3);
+    for (int i = 3; i < 5; i++)
+        sk_sched_add(s, 1, mk(i, 10), 0);
+    sk_sched_split(s, b); /* keeps 0; back: 1, 2; queued 3, 4 */
+    assert_int_equal(sk_sched_queued(s), 4);
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 1, 3); /* max_events 3 */
+    take(s, b);
+    b = sk_sched_pop_ready(s);
+    assert_run(b, 4, 1);
+    take(s, b);
+    assert_int_equal(sk_sched_queued(s), 0);
+    /* the group is gone and a new one behaves as new */
+    assert_int_equal(sk_sched_groups(s), 0);
+
+    /* same with a byte limit; a new event arrives while the rest runs */
+    struct sk_sched *t = mksched(100, 35, 1000);
+    for (int i = 0; i < 3; i++)
+        sk_sched_add(t, 1, mk(i, 10), 0);
+    sk_sched_add(t, 1, mk(3, 10), 0); /* 40 bytes: cut at 30 */
+    b = sk_sched_pop_ready(t);
+    assert_run(b, 0, 3);
+    sk_sched_split(t, b); /* keeps 0; back: 1, 2 ahead of 3 */
+    take(t, b);
+    b = sk_sched_pop_ready(t);
+    assert_run(b, 1, 3);
+    sk_sched_add(t, 1, mk(4, 10), 0); /* 10 bytes: not full, waits for linger */
+    take(t, b);
+    assert_null(sk_sched_pop_ready(t));
+    sk_sched_expire(t, 1000);
+    b = sk_sched_pop_ready(t);
+    assert_run(b, 4, 1);
+    assert_int_equal(b->reason, SK_FLUSH_LINGER);
+    take(t, b);
+    sk_sched_free(t, drop, NULL);
+    sk_sched_free(s, drop, NULL);
+}
+
+/* The given-back events do not wait for a linger or a retry: they are due
+ * as soon as the batch is done, and no linger cuts them while it runs. */
+static void rest_due_not_lingering(void **state)
+{
+    (void)state;
+    struct sk_sched *s = mksched(4, 1 << 20, 1000);
+    struct sk_batch *b = batch_of(s, 4);
+    sk_sched_add(s, 1, mk(4, 10), 0); /* waits in the linger list */
+    sk_sched_split(s, b);
+    assert_int_equal(sk_sched_next_deadline(s), UINT64_MAX);
+    sk_sched_expire(s, 5000);
+    assert_null(sk_sched_pop_ready(s));
+    take(s, b);
+    struct sk_batch *r = sk_sched_pop_ready(s);
+    assert_run(r, 2, 3);
+    assert_int_equal(r->reason, SK_FLUSH_BACKLOG);
+    take(s, r);
+    sk_sched_free(s, drop, NULL);
 }
 
 int main(void)
@@ -306,8 +438,13 @@ int main(void)
         cmocka_unit_test(flush_by_linger),   cmocka_unit_test(one_batch_per_game),
         cmocka_unit_test(split_keeps_order), cmocka_unit_test(retry_goes_first),
         cmocka_unit_test(drop_revoked_partition), cmocka_unit_test(many_groups),
-        cmocka_unit_test(part_commits_done_prefix), cmocka_unit_test(part_ring_grows),
-        cmocka_unit_test(part_live_and_span),
+        cmocka_unit_test(split_sizes),
+        cmocka_unit_test(split_down_to_one),
+        cmocka_unit_test(split_of_one_is_noop),
+        cmocka_unit_test(rest_ahead_of_newer),
+        cmocka_unit_test(rest_into_empty_group),
+        cmocka_unit_test(rest_counts_again),
+        cmocka_unit_test(rest_due_not_lingering),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }
