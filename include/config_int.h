@@ -57,6 +57,8 @@ bool config_check_topic(const char *v, char *why, size_t n);
 
 /* A value as it may appear in a message: masked when secret, control
  * characters replaced, cut after SHOWN_MAX bytes. */
+/* Whether s holds a control character (refused in every value). */
+bool config_has_ctl(const char *s);
 const char *config_shown(const char *v, bool secret, char out[SHOWN_MAX + 4]);
 bool config_opt_secret(const struct opt *o);
 /* Free a string that may hold a secret, overwriting it first. */

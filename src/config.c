@@ -150,7 +150,7 @@ const size_t config_nopts = sizeof config_opts / sizeof config_opts[0];
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static bool has_ctl(const char *s)
+bool config_has_ctl(const char *s)
 {
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -386,7 +386,7 @@ static int set_opt(struct sk_config *c, const struct opt *o, const char *value,
     uint64_t v = 0;
     bool ok;
 
-    if (has_ctl(value)) {
+    if (config_has_ctl(value)) {
         snprintf(why, sizeof why, "control characters are not allowed");
         ok = false;
     } else {

@@ -231,11 +231,10 @@ int config_set_kafka(struct sk_config *c, const char *key, const char *value, co
     int r = refused(key, prop, value, origin, err, errlen);
     if (r < 0)
         return r;
-    for (const char *p = value; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return fail(err, errlen, "invalid value \"%s\" for \"%s\" (from %s): control "
-                        "characters are not allowed",
-                        config_shown(value, sk_config_key_is_secret(key), sh), key, origin);
+    if (config_has_ctl(value))
+        return fail(err, errlen, "invalid value \"%s\" for \"%s\" (from %s): control "
+                    "characters are not allowed",
+                    config_shown(value, sk_config_key_is_secret(key), sh), key, origin);
     if (config_kafka_put(c, written, value, origin) < 0)
         return sk_errf_code(-ENOMEM, err, errlen, "out of memory setting \"%s\"", key);
     return 0;

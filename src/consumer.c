@@ -190,10 +190,13 @@ static size_t echoed_headers(const char *list, rd_kafka_message_t *rm, struct sk
     return n;
 }
 
-static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm)
+/* p: the partition whose own queue rm came from; NULL for the consumer
+ * queue, which may carry any partition's messages. */
+static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_part *p)
 {
     const char *topic = rd_kafka_topic_name(rm->rkt);
-    struct sk_part *p = part_find(c, topic, rm->partition);
+    if (!p)
+        p = part_find(c, topic, rm->partition);
     if (!p) {
         log_debug("message from unassigned %s [%d] at %lld ignored", topic, (int)rm->partition,
                   (long long)rm->offset);
@@ -241,7 +244,7 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm)
     c->ops.event(c->ud, m, p->kind == SK_EV_SCORE ? m->ev.game_id : 0);
 }
 
-static void handle_message(struct sk_consumer *c, rd_kafka_message_t *rm)
+static void handle_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_part *p)
 {
     if (rm->err) {
         /* A broker saying a topic does not exist (yet) has answered: the
@@ -252,7 +255,7 @@ static void handle_message(struct sk_consumer *c, rd_kafka_message_t *rm)
         if (rm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             log_warning("consumer: %s", rd_kafka_message_errstr(rm));
     } else {
-        on_message(c, rm);
+        on_message(c, rm, p);
     }
     rd_kafka_message_destroy(rm);
 }
@@ -313,7 +316,7 @@ static void check_part(struct sk_consumer *c, struct sk_part *p)
     rd_kafka_message_t *rm = p->first;
     p->first = NULL;
     if (rm)
-        handle_message(c, rm);
+        handle_message(c, rm, p);
 }
 
 void sk_consumer_marks_read(struct sk_consumer *c, struct sk_part *p)
@@ -375,7 +378,7 @@ static bool drain_part(struct sk_consumer *c, struct sk_part *p, int burst)
             p->first = rm;
             continue;
         }
-        handle_message(c, rm);
+        handle_message(c, rm, p);
     }
     return !c->failed;
 }
@@ -394,7 +397,7 @@ void sk_consumer_poll(struct sk_consumer *c)
             more = false;
             break;
         }
-        handle_message(c, rm);
+        handle_message(c, rm, NULL);
     }
     /* Every partition in turn, a burst each, so that one with a deep
      * backlog does not starve the others. */

@@ -237,7 +237,8 @@ static void begin_drain(struct daemon *d, const char *why)
  * reused offsets are checked again. */
 static void reload(struct daemon *d)
 {
-    sd_notify(0, "RELOADING=1\nSTATUS=reloading settings");
+    sd_notify(0, d->phase == PH_RUNNING ? "RELOADING=1\nSTATUS=reloading settings"
+                                         : "STATUS=reloading settings");
     struct sk_config next;
     char err[1024];
     int changed = -1;
@@ -263,7 +264,11 @@ static void reload(struct daemon *d)
      * is read any more). */
     if (d->phase <= PH_RUNNING && sk_consumer_recheck(d->consumer))
         sk_txns_kick(d->txns);
-    sd_notify(0, "READY=1");
+    /* READY=1 ends the reload for systemd; before the daemon was ready, or
+     * while it stops, it would say something false (and RELOADING=1 was
+     * not sent then). */
+    if (d->phase == PH_RUNNING)
+        sd_notify(0, "READY=1");
     notify_status(d);
 }
 

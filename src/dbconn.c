@@ -239,6 +239,8 @@ static void conn_lost(struct sk_db_conn *c, const char *why)
     struct sk_log_ctx x = conn_ctx(c, mysql_errno(&c->mysql));
     sk_logc(SK_LOG_WARNING, &x, "db#%d: closing: %s", c->id, why);
     c->breaks++;
+    if (c->setting_up)
+        c->failures++; /* a connect that failed: counted before the close asks for a backoff */
     drop_result(c);
     /* The socket is dead or in an unknown protocol state: shut it down so
      * that the close cannot wait on it. */
@@ -364,10 +366,8 @@ static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_erro
 {
     (void)ud;
     c->setting_up = false;
-    if (err && sk_db_fault_loses_conn(err->fault)) {
-        c->failures++; /* lost, and already closing: reconnect with backoff */
-        return;
-    }
+    if (err && sk_db_fault_loses_conn(err->fault))
+        return; /* lost, already closing (conn_lost counted the failure) */
     char why[400];
     if (err) {
         snprintf(why, sizeof why, "the session statement failed: %s", err->message);
@@ -503,6 +503,7 @@ static void rollback_cont(struct sk_db_conn *c, int status)
     if (c->r_bool) {
         call_failed(c, "rollback");
         e.fault = SK_DB_CONN;
+        e.timed_out = c->timed_out; /* the rollback itself got no answer */
         query_report(c, &e);
         return;
     }

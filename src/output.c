@@ -131,10 +131,12 @@ static rd_kafka_resp_err_t produce_one(struct sk_output *o, struct sk_msg *m, in
         h = dead_letter_headers(m, m->cut[i] < 2);
         val = m->raw;
         len = m->raw_null ? 0 : m->bytes;
-        if (m->cut[i] == 1 && len > dead_letter_fit(o, m))
-            len = dead_letter_fit(o, m);
-        else if (m->cut[i] >= 2)
+        if (m->cut[i] >= 2)
             len = 0;
+        else if (m->cut[i] == 1) {
+            size_t fit = dead_letter_fit(o, m);
+            len = len > fit ? fit : len;
+        }
     } else if (m->n_hdrs && !m->cut[i]) {
         /* cut 1: the result without the input's echoed headers */
         h = rd_kafka_headers_new(m->n_hdrs);

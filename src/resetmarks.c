@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mysqld_error.h>
+
 #include "buf.h"
 #include "db.h"
 #include "dbcmd.h"
@@ -14,8 +16,6 @@
 #define EX_UNAVAILABLE 69
 #define EX_SOFTWARE 70
 #define EX_NOPERM 77
-/* ER_TABLEACCESS_DENIED_ERROR: "DELETE command denied to user ..." */
-#define ER_TABLEACCESS_DENIED 1142
 
 struct reset {
     struct sk_dbcmd *cmd;
@@ -44,7 +44,7 @@ static void on_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *er
 {
     (void)c;
     struct reset *r = ud;
-    if (err && err->code == ER_TABLEACCESS_DENIED) {
+    if (err && err->code == ER_TABLEACCESS_DENIED_ERROR) /* "DELETE command denied" */ {
         log_error("cannot reset the marks: %s; the runtime account may only SELECT, INSERT and "
                   "UPDATE (sql/grants.sql): run reset-marks with an administrative account in "
                   "db.url; nothing was deleted",

@@ -525,7 +525,9 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         conn_not_ready(x, "second statement");
 }
 
-static void start(struct txn *x, struct sk_db_conn *c)
+/* False when it could not start (out of memory): the batches are back in
+ * the queue and dispatching stops until the next kick. */
+static bool start(struct txn *x, struct sk_db_conn *c)
 {
     struct sk_txns *t = x->t;
     x->c = c;
@@ -533,7 +535,7 @@ static void start(struct txn *x, struct sk_db_conn *c)
         /* Try again later rather than lose the batches. */
         log_error("out of memory starting a transaction; retrying");
         give_back(x);
-        return;
+        return false;
     }
     if (sk_log_enabled(SK_LOG_DEBUG)) {
         for (unsigned i = 0; i < x->nb; i++) {
@@ -550,10 +552,11 @@ static void start(struct txn *x, struct sk_db_conn *c)
     struct sk_db_error e;
     if (!fits_packet(x, "first", &e)) {
         failed(x, &e); /* nothing was sent */
-        return;
+        return true;
     }
     if (sk_db_query(c, x->sql.p, x->sql.len, on_txn_row, on_first_done, x) < 0)
         conn_not_ready(x, "first statement");
+    return true;
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -599,7 +602,8 @@ static void dispatch(struct sk_txns *t)
             x->nevents += n->n;
             bytes += n->bytes;
         }
-        start(x, c);
+        if (!start(x, c))
+            return;
     }
 }
 
@@ -727,7 +731,7 @@ int sk_txns_new(sd_event *loop, const struct sk_config *cfg, struct sk_db *db, s
         return -ENOMEM;
     *t = (struct sk_txns){.loop = loop, .cfg = cfg, .db = db, .st = st, .ops = *ops, .ud = ud};
     sk_list_init(&t->all);
-    sk_rng_seed(&t->rng, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL));
+    sk_rng_seed(&t->rng, ((uint64_t)getpid() << 32 ^ (uint64_t)time(NULL)) + 1); /* not the pool's sequence */
     int r = -ENOMEM;
     if (!(t->sched = sk_sched_new()) || !(t->known = sk_known_new(cfg->known_users)) ||
         sk_warmup_new(loop, cfg, db, t->known, warmup_done, warmup_marks_read, t, &t->warmup) < 0)

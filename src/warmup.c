@@ -142,8 +142,10 @@ static int marks_sql(struct marks_load *l)
 
 void sk_warmup_marks(struct sk_warmup *w, struct sk_part *p)
 {
-    if (!p->marks)
+    if (!p->marks) {
+        marks_done(w, p, -1); /* nothing kept, nothing to check against */
         return;
+    }
     struct marks_load *l = calloc(1, sizeof *l);
     if (l)
         l->topic = strdup(p->topic);

@@ -20,7 +20,13 @@ printf '1\t{"game_id":1,"username":"m1","delta":"x"}\n1\tnot json\n' >>"$f"
 sk_send "$T_USERS" "$u"
 sk_send "$T_SCORES" "$f"
 sk_results 15 30 >/dev/null || tap_diag "results missing"
-sleep 6 # librdkafka statistics every 5 s (consumer lag)
+# librdkafka's statistics come every 5 s: wait for a report made after the
+# events were consumed (the scores partition's lag at 0)
+for _ in $(seq 1 300); do
+    curl -s --max-time 5 "$url/metrics" |
+        grep -q "^scorekeeper_consumer_lag_messages{topic=\"$T_SCORES\",partition=\"0\"} 0\$" && break
+    sleep 0.1
+done
 
 m=$SK_TEST_TMP/metrics.txt
 code=$(curl -s -o "$m" -w '%{http_code}' "$url/metrics")
