@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "migrate.h"
+#include "redrive.h"
 #include "resetmarks.h"
 #include "settings.h"
 
@@ -135,9 +136,16 @@ static int run(int argc, char **argv)
     const char *command = optind < argc ? argv[optind] : "run";
     const char *topic = NULL;
     int32_t partition = -1;
-    bool reset = !strcmp(command, "reset-marks");
-    if (reset ? !reset_args(argc - optind - 1, argv + optind + 1, &topic, &partition)
-              : optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
+    bool reset = !strcmp(command, "reset-marks"), redrive = !strcmp(command, "redrive");
+    struct sk_redrive_args rd;
+    if (redrive) {
+        int urc = sk_redrive_args_parse(argc - optind - 1, argv + optind + 1, &rd);
+        if (urc) {
+            free(src.overrides);
+            return urc;
+        }
+    } else if (reset ? !reset_args(argc - optind - 1, argv + optind + 1, &topic, &partition)
+                     : optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
         if (!reset)
             fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
         free(src.overrides);
@@ -162,6 +170,8 @@ static int run(int argc, char **argv)
         rc = sk_migrate_run(&cfg);
     else if (reset)
         rc = sk_resetmarks_run(&cfg, topic, partition);
+    else if (redrive)
+        rc = sk_redrive_run(&cfg, &rd);
     else
         rc = sk_daemon_run(&cfg, &src);
     sk_config_free(&cfg);
