@@ -23,6 +23,7 @@ struct sk_msg {
     struct sk_part *part; /* holds a ref */
     int64_t offset;
     uint64_t consumed_usec; /* CLOCK_MONOTONIC when it was consumed (set by the consumer) */
+    uint64_t txn_usec;      /* how long the transaction that applied it took (0: none) */
     int64_t created_ms;     /* its Kafka timestamp (ms since the epoch), -1: none */
     const char *key;
     size_t key_len;

@@ -42,6 +42,7 @@ struct sk_stats {
      * batch's linger and the wait for a connection or for the game) */
     struct sk_hist wait_seconds;
     struct sk_hist event_seconds; /* per event: consumed -> result handed to the producer */
+    struct sk_hist own_seconds;   /* the same, less the transaction that applied it */
     struct sk_hist age_seconds;   /* per event: Kafka timestamp -> result handed to the producer */
 };
 

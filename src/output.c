@@ -238,7 +238,11 @@ static void produce_unsent(struct sk_output *o, struct sk_msg *m)
  * clock counts as 0. */
 static void observe_event(struct sk_output *o, const struct sk_msg *m)
 {
-    sk_hist_observe(&o->st->event_seconds, sk_seconds_between(m->consumed_usec, now_usec(o)));
+    uint64_t now = now_usec(o);
+    sk_hist_observe(&o->st->event_seconds, sk_seconds_between(m->consumed_usec, now));
+    /* the daemon's own share, apart from the database's */
+    uint64_t own_from = m->consumed_usec + m->txn_usec;
+    sk_hist_observe(&o->st->own_seconds, sk_seconds_between(own_from < now ? own_from : now, now));
     if (m->created_ms < 0)
         return;
     uint64_t real = 0; /* the loop's time of this wake-up, as for CLOCK_MONOTONIC */

@@ -20,6 +20,11 @@ static const double txn_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0
 static const double event_seconds_bounds[] = {0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
                                               0.25,  0.5,  1,    2.5,  5,    10,   30};
 
+/* The daemon's own share of an event is milliseconds or less. */
+static const double own_seconds_bounds[] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
+                                            0.015,  0.02,  0.03,  0.05,  0.1,   0.25,   0.5,
+                                            1,      2.5,   5,     10,    30};
+
 void sk_hist_init(struct sk_hist *h, const double *bounds, size_t n)
 {
     *h = (struct sk_hist){.bounds = bounds, .n = n < 23 ? n : 23};
@@ -58,6 +63,7 @@ void sk_stats_init(struct sk_stats *st)
     HIST_INIT(&st->txn_seconds, txn_seconds_bounds);
     HIST_INIT(&st->wait_seconds, event_seconds_bounds);
     HIST_INIT(&st->event_seconds, event_seconds_bounds);
+    HIST_INIT(&st->own_seconds, own_seconds_bounds);
     HIST_INIT(&st->age_seconds, event_seconds_bounds);
 }
 #undef HIST_INIT
@@ -159,6 +165,10 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
               &st->wait_seconds);
     histogram(b, "scorekeeper_event_seconds",
               "Time from consuming an event to handing its result to the producer.", &st->event_seconds);
+    histogram(b, "scorekeeper_event_own_seconds",
+              "Time from consuming an event to handing its result to the producer, less the time of "
+              "the transaction that applied it: the daemon's own share.",
+              &st->own_seconds);
     histogram(b, "scorekeeper_event_age_seconds",
               "Time from an event's Kafka timestamp (CreateTime by its producer's clock, or "
               "LogAppendTime) to handing its result to the producer.", &st->age_seconds);

@@ -239,9 +239,11 @@ static void finish(struct txn *x, bool committed)
             sk_hist_observe(&t->st->batch_size, b->n);
         *tail = b->head;
         for (; *tail; tail = &(*tail)->next)
-            if (committed)
+            if (committed) {
                 sk_hist_observe(&t->st->wait_seconds,
                                 sk_seconds_between((*tail)->consumed_usec, x->started));
+                (*tail)->txn_usec = now - x->started;
+            }
         b->head = NULL;
         t->st->batches++;
         sk_sched_done(t->sched, b, now);

@@ -38,6 +38,7 @@ cd "$root"
 : "${BENCH_LAT_EVENTS:=}"           # latency runs; default: 20 s at half rate, >= 2000
 : "${BENCH_LAT:=1}"                 # 0: skip the latency runs
 : "${BENCH_LAT_RATE:=}"             # events/s of the first latency run; default: half the main rate
+: "${BENCH_BARE:=1}"                # 0: skip the bare client beside the half-speed run
 : "${BENCH_LAT_COLD:=1}"            # 0: skip the cold-start run (half speed into a fresh database)
 : "${BENCH_CEILING:=1}"
 : "${BENCH_SWEEP:=1}"
@@ -529,6 +530,53 @@ half_speed() {
     put "${key}_steal_per_s" "$steal"
 }
 
+# bare_client KEY LEDGER DB: the ledger's score changes committed by plain
+# client connections, as many as the daemon's pool (tests/tools/sqlpace), at the rate of the run KEY,
+# in transactions of the daemon's mean batch in that run (one game's events
+# folded into its rows, one autocommit upsert each), on DB (whose users and
+# rows exist; it is not verified after this).  Puts KEY_bare "p50 p99
+# statements late rows_per_statement" (ms): the database's own share of a
+# transaction's time at that load, beside the daemon's.
+bare_client() {
+    local key=$1 ledger=$2 db=$3 k n b out
+    n=$(get "${key}_n") b=$(get "${key}_batches")
+    [[ -n $n && -n $b && $b -gt 0 && -n ${SCOREKEEPER_DB_SOCKET:-} ]] || return 0
+    k=$(awk -v n="$n" -v b="$b" 'BEGIN { k = int(n / b + 0.5); print (k < 1 ? 1 : k) }')
+    sk_sql "$db" "SELECT username, id FROM users" >"$R_DIR/bare.users"
+    awk -F'\t' -v K="$k" -v M="$M" '
+        FILENAME == ARGV[1] { id[$1] = $2; next }
+        function flush(g,   i, key, p, line, sep) {
+            line = "INSERT INTO game_players (game_id,user_id,score) VALUES "; sep = ""
+            for (i = 1; i <= norder[g]; i++) {
+                key = order[g, i]; split(key, p, SUBSEP)
+                line = line sep "(" p[1] "," p[2] "," sprintf("%.0f", isset[key] ? val[key] + M : val[key]) ")"
+                sep = ","; delete val[key]; delete isset[key]
+            }
+            print line " ON DUPLICATE KEY UPDATE score = IF(VALUES(score) >= " M / 2 ", VALUES(score) - " M ", score + VALUES(score))"
+            norder[g] = 0; cnt[g] = 0; rows += i - 1; stmts++
+        }
+        $3 == "score" && ($5 in id) {
+            g = $4; key = g SUBSEP id[$5]
+            if (!(key in val)) { order[g, ++norder[g]] = key; val[key] = 0 }
+            if ($6 == "set") { val[key] = $7; isset[key] = 1 } else val[key] += $7
+            if (++cnt[g] >= K) flush(g)
+        }
+        END { for (g in cnt) if (cnt[g]) flush(g); printf "%.1f\n", rows / (stmts ? stmts : 1) > "/dev/stderr" }
+    ' "$R_DIR/bare.users" "$ledger" >"$R_DIR/bare.sql" 2>"$R_DIR/bare.rows"
+    local stmts rate_tx pool
+    pool=$("$SK_BIN" --help 2>/dev/null | sed -n 's/^ *db\.pool_size .*default \([0-9]*\)).*/\1/p' | head -1)
+    pool=${pool:-4}
+    stmts=$(wc -l <"$R_DIR/bare.sql")
+    rate_tx=$(calc "$(get "${key}_rate") / $k")
+    log "bare client: $stmts upserts of ~$k events each at $rate_tx/s over $pool connections"
+    read -r n late _ < <("$SK_TOOLS/sqlpace" -S "$SCOREKEEPER_DB_SOCKET" -u root -D "$db" -r "$rate_tx" -c "$pool" \
+        "$R_DIR/bare.sql" "$R_DIR/bare.us") || { log "bare client failed"; return 0; }
+    out=$(LC_ALL=C sort -g "$R_DIR/bare.us" | awk '{ v[NR] = $1 / 1000 }
+        function p(q,  i) { i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
+        END { printf "%.1f %.1f", p(0.50), p(0.99) }')
+    put "${key}_bare" "$out $n $late $(cat "$R_DIR/bare.rows")"
+}
+
 # A daemon started on the platform's database: the main run's, where its
 # users and rows exist (new topics and group), as after a restart or a
 # deploy.  Then, apart, the cold start: the same half-speed stream into a
@@ -545,9 +593,10 @@ if ((BENCH_LAT)); then
     # where the time went, as the daemon saw it: p50 p99 (ms) of each event's
     # age at its result, its time inside the daemon, its wait for a
     # transaction, and of the transactions
-    read -r a50 a99 e50 e99 w50 w99 t50 t99 < <(daemon_quantiles scorekeeper_event_age_seconds \
-        scorekeeper_event_seconds scorekeeper_event_wait_seconds scorekeeper_db_transaction_seconds)
-    put lat_half_daemon "age $a50 $a99 inside $e50 $e99 wait $w50 $w99 txn $t50 $t99"
+    read -r a50 a99 e50 e99 w50 w99 t50 t99 o50 o99 < <(daemon_quantiles scorekeeper_event_age_seconds \
+        scorekeeper_event_seconds scorekeeper_event_wait_seconds scorekeeper_db_transaction_seconds \
+        scorekeeper_event_own_seconds)
+    put lat_half_daemon "age $a50 $a99 inside $e50 $e99 wait $w50 $w99 txn $t50 $t99 own $o50 $o99"
     log "latency: $lat_n events unthrottled"
     produce $((BENCH_SEED + 2)) "$lat_n" "$R_DIR/ledger.2" --world-seed "$BENCH_SEED"
     wait_results $((2 * lat_n))
@@ -561,6 +610,7 @@ if ((BENCH_LAT)); then
     cat "$main_ledger" "$R_DIR/ledger" >"$R_DIR/ledger.db"
     verify "$R_DIR/ledger" $((2 * lat_n)) "$R_DIR/ledger.db"
     log "latency: verified"
+    ((BENCH_BARE)) && bare_client lat_half "$R_DIR/ledger.1" "$MAIN_DB"
     if ((BENCH_LAT_COLD)); then
         new_run cold
         start_daemon --

@@ -99,6 +99,14 @@ one transaction per statement.  Both replays are checked against the ledger too.
 
 ## Latency (result CreateTime − sk-sent-ns header at send)
 
+$(get lat_half_daemon | awk -v bare="$(get lat_half_bare)" -v rate="$(get lat_half_rate)" '{
+    split(bare, b, " ")
+    printf "**At %s events/s (half speed): inside the daemon, less the transaction that applied it, p50 %s ms, p99 %s ms;** ", rate, $14, $15
+    printf "the daemon'"'"'s transactions p50 %s ms, p99 %s ms", $11, $12
+    if (b[1] != "") printf "; a bare client (as many connections as the daemon'"'"'s pool) committing the same row changes in transactions of the same size at the same rate: p50 %s ms, p99 %s ms (%s transactions of %s rows, %s started late)", b[1], b[2], b[3], b[5], b[4]
+    print "."
+}')
+
 A daemon started on the main run's database (its users and rows exist, as after a restart or a
 deploy), on new topics; then the cold start: the half-speed stream into a fresh database, where
 every user and row is new.
