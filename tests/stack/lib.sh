@@ -4,8 +4,10 @@
 # Layout (all under the repository the scripts live in):
 #   build/stack.env        shell-sourceable description of a running stack
 #   build/.stack.lock      flock serialising stack-up / stack-down
-#   build/stack/           state: pid files, db.password, path of the run dir
-#   build/stack/run.XXXXXX broker data, MariaDB datadir, logs, configs
+#   build/stack/           state: pid files, db.password, kafka.sasl.password,
+#                          kafka-sasl.properties (kcat -F), path of the run dir
+#   build/stack/run.XXXXXX broker data and TLS certificates (kafka/tls/), MariaDB
+#                          datadir, logs, configs
 # Nothing is written anywhere else except the cache in SK_CACHE (outside the
 # repository, shared between clones: Kafka's jars and the tree of
 # tests/stack/systemd-host.sh) and, only when the repository path is too
@@ -116,9 +118,13 @@ sk_teardown() {
     rm -rf -- "$SK_STATE"
 }
 
+# sk_kafka_answers BROKER [CLIENT_PROPERTIES]: the broker lists itself; the
+# properties file (kcat -F) says how to reach a SASL_SSL listener.
 sk_kafka_answers() {
-    # -m bounds the metadata wait; the broker must list itself.
-    kcat -b "$1" -L -m 5 2>/dev/null | grep -q "broker [0-9]* at $1"
+    local conf=()
+    [[ -z ${2:-} ]] || conf=(-F "$2")
+    # -m bounds the metadata wait.
+    kcat "${conf[@]}" -b "$1" -L -m 5 2>/dev/null | grep -q "broker [0-9]* at $1"
 }
 
 sk_mariadb_answers() {
@@ -150,6 +156,15 @@ sk_check() {
         [[ -n $quiet ]] || {
             printf 'Kafka broker at %s is not answering (pid %s is running)\n' \
                 "$KAFKA_BROKERS" "$KAFKA_PID" >&2
+            sk_tail_log "Kafka broker" "$KAFKA_LOG"
+        }
+        bad=1
+    fi
+    if [[ $bad == 0 && -n ${KAFKA_SASL_BROKERS:-} ]] &&
+        ! sk_kafka_answers "$KAFKA_SASL_BROKERS" "$KAFKA_SASL_CLIENT_CONF"; then
+        [[ -n $quiet ]] || {
+            printf 'Kafka broker: its SASL_SSL listener %s is not answering (pid %s is running)\n' \
+                "$KAFKA_SASL_BROKERS" "$KAFKA_PID" >&2
             sk_tail_log "Kafka broker" "$KAFKA_LOG"
         }
         bad=1

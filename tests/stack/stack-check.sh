@@ -8,8 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if sk_check ''; then
     # shellcheck source=/dev/null
     source "$SK_ENV_FILE"
-    printf 'stack healthy: Kafka %s (pid %s), MariaDB 127.0.0.1:%s (pid %s)\n' \
-        "$KAFKA_BROKERS" "$KAFKA_PID" "$SCOREKEEPER_DB_PORT" "$MARIADB_PID"
+    printf 'stack healthy: Kafka %s, SASL_SSL %s (pid %s), MariaDB 127.0.0.1:%s (pid %s)\n' \
+        "$KAFKA_BROKERS" "${KAFKA_SASL_BROKERS:-none}" "$KAFKA_PID" "$SCOREKEEPER_DB_PORT" "$MARIADB_PID"
     exit 0
 fi
 exit 1

@@ -106,6 +106,7 @@ pick_port() {
 }
 kafka_port=$(pick_port); taken+=("$kafka_port")
 ctrl_port=$(pick_port); taken+=("$ctrl_port")
+sasl_port=$(pick_port); taken+=("$sasl_port")
 db_port=$(pick_port); taken+=("$db_port")
 
 # ------------------------------------------------------------------ run dir
@@ -160,16 +161,58 @@ launch() {
 kafka_dir=$run/kafka
 kafka_log=$run/kafka.log
 mkdir -p "$kafka_dir/data"
+# A second listener speaks SASL_SSL (SCRAM-SHA-512 over TLS), the way a
+# production cluster is reached; the broker's own traffic stays PLAINTEXT.
+# The certificates are made here with openssl, the keystore in PEM (Kafka
+# 2.7+), so no keytool and no store password.  The CA's key is deleted once
+# it signed: nothing else is ever signed by it.
+tls_dir=$kafka_dir/tls
+mkdir -m 0700 "$tls_dir"
+make_tls() {
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 -new "${ec[@]}" -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" \
+        -days 3650 -subj "/O=scorekeeper tests/CN=test broker CA" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+    openssl req -new "${ec[@]}" -keyout "$tls_dir/server.key" -out "$tls_dir/server.csr" \
+        -subj "/CN=127.0.0.1" &&
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+        'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' >"$tls_dir/server.ext" &&
+    openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$tls_dir/server.ext" -out "$tls_dir/server.crt" &&
+    cat "$tls_dir/server.key" "$tls_dir/server.crt" >"$tls_dir/server.pem"
+}
+if ! (umask 077 && make_tls) >>"$kafka_log" 2>&1; then
+    sk_tail_log "openssl" "$kafka_log"
+    sk_die "could not make the test broker's TLS certificates"
+fi
+rm -f -- "$tls_dir/ca.key" "$tls_dir/server.key" "$tls_dir/server.csr" "$tls_dir/ca.srl"
+chmod 0644 "$tls_dir/ca.pem"
+sasl_user=scorekeeper
+sasl_pwfile=$SK_STATE/kafka.sasl.password
+( umask 077; head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-32 >"$sasl_pwfile" )
+sasl_pw=$(<"$sasl_pwfile")
+[[ ${#sasl_pw} -ge 24 ]] || sk_die "could not generate a Kafka password"
+# kcat -F reads librdkafka properties from a file: the password stays out
+# of argv for the readiness checks and the tests.
+sasl_client=$SK_STATE/kafka-sasl.properties
+( umask 077; printf '%s\n' security.protocol=SASL_SSL sasl.mechanisms=SCRAM-SHA-512 \
+    "sasl.username=$sasl_user" "sasl.password=$sasl_pw" "ssl.ca.location=$tls_dir/ca.pem" \
+    >"$sasl_client" )
+
 cat >"$kafka_dir/server.properties" <<PROPS
 # Single-node KRaft broker for scorekeeper tests; written by stack-up.sh.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$ctrl_port
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$ctrl_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$ctrl_port,SASL_SSL://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls_dir/server.pem
 log.dirs=$kafka_dir/data
 num.partitions=1
 auto.create.topics.enable=true
@@ -198,12 +241,21 @@ cp_jars="$SK_KAFKA_CACHE/lib/*"
 cluster_id=$(java -cp "$cp_jars" -Dlog4j.configuration="file:$kafka_dir/log4j.properties" \
     kafka.tools.StorageTool random-uuid 2>>"$kafka_log") \
     || { sk_tail_log "Kafka storage tool" "$kafka_log"; sk_die "kafka StorageTool random-uuid failed"; }
+# The SCRAM user is created with the storage (Kafka 3.5+).  Its password
+# goes through a java @argfile, removed right after, so that it is never
+# in the argv of a process.
+format_args=$kafka_dir/format.args
+( umask 077; printf '%s\n' kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$kafka_dir/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_pw]" >"$format_args" )
+unset sasl_pw
 if ! java -cp "$cp_jars" -Dlog4j.configuration="file:$kafka_dir/log4j.properties" \
-        kafka.tools.StorageTool format -t "$cluster_id" -c "$kafka_dir/server.properties" \
-        >>"$kafka_log" 2>&1; then
+        "@$format_args" >>"$kafka_log" 2>&1; then
+    rm -f -- "$format_args"
     sk_tail_log "Kafka storage tool" "$kafka_log"
     sk_die "formatting Kafka storage failed"
 fi
+rm -f -- "$format_args"
 # The JVM as Kafka's own kafka-server-start.sh runs it: a fixed 1 GB heap and
 # G1 aiming at 20 ms pauses (G1's default aim is 200 ms).  SK_KAFKA_JVM_OPTS
 # replaces these.
@@ -259,6 +311,8 @@ wait_ready() {
 }
 wait_ready MariaDB "$db_pid" "$db_log" 30 sk_mariadb_answers "$sock"
 wait_ready "Kafka broker" "$kafka_pid" "$kafka_log" 60 sk_kafka_answers "127.0.0.1:$kafka_port"
+wait_ready "Kafka broker (SASL_SSL)" "$kafka_pid" "$kafka_log" 30 \
+    sk_kafka_answers "127.0.0.1:$sasl_port" "$sasl_client"
 
 # ------------------------------------------------------------ DB contents
 admin_args="--no-defaults -uroot -S $sock"
@@ -304,6 +358,12 @@ export SCOREKEEPER_DB_PASSWORD_FILE=$(q "$pwfile")
 export SCOREKEEPER_DB_SOCKET=$(q "$sock")
 export SCOREKEEPER_DB_PORT=$(q "$db_port")
 export SCOREKEEPER_DB_ADMIN=$(q "$admin_args")
+export KAFKA_SASL_BROKERS=$(q "127.0.0.1:$sasl_port")
+export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export KAFKA_SASL_USER=$(q "$sasl_user")
+export KAFKA_SASL_PASSWORD_FILE=$(q "$sasl_pwfile")
+export KAFKA_SASL_CA=$(q "$tls_dir/ca.pem")
+export KAFKA_SASL_CLIENT_CONF=$(q "$sasl_client")
 export KAFKA_PID=$(q "$kafka_pid")
 export MARIADB_PID=$(q "$db_pid")
 export SK_STACK_DIR=$(q "$run")
@@ -312,4 +372,4 @@ export MARIADB_LOG=$(q "$db_log")
 ENV
 mv -- "$tmp_env" "$SK_ENV_FILE"
 started_ok=1
-sk_log "stack up: Kafka 127.0.0.1:$kafka_port, MariaDB 127.0.0.1:$db_port; source $SK_ENV_FILE"
+sk_log "stack up: Kafka 127.0.0.1:$kafka_port (SASL_SSL 127.0.0.1:$sasl_port), MariaDB 127.0.0.1:$db_port; source $SK_ENV_FILE"
