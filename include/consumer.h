@@ -47,8 +47,8 @@ struct sk_consumer_ops {
     void (*answered)(void *ud);
     /* The consumer has left the group (after sk_consumer_close). */
     void (*closed)(void *ud);
-    /* Nothing sane is left (out of memory, fatal Kafka error). */
-    void (*fatal)(void *ud, const char *why);
+    /* Nothing sane is left: err is -ENOMEM, or sk_kafka_error's. */
+    void (*fatal)(void *ud, int err, const char *why);
 };
 
 /* Creates the consumer and subscribes to both input topics.  -EINVAL when

@@ -26,10 +26,12 @@ void sk_kafka_pipe_drain(int fd);
 
 /* librdkafka's log lines into ours, at the matching level. */
 void sk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-/* An error callback's error: true (the reason in why) when it is fatal and
- * the client cannot go on; the rest, from which librdkafka recovers by
- * itself (brokers down, ...), is logged here as a warning. */
-bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen);
+/* An error callback's error: a negative errno (the reason in why) when the
+ * client cannot go on: -EACCES when the brokers refused its credentials
+ * (SASL authentication), -EIO for librdkafka's fatal errors.  0 for the
+ * rest, from which librdkafka recovers by itself (brokers down, a TLS
+ * handshake refused, ...), logged here as a warning. */
+int sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen);
 
 /* sk_kafka_conf with our log callback, the client's error callback and
  * opaque set; NULL (the reason logged) when the settings are refused. */

@@ -37,7 +37,8 @@ enum sk_out_fault sk_output_classify(int err);
 
 struct sk_output_ops {
     void (*delivered)(void *ud, struct sk_msg *m); /* every output of m is delivered */
-    void (*fatal)(void *ud, const char *why);      /* the producer cannot go on */
+    /* the producer cannot go on; err as sk_kafka_error returns it */
+    void (*fatal)(void *ud, int err, const char *why);
 };
 
 /* -EINVAL (configuration refused, logged) or another -errno. */

@@ -56,10 +56,10 @@ static uint64_t now_usec(const struct sk_consumer *c)
     return t;
 }
 
-static void fatal(struct sk_consumer *c, const char *why)
+static void fatal(struct sk_consumer *c, int err, const char *why)
 {
     c->failed = true;
-    c->ops.fatal(c->ud, why);
+    c->ops.fatal(c->ud, err, why);
 }
 
 static struct sk_part *part_find(const struct sk_consumer *c, const char *topic, int32_t partition)
@@ -208,7 +208,7 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_
                                        rm->key ? rm->key_len : 0, hdrs, n_hdrs);
     if (!m || sk_part_track(p, rm->offset) < 0) {
         sk_msg_free(m);
-        fatal(c, "out of memory consuming a message; stopping so that it is consumed again");
+        fatal(c, -ENOMEM, "out of memory consuming a message; stopping so that it is consumed again");
         return;
     }
     m->consumed_usec = now_usec(c);
@@ -479,7 +479,7 @@ static void assign_parts(struct sk_consumer *c, rd_kafka_t *rk, rd_kafka_topic_p
         enum sk_event_kind kind = !strcmp(t, c->cfg->topic_scores) ? SK_EV_SCORE : SK_EV_USER;
         struct sk_part *p = sk_part_new(t, parts->elems[i].partition, kind);
         if (!p) {
-            fatal(c, "out of memory on partition assignment");
+            fatal(c, -ENOMEM, "out of memory on partition assignment");
             break;
         }
         p->next = c->parts;
@@ -600,9 +600,10 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    char why[512];
-    if (sk_kafka_error(rk, err, reason, why, sizeof why))
-        fatal(opaque, why);
+    char why[768];
+    int r = sk_kafka_error(rk, err, reason, why, sizeof why);
+    if (r < 0)
+        fatal(opaque, r, why);
 }
 
 size_t sk_consumer_inflight(const struct sk_consumer *c) { return c->inflight; }

@@ -31,6 +31,7 @@
 #include "txn.h"
 
 #define EX_UNAVAILABLE 69
+#define EX_NOPERM 77
 #define EX_CONFIG 78
 /* The poll tick: keeps the consumer in its group while partitions are held,
  * serves delivery reports, sends again what waits, trims the heap. */
@@ -103,15 +104,17 @@ static void set_phase(struct daemon *d, enum phase to)
     }
 }
 
-static void fail(struct daemon *d, const char *why)
+static void fail_code(struct daemon *d, int code, const char *why)
 {
     if (d->phase == PH_DONE)
         return;
     log_error("%s; exiting", why);
     d->failed = true;
-    d->exit_code = EXIT_FAILURE;
+    d->exit_code = code;
     set_phase(d, PH_DONE);
 }
+
+static void fail(struct daemon *d, const char *why) { fail_code(d, EXIT_FAILURE, why); }
 
 static void notify_status(struct daemon *d)
 {
@@ -210,7 +213,11 @@ static void on_consumer_closed(void *ud)
     sk_db_shutdown(d->db, on_db_closed);
 }
 
-static void on_fatal(void *ud, const char *why) { fail(ud, why); }
+/* Refused credentials do not heal by retrying: 77 tells them apart. */
+static void on_fatal(void *ud, int err, const char *why)
+{
+    fail_code(ud, err == -EACCES ? EX_NOPERM : EXIT_FAILURE, why);
+}
 
 static void on_db_idle(void *ud)
 {

@@ -157,16 +157,40 @@ void sk_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *
     sk_logc(l, NULL, "librdkafka %s: %s", fac, buf);
 }
 
-bool sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen)
+/* One of the client's settings, or what to print when it has none. */
+static const char *conf_value(rd_kafka_t *rk, const char *key, char *buf, size_t n)
+{
+    size_t len = n;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), key, buf, &len) != RD_KAFKA_CONF_OK || !*buf)
+        snprintf(buf, n, "(unset)");
+    return buf;
+}
+
+int sk_kafka_error(rd_kafka_t *rk, int err, const char *reason, char *why, size_t whylen)
 {
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[400];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
         snprintf(why, whylen, "Kafka fatal error: %s", buf);
-        return true;
+        return -EIO;
     }
-    log_warning("Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-    return false;
+    /* The credentials are the cluster's, not one broker's: every broker
+     * refuses them alike, and librdkafka would try again forever while
+     * the daemon never becomes ready.  The reason names the broker; the
+     * password is in no setting librdkafka prints. */
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        char mech[64], user[128];
+        snprintf(why, whylen,
+                 "Kafka authentication failed (SASL mechanism %s, user %s): %s; check "
+                 "kafka.sasl.mechanisms, kafka.sasl.username and the password "
+                 "(kafka.sasl.password_file or the credential kafka.sasl.password)",
+                 conf_value(rk, "sasl.mechanisms", mech, sizeof mech),
+                 conf_value(rk, "sasl.username", user, sizeof user), reason);
+        return -EACCES;
+    }
+    log_warning("Kafka: %s: %s; librdkafka tries again by itself",
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    return 0;
 }
 
 rd_kafka_conf_t *sk_kafka_conf_client(const struct sk_config *cfg, bool consumer, void *opaque,

@@ -56,8 +56,9 @@ static void usage(FILE *f)
             "\n"
             "Exit codes: 0 ok, 1 runtime failure, 64 usage, 65 migration failed,\n"
             "66 no migrations to read (sql.dir), 69 service unreachable, 70 internal\n"
-            "error (migrate), 77 not allowed (reset-marks as the runtime account),\n"
-            "78 configuration error (also under --check-config).\n"
+            "error (migrate), 77 not allowed (Kafka refused the SASL credentials;\n"
+            "reset-marks as the runtime account), 78 configuration error (also under\n"
+            "--check-config).\n"
             "\n"
             "Settings:\n%s",
             sk_config_help());

@@ -343,9 +343,10 @@ static void on_wake(void *ud) { sk_output_poll(ud); }
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct sk_output *o = opaque;
-    char why[512];
-    if (sk_kafka_error(rk, err, reason, why, sizeof why))
-        o->ops.fatal(o->ud, why);
+    char why[768];
+    int r = sk_kafka_error(rk, err, reason, why, sizeof why);
+    if (r < 0)
+        o->ops.fatal(o->ud, r, why);
 }
 
 static rd_kafka_t *new_producer(struct sk_output *o)
