@@ -157,6 +157,14 @@ launch() {
     sk_die "could not launch $2"
 }
 
+# make_password FILE: 32 random letters and digits into FILE (mode 0600).
+# Passwords only ever travel through files and stdin, never argv.
+make_password() {
+    ( umask 077; head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-32 >"$1" )
+    chmod 0600 "$1"
+    [[ $(wc -c <"$1") -ge 25 ]] || sk_die "could not generate a password into $1"
+}
+
 # -------------------------------------------------------------------- Kafka
 kafka_dir=$run/kafka
 kafka_log=$run/kafka.log
@@ -181,17 +189,16 @@ make_tls() {
         -CAcreateserial -days 3650 -extfile "$tls_dir/server.ext" -out "$tls_dir/server.crt" &&
     cat "$tls_dir/server.key" "$tls_dir/server.crt" >"$tls_dir/server.pem"
 }
-if ! (umask 077 && make_tls) >>"$kafka_log" 2>&1; then
-    sk_tail_log "openssl" "$kafka_log"
+if ! (umask 077 && make_tls) >"$tls_dir/openssl.log" 2>&1; then
+    sk_tail_log "openssl" "$tls_dir/openssl.log"
     sk_die "could not make the test broker's TLS certificates"
 fi
-rm -f -- "$tls_dir/ca.key" "$tls_dir/server.key" "$tls_dir/server.csr" "$tls_dir/ca.srl"
+rm -f -- "$tls_dir"/{ca.key,ca.srl,server.key,server.csr,server.ext}
 chmod 0644 "$tls_dir/ca.pem"
 sasl_user=scorekeeper
 sasl_pwfile=$SK_STATE/kafka.sasl.password
-( umask 077; head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-32 >"$sasl_pwfile" )
+make_password "$sasl_pwfile"
 sasl_pw=$(<"$sasl_pwfile")
-[[ ${#sasl_pw} -ge 24 ]] || sk_die "could not generate a Kafka password"
 # kcat -F reads librdkafka properties from a file: the password stays out
 # of argv for the readiness checks and the tests.
 sasl_client=$SK_STATE/kafka-sasl.properties
@@ -337,10 +344,8 @@ mariadb "${admin[@]}" scorekeeper <"$SK_ROOT/sql/grants.sql"
 
 # The password only ever travels through files and stdin, never argv.
 pwfile=$SK_STATE/db.password
-( umask 077; head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-32 >"$pwfile" )
-chmod 0600 "$pwfile"
+make_password "$pwfile"
 pw=$(<"$pwfile")
-[[ ${#pw} -ge 24 ]] || sk_die "could not generate a password"
 mariadb "${admin[@]}" <<SQL
 ALTER USER 'scorekeeper'@'127.0.0.1' IDENTIFIED BY '$pw' ACCOUNT UNLOCK;
 ALTER USER 'scorekeeper'@'localhost' IDENTIFIED BY '$pw' ACCOUNT UNLOCK;

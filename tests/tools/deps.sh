@@ -25,7 +25,7 @@ packages=(
     jq gnuplot-nox
     clang libclang-rt-14-dev
     procps iproute2 util-linux coreutils findutils sed gawk grep
-    ca-certificates git curl
+    ca-certificates openssl git curl
     systemd-container debootstrap socat
 )
 
