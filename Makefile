@@ -5,14 +5,14 @@
 # never mix and switching between them rebuilds nothing needlessly.
 
 CC       := gcc
-PKGS     := rdkafka libmariadb libcjson libsystemd libmicrohttpd
+PKGS     := rdkafka libmariadb libcjson libsystemd libmicrohttpd libssl libcrypto
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wconversion -Wformat=2 \
             -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
             -Wvla -Wnull-dereference -Wdouble-promotion -Wcast-qual \
             -Wundef -Wpointer-arith -Wimplicit-fallthrough
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -DSK_VERSION='"$(VERSION)"'
+CPPFLAGS += -iquote include -D_GNU_SOURCE -DSK_VERSION='"$(VERSION)"'
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c17 $(WARN) -fno-strict-aliasing -fstack-protector-strong \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

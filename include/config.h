@@ -32,6 +32,14 @@ struct sk_kv {
     char *origin; /* "file:line", "-o", or the path of the secret's file */
 };
 
+/* db.tls: what a connection to the database must be. */
+enum sk_db_tls {
+    SK_DB_TLS_OFF,         /* plain (the default) */
+    SK_DB_TLS_REQUIRED,    /* encrypted, the server's certificate not checked */
+    SK_DB_TLS_VERIFY_CA,   /* encrypted, the certificate signed by a trusted CA */
+    SK_DB_TLS_VERIFY_FULL, /* and valid for the host name of db.url ("on") */
+};
+
 struct sk_config {
     /* database */
     char *db_url;              /* db.url (required) */
@@ -45,6 +53,16 @@ struct sk_config {
     unsigned db_retry_max_ms;  /* db.retry_max_ms, default 10000 */
     unsigned db_idle_ping_ms;  /* db.idle_ping_ms, default 30000 */
     unsigned db_slow_txn_ms;   /* db.slow_transaction_ms, default 1000, 0: off (reloadable) */
+    unsigned db_tls;           /* db.tls (enum sk_db_tls), default off */
+    char *db_tls_ca;           /* db.tls_ca: CA file; unset: the system's CA store */
+    char *db_tls_cert;         /* db.tls_cert: client certificate file */
+    char *db_tls_key;          /* db.tls_key: its private key file */
+    char *db_tls_key_password_file; /* db.tls_key_password_file: the key's passphrase */
+    /* set by sk_config_finish(): the files in use, the setting or the systemd
+     * credential db.tls_cert / db.tls_key; NULL when none */
+    char *tls_cert_path;
+    char *tls_key_path;
+    char *db_tls_key_password; /* loaded by sk_config_finish(); secret, NULL if none */
     /* kafka */
     char *kafka_brokers;       /* kafka.bootstrap.servers (also settable as kafka.brokers) */
     char *group_id;            /* kafka.group.id, default "scorekeeper" */
@@ -99,8 +117,12 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
  * -EACCES, -EISDIR, ... when the file cannot be opened or read, -ENOMEM. */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
 /* After all sets: cross-key checks, parse db.url, read the password file
- * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present)
- * and the Kafka secrets: kafka.[consumer.|producer.]<property>_file, else
+ * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present),
+ * find the TLS client certificate and key (db.tls_cert / db.tls_key, else
+ * $CREDENTIALS_DIRECTORY/db.tls_cert / db.tls_key when present), read the
+ * key's passphrase (db.tls_key_password_file, else the credential
+ * db.tls_key_password), check the TLS files (sk_dbtls_check), and read
+ * the Kafka secrets: kafka.[consumer.|producer.]<property>_file, else
  * for sasl.password, ssl.key.password, ssl.keystore.password and
  * sasl.oauthbearer.client.secret $CREDENTIALS_DIRECTORY/kafka.<property>
  * when present; each becomes the passthrough setting kafka.<property>.

@@ -70,6 +70,8 @@ int sk_db_conn_id(const struct sk_db_conn *c);
 /* The session's max_allowed_packet, read when it connected: no statement
  * sent on it may reach it (sk_policy_fits_packet). */
 unsigned long sk_db_conn_max_packet(const struct sk_db_conn *c);
+/* The connection's TLS in words, see db.tls in scorekeeper.conf(5). */
+const char *sk_db_conn_tls(const struct sk_db_conn *c);
 /* The smallest max_allowed_packet of the open connections, 0 when none is
  * known: what the batches are cut for. */
 unsigned long sk_db_max_packet(const struct sk_db *db);

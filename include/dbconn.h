@@ -80,3 +80,7 @@ unsigned long dbconn_breaks(const struct sk_db_conn *c);
 /* The session's max_allowed_packet, read by its session statement; 0 until
  * then. */
 unsigned long dbconn_max_packet(const struct sk_db_conn *c);
+/* The session's TLS in words ("TLSv1.3 ..., certificate verified for
+ * db.example (CA ...)", "not encrypted (db.tls = off)"); "" until
+ * connected. */
+const char *dbconn_tls_state(const struct sk_db_conn *c);

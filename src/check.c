@@ -23,6 +23,7 @@ struct dbcheck {
     sd_event *loop;
     struct sk_db *db;
     int ok;
+    char tls[200]; /* the connection's TLS in words */
 };
 
 static void print_line(void *ud, const char *text)
@@ -37,6 +38,11 @@ static void on_idle(void *ud)
     struct dbcheck *c = ud;
     if (c->ok)
         return;
+    struct sk_db_conn *conn = sk_db_acquire(c->db);
+    if (conn) {
+        snprintf(c->tls, sizeof c->tls, "%s", sk_db_conn_tls(conn));
+        sk_db_release(conn);
+    }
     c->ok = 1;
     sd_event_exit(c->loop, 0);
 }
@@ -52,7 +58,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *ud)
 
 /* 0 when a connection comes up within the connect timeout, else a
  * negative errno (-EHOSTUNREACH: none did; the pool logs why). */
-static int check_db(const struct sk_config *cfg)
+static int check_db(const struct sk_config *cfg, char *tls, size_t tlslen)
 {
     struct sk_config one = *cfg;
     one.db_pool_size = 1;
@@ -73,6 +79,7 @@ static int check_db(const struct sk_config *cfg)
     sd_event_source_disable_unref(t);
     sk_db_free(c.db);
     sd_event_unref(c.loop);
+    snprintf(tls, tlslen, "%s", c.tls);
     if (c.ok)
         return 0;
     return r < 0 ? r : -EHOSTUNREACH;
@@ -163,13 +170,16 @@ int sk_check_run(const struct sk_config *cfg)
     print_clients(cfg, conf);
     rd_kafka_conf_destroy(conf[0]);
     /* The pool logs why a connect failed; the verdict goes to stdout. */
-    int db = check_db(cfg);
+    char tls[200];
+    int db = check_db(cfg, tls, sizeof tls);
     const char *verdict = db == 0 ? "ok" : "FAILED: cannot connect (the reason is logged above)";
     if (cfg->db.socket)
         printf("database: %s (socket %s, database %s)\n", verdict, cfg->db.socket, cfg->db.dbname);
     else
         printf("database: %s (%s:%u, database %s)\n", verdict, cfg->db.host, cfg->db.port,
                cfg->db.dbname);
+    if (db == 0 && tls[0])
+        printf("database TLS: %s\n", tls);
     int kafka = check_kafka(cfg, conf[1]);
     if (kafka == -EINVAL)
         return EX_CONFIG;

@@ -35,10 +35,21 @@ static_assert(sizeof(enum sk_log_level) == sizeof(unsigned), "log level stored a
 static bool check_nonempty(const char *v, char *why, size_t n);
 static bool check_dburl(const char *v, char *why, size_t n);
 static bool check_listen(const char *v, char *why, size_t n);
+static bool check_abs_path(const char *v, char *why, size_t n);
 
 static const struct enum_name log_levels[] = {
     {"err", SK_LOG_ERR},   {"warning", SK_LOG_WARNING}, {"notice", SK_LOG_NOTICE},
     {"info", SK_LOG_INFO}, {"debug", SK_LOG_DEBUG},     {NULL, 0},
+};
+
+/* "on" is verify-full: TLS that is on checks the certificate and the name. */
+static const struct enum_name tls_modes[] = {
+    {"off", SK_DB_TLS_OFF},
+    {"required", SK_DB_TLS_REQUIRED},
+    {"verify-ca", SK_DB_TLS_VERIFY_CA},
+    {"verify-full", SK_DB_TLS_VERIFY_FULL},
+    {"on", SK_DB_TLS_VERIFY_FULL},
+    {NULL, 0},
 };
 
 const struct opt config_opts[] = {
@@ -50,6 +61,26 @@ const struct opt config_opts[] = {
      .flags = OF_SECRET | OF_EMPTY_UNSET,
      .help = "File holding the database password (max 4 KiB, one trailing newline "
              "ignored); unset: $CREDENTIALS_DIRECTORY/db.password if present"},
+    {.key = "db.tls", .type = OT_ENUM, AT(db_tls), .names = tls_modes, .def = "off",
+     .help = "TLS to the database: off; required (encrypted, the server's certificate not "
+             "checked); verify-ca (signed by a CA of db.tls_ca); verify-full or on (and valid "
+             "for the host name of db.url)"},
+    {.key = "db.tls_ca", .type = OT_STR, AT(db_tls_ca), .check = check_abs_path,
+     .flags = OF_EMPTY_UNSET,
+     .help = "CA certificates (PEM file) the server's certificate must be signed by; unset: "
+             "the system's CA store"},
+    {.key = "db.tls_cert", .type = OT_STR, AT(db_tls_cert), .check = check_abs_path,
+     .flags = OF_EMPTY_UNSET,
+     .help = "Client certificate (PEM file) shown to the server, for an account that REQUIREs "
+             "X509; unset: $CREDENTIALS_DIRECTORY/db.tls_cert if present"},
+    {.key = "db.tls_key", .type = OT_STR, AT(db_tls_key), .check = check_abs_path,
+     .flags = OF_EMPTY_UNSET,
+     .help = "Private key of db.tls_cert (PEM file); unset: $CREDENTIALS_DIRECTORY/db.tls_key "
+             "if present"},
+    {.key = "db.tls_key_password_file", .type = OT_STR, AT(db_tls_key_password_file),
+     .flags = OF_SECRET | OF_EMPTY_UNSET,
+     .help = "File holding the passphrase of an encrypted db.tls_key; unset: "
+             "$CREDENTIALS_DIRECTORY/db.tls_key_password if present"},
     {.key = "db.pool_size", .type = OT_UINT, AT(db_pool_size), .min = 1, .max = 64, .def = "4",
      .help = "Number of database connections"},
     {.key = "db.connect_timeout_ms", .type = OT_MS, AT(db_connect_timeout_ms), .min = 100,
@@ -282,6 +313,16 @@ static bool check_dburl(const char *v, char *why, size_t n)
         return false;
     sk_dburl_free(&u);
     return true;
+}
+
+/* A file named by its absolute path: never a relative name (relative to
+ * what?) nor the contents themselves (a PEM key pasted into the file). */
+static bool check_abs_path(const char *v, char *why, size_t n)
+{
+    if (*v == '/' || !*v)
+        return true;
+    snprintf(why, n, "expected an absolute path to a PEM file");
+    return false;
 }
 
 static bool check_listen(const char *v, char *why, size_t n)
@@ -570,6 +611,9 @@ void sk_config_free(struct sk_config *c)
     free(c->kafka);
     sk_dburl_free(&c->db);
     config_wipe_free(c->db_password);
+    config_wipe_free(c->db_tls_key_password);
+    free(c->tls_cert_path);
+    free(c->tls_key_path);
     *c = (struct sk_config){0};
 }
 

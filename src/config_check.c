@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dbtls.h"
+
 #define MAX_PASSWORD_FILE 4096 /* bytes */
 
 static char *xstrdup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -113,6 +115,86 @@ static int load_password(struct sk_config *c, char *err, size_t errlen)
     int rc = read_credential("db.password", &c->db_password, &path, err, errlen);
     free(path);
     return rc;
+}
+
+/* A TLS file: the setting, else the systemd credential of the same name
+ * when it exists (LoadCredential=db.tls_key:/etc/... gives a DynamicUser=
+ * service a key only it can read).  *path NULL when neither. */
+static int tls_file(const char *setting, const char *cred, char **path, char *err, size_t errlen)
+{
+    *path = NULL;
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    char *p = NULL;
+    if (setting) {
+        p = strdup(setting);
+    } else if (dir && *dir) {
+        if (asprintf(&p, "%s/%s", dir, cred) < 0)
+            p = NULL;
+        else if (access(p, F_OK) != 0) {
+            free(p);
+            return 0;
+        }
+    } else {
+        return 0;
+    }
+    if (!p)
+        return sk_errf_code(-ENOMEM, err, errlen, "out of memory");
+    *path = p;
+    return 0;
+}
+
+/* The TLS settings against each other and db.url, the client certificate
+ * and key in use, the key's passphrase, then the files themselves.  A TLS
+ * file set while TLS is off is refused: the operator meant TLS, and a
+ * connection that silently is not encrypted is what must never happen. */
+static int load_tls(struct sk_config *c, char *err, size_t errlen)
+{
+    free(c->tls_cert_path);
+    free(c->tls_key_path);
+    c->tls_cert_path = c->tls_key_path = NULL;
+    config_wipe_free(c->db_tls_key_password);
+    c->db_tls_key_password = NULL;
+    if (c->db_tls == SK_DB_TLS_OFF) {
+        const char *set = c->db_tls_ca     ? "db.tls_ca"
+                          : c->db_tls_cert ? "db.tls_cert"
+                          : c->db_tls_key  ? "db.tls_key"
+                          : c->db_tls_key_password_file ? "db.tls_key_password_file"
+                                                        : NULL;
+        if (set)
+            return fail(err, errlen, "\"%s\" is set but \"db.tls\" is off: the connection would "
+                        "not be encrypted; set db.tls = verify-full (or remove %s)", set, set);
+        return 0;
+    }
+    if (c->db.socket)
+        return fail(err, errlen, "\"db.tls\" needs a host in \"db.url\": a unix socket "
+                                 "(?socket=) is local and carries no TLS");
+    if (c->db_tls == SK_DB_TLS_REQUIRED && c->db_tls_ca)
+        return fail(err, errlen, "\"db.tls_ca\" is set but \"db.tls = required\" checks no "
+                                 "certificate; use db.tls = verify-full (or verify-ca)");
+    int r = tls_file(c->db_tls_cert, "db.tls_cert", &c->tls_cert_path, err, errlen);
+    if (r >= 0)
+        r = tls_file(c->db_tls_key, "db.tls_key", &c->tls_key_path, err, errlen);
+    if (r < 0)
+        return r;
+    if (!c->tls_cert_path != !c->tls_key_path)
+        return fail(err, errlen, "a client certificate goes with its key: %s is set but %s is "
+                    "not (settings db.tls_cert and db.tls_key, or the credentials of the same "
+                    "names)", c->tls_cert_path ? "db.tls_cert" : "db.tls_key",
+                    c->tls_cert_path ? "db.tls_key" : "db.tls_cert");
+    if (c->db_tls_key_password_file) {
+        r = read_password(c->db_tls_key_password_file, false, &c->db_tls_key_password, err,
+                          errlen);
+    } else {
+        char *path;
+        r = read_credential("db.tls_key_password", &c->db_tls_key_password, &path, err, errlen);
+        free(path);
+    }
+    if (r < 0)
+        return r;
+    if (c->db_tls_key_password && !c->tls_key_path)
+        return fail(err, errlen, "a passphrase for the TLS key is given (db.tls_key_password) "
+                                 "but no key (db.tls_key)");
+    return sk_dbtls_check(c, err, errlen);
 }
 
 /* Store a secret read from path as the passthrough setting key; wipes it. */
@@ -232,6 +314,8 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
         return sk_errf_code(r, err, errlen, "invalid value for \"db.url\": %s", why);
     r = load_password(c, err, errlen);
     if (r >= 0)
+        r = load_tls(c, err, errlen);
+    if (r >= 0)
         r = load_kafka_secrets(c, err, errlen);
     if (r < 0) {
         sk_dburl_free(&c->db);
@@ -286,6 +370,9 @@ int sk_config_reload_diff(const struct sk_config *old, const struct sk_config *n
     if (!str_eq(old->db_password, next->db_password))
         return fail(err, errlen, "the database password (db.password_file) cannot be changed by "
                                  "a reload; restart scorekeeper to apply it");
+    if (!str_eq(old->db_tls_key_password, next->db_tls_key_password))
+        return fail(err, errlen, "the passphrase of the TLS key (db.tls_key_password_file) "
+                                 "cannot be changed by a reload; restart scorekeeper to apply it");
     /* kafka.* passthrough: the client is built once. */
     for (int pass = 0; pass < 2; pass++) {
         const struct sk_config *x = pass ? next : old, *y = pass ? old : next;

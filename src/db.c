@@ -307,6 +307,8 @@ int sk_db_conn_id(const struct sk_db_conn *c) { return dbconn_id(c); }
 
 unsigned long sk_db_conn_max_packet(const struct sk_db_conn *c) { return dbconn_max_packet(c); }
 
+const char *sk_db_conn_tls(const struct sk_db_conn *c) { return dbconn_tls_state(c); }
+
 unsigned long sk_db_max_packet(const struct sk_db *db)
 {
     unsigned long m = 0;

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "dbtls.h"
 #include "log.h"
 #include "txnpolicy.h"
 
@@ -25,6 +26,12 @@ struct sk_db_conn {
     sd_event *loop;
     const struct sk_config *cfg;
     const char *host; /* numeric, owned by the pool */
+    /* What mysql_real_connect_start is given as the host: the address,
+     * then, at the connect's first pause, the name the certificate must be
+     * valid for (see include/dbtls.h).  Connector/C keeps the pointer. */
+    char connect_host[256];
+    bool tls_named;         /* connect_host holds the name */
+    char tls_state[200];    /* the session's TLS in words, see sk_dbtls_connected */
     int id;
     enum dbconn_state state;
     const struct dbconn_events *ev;
@@ -300,7 +307,8 @@ static int set_options(struct sk_db_conn *c)
         mysql_options(&c->mysql, MYSQL_OPT_READ_TIMEOUT, &rt) ||
         mysql_options(&c->mysql, MYSQL_OPT_WRITE_TIMEOUT, &rt) ||
         mysql_options(&c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4") ||
-        mysql_options(&c->mysql, MYSQL_OPT_LOCAL_INFILE, &off))
+        mysql_options(&c->mysql, MYSQL_OPT_LOCAL_INFILE, &off) ||
+        sk_dbtls_options(&c->mysql, c->cfg) < 0)
         return -EINVAL;
     return 0;
 }
@@ -328,7 +336,10 @@ void dbconn_connect(struct sk_db_conn *c)
         return;
     }
     const struct sk_dburl *u = &c->cfg->db;
-    int st = mysql_real_connect_start(&c->r_conn, &c->mysql, u->socket ? NULL : c->host, u->user,
+    snprintf(c->connect_host, sizeof c->connect_host, "%s", u->socket ? "" : c->host);
+    c->tls_named = false;
+    c->tls_state[0] = '\0';
+    int st = mysql_real_connect_start(&c->r_conn, &c->mysql, u->socket ? NULL : c->connect_host, u->user,
                                       c->cfg->db_password, u->dbname, u->socket ? 0 : u->port,
                                       u->socket, CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS);
     started(c, st);
@@ -387,21 +398,31 @@ static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_erro
     }
     if (c->failures)
         log_notice("db#%d: connected after %u failed attempts (session utf8mb4, "
-                   "max_allowed_packet %lu)", c->id, c->failures, c->max_packet);
+                   "max_allowed_packet %lu; %s)", c->id, c->failures, c->max_packet, c->tls_state);
     else
         log_info("db#%d: connected (server %s, thread %lu, session utf8mb4, max_allowed_packet "
-                 "%lu)", c->id, mysql_get_server_info(&c->mysql), mysql_thread_id(&c->mysql),
-                 c->max_packet);
+                 "%lu; %s)", c->id, mysql_get_server_info(&c->mysql), mysql_thread_id(&c->mysql),
+                 c->max_packet, c->tls_state);
     c->failures = 0;
     become_free(c);
 }
 
 static void connect_cont(struct sk_db_conn *c, int status)
 {
+    /* Paused: the address was used; from now on the host is the name. */
+    if (status && !c->tls_named)
+        c->tls_named = sk_dbtls_connect_paused(c->cfg, c->connect_host, sizeof c->connect_host);
     if (status && waiting(c, mysql_real_connect_cont(&c->r_conn, &c->mysql, status)))
         return;
+    char why[400];
     if (!c->r_conn) {
-        connect_failed(c, mysql_error(&c->mysql));
+        sk_dbtls_failure(&c->mysql, c->cfg, c->tls_named, why, sizeof why);
+        connect_failed(c, why);
+        return;
+    }
+    if (sk_dbtls_connected(&c->mysql, c->cfg, c->tls_named, c->tls_state, sizeof c->tls_state,
+                           why, sizeof why) < 0) {
+        connect_failed(c, why);
         return;
     }
     /* Held by itself until its session statement passed. */
@@ -676,3 +697,4 @@ void *dbconn_owner(const struct sk_db_conn *c) { return c->owner; }
 unsigned dbconn_failures(const struct sk_db_conn *c) { return c->failures; }
 unsigned long dbconn_breaks(const struct sk_db_conn *c) { return c->breaks; }
 unsigned long dbconn_max_packet(const struct sk_db_conn *c) { return c->max_packet; }
+const char *dbconn_tls_state(const struct sk_db_conn *c) { return c->tls_state; }
