@@ -177,7 +177,8 @@ static void test_defaults(void **state)
 static const char *const all_keys[] = {
     "db.url", "db.password_file", "db.pool_size", "db.connect_timeout_ms",
     "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "db.idle_ping_ms",
-    "db.slow_transaction_ms",
+    "db.slow_transaction_ms", "db.tls", "db.tls_ca", "db.tls_cert", "db.tls_key",
+    "db.tls_key_password_file",
     "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
     "batch.max_events", "batch.linger_ms", "batch.txn_max_events", "batch.max_bytes", "pipeline.max_inflight_events",
@@ -733,6 +734,68 @@ static void test_finish_checks(void **state)
     sk_config_free(&c);
 }
 
+/* db.tls and its files: the checks between them that need no certificate
+ * (test 38 covers the files themselves against a real server). */
+static void test_tls_settings(void **state)
+{
+    (void)state;
+    struct sk_config c;
+    char path[PATH_MAX], cred[PATH_MAX + 16];
+    minimal(&c);
+    assert_int_equal(c.db_tls, SK_DB_TLS_OFF);
+    set_ok(&c, "db.tls", "on");
+    assert_int_equal(c.db_tls, SK_DB_TLS_VERIFY_FULL);
+    assert_dump_has(&c, "db.tls = verify-full");
+    set_ok(&c, "db.tls", "VERIFY-CA");
+    assert_int_equal(c.db_tls, SK_DB_TLS_VERIFY_CA);
+    set_bad(&c, "db.tls", "yes", "expected one of off, required, verify-ca, verify-full, on");
+    set_bad(&c, "db.tls_ca", "ca.pem", "expected an absolute path");
+    set_bad(&c, "db.tls_key", "-----BEGIN PRIVATE KEY-----", "expected an absolute path");
+
+    /* A TLS file with TLS off is refused, never silently unencrypted. */
+    set_ok(&c, "db.tls", "off");
+    set_ok(&c, "db.tls_ca", "/nonexistent/ca.pem");
+    finish_bad(&c, -EINVAL, "\"db.tls_ca\" is set but \"db.tls\" is off");
+    set_ok(&c, "db.tls", "required");
+    finish_bad(&c, -EINVAL, "\"db.tls = required\" checks no certificate");
+    set_ok(&c, "db.tls", "verify-full");
+    finish_bad(&c, -EINVAL, "\"db.tls_ca\": cannot open /nonexistent/ca.pem");
+    set_ok(&c, "db.tls_ca", "");
+    set_ok(&c, "db.tls_cert", "/nonexistent/client.pem");
+    finish_bad(&c, -EINVAL, "db.tls_cert is set but db.tls_key is not");
+    set_ok(&c, "db.tls_cert", "");
+
+    /* The key's passphrase is a secret: masked, read from its file. */
+    assert_true(sk_config_key_is_secret("db.tls_key_password_file"));
+    assert_false(sk_config_key_is_secret("db.tls_key"));
+    write_text("tls.pass", "S3cretPassphrase\n", path, sizeof path);
+    set_ok(&c, "db.tls_key_password_file", path);
+    assert_dump_has(&c, "db.tls_key_password_file = ********");
+    finish_bad(&c, -EINVAL, "a passphrase for the TLS key is given");
+    assert_null(strstr(err, "S3cretPassphrase"));
+    set_ok(&c, "db.tls_key_password_file", "");
+
+    /* The credentials stand in for unset files. */
+    snprintf(cred, sizeof cred, "%s/tlscreds", tmpdir);
+    assert_int_equal(mkdir(cred, 0700), 0);
+    setenv("CREDENTIALS_DIRECTORY", cred, 1);
+    write_text("tlscreds/db.tls_key", "not a key", path, sizeof path);
+    finish_bad(&c, -EINVAL, "db.tls_key is set but db.tls_cert is not");
+    unsetenv("CREDENTIALS_DIRECTORY");
+
+    /* TLS over a unix socket is refused. */
+    set_ok(&c, "db.url", "mariadb://root@localhost/db?socket=/run/mysqld/mysqld.sock");
+    finish_bad(&c, -EINVAL, "\"db.tls\" needs a host in \"db.url\"");
+    set_ok(&c, "db.tls", "off");
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    assert_null(c.tls_cert_path);
+
+    /* A reload may not change it. */
+    assert_false(sk_config_key_is_reloadable("db.tls"));
+    assert_false(sk_config_key_is_reloadable("db.tls_ca"));
+    sk_config_free(&c);
+}
+
 static void test_password_file(void **state)
 {
     (void)state;
@@ -1231,6 +1294,7 @@ int main(void)
         cmocka_unit_test(test_kafka_client),
         cmocka_unit_test(test_reloadable),
         cmocka_unit_test(test_reload_diff),
+        cmocka_unit_test(test_tls_settings),
     };
     return cmocka_run_group_tests_name("config", tests, group_setup, group_teardown);
 }
