@@ -29,11 +29,17 @@ struct sk_msg {
     size_t key_len;
     const struct sk_hdr *hdrs; /* headers echoed into the result */
     size_t n_hdrs;
-    size_t bytes;         /* payload size, for batch.max_bytes */
+    size_t bytes;         /* payload bytes held at raw, for batch.max_bytes */
     /* the payload as consumed, byte for byte: a rejected event is copied to
      * the dead-letter topic unchanged (NULL with raw_null for a tombstone) */
     const void *raw;
     bool raw_null;
+    /* the payload's size as consumed: more than bytes when only its first
+     * bytes were kept (one over the size limit, rejected from its length:
+     * its dead-letter copy says it is cut) */
+    size_t raw_size;
+    size_t size;   /* of the message's one allocation */
+    size_t charge; /* the memory the consumer counts for it while in flight (sk_msg_charge) */
     struct sk_event ev;   /* valid when status is not yet rejected */
     bool parsed;
     /* outcome */
@@ -66,7 +72,12 @@ struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void 
                                size_t len, const void *key, size_t key_len,
                                const struct sk_hdr *hdrs, size_t n_hdrs);
 void sk_msg_free(struct sk_msg *m);
+/* The memory m holds once parsed or rejected, and the most its result will
+ * take: what backpressure counts for it (pipeline.max_inflight_bytes). */
+size_t sk_msg_charge(const struct sk_msg *m);
 /* Mark rejected with a code and message (copied). */
 void sk_msg_reject(struct sk_msg *m, enum sk_reject code, const char *message);
-/* Build m->result from the outcome.  -ENOMEM on failure. */
+/* Build m->result from the outcome (no larger than sk_msg_charge allowed
+ * for it, unless a later rejection brought a long message).  -ENOMEM on
+ * failure. */
 int sk_msg_build_result(struct sk_msg *m);

@@ -37,6 +37,7 @@ struct sk_part {
     bool held;          /* its queue is not read (backpressure) or it is paused in Kafka (drain) */
     bool active;        /* has delivered at least one message (takes a share of the window) */
     unsigned refs;      /* events still in flight */
+    size_t bytes;       /* the memory they hold, as the consumer charges it (flow.h) */
     /* ring of offsets in consumption order, with a done flag each */
     int64_t *offs;
     bool *done;
@@ -53,9 +54,11 @@ struct sk_part {
     struct sk_part *next;
 };
 
-/* A score partition keeps the marks of up to PART_MARKS_MAX games. */
-#define PART_MARKS_MAX 65536
-struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind);
+/* A score partition keeps the marks of up to max_marks games (its share
+ * of pipeline.game_marks; the consumer changes it as partitions come and
+ * go); other partitions keep none. */
+struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind,
+                            size_t max_marks);
 void sk_part_unref(struct sk_part *p); /* frees when revoked and refs == 0 */
 /* Record an offset handed to the pipeline (offsets only grow). -ENOMEM on failure. */
 int sk_part_track(struct sk_part *p, int64_t offset);

@@ -44,6 +44,7 @@ struct sk_stats {
     struct sk_hist event_seconds; /* per event: consumed -> result handed to the producer */
     struct sk_hist own_seconds;   /* the same, less the transaction that applied it */
     struct sk_hist age_seconds;   /* per event: Kafka timestamp -> result handed to the producer */
+    size_t inflight_bytes; /* a gauge the consumer keeps: the memory its events in flight hold */
 };
 
 void sk_stats_init(struct sk_stats *st);

@@ -133,6 +133,11 @@ const struct opt config_opts[] = {
      .max = 10000000, .def = "20000", .flags = OF_RELOAD,
      .help = "Events consumed whose results are not delivered yet; each partition with traffic "
              "may hold its share, then it is paused until half of that is done (bounds memory)"},
+    {.key = "pipeline.max_inflight_bytes", .type = OT_SIZE, AT(max_inflight_bytes), .min = MIB,
+     .max = 64 * 1024 * (uint64_t)MIB, .def = "32M", .flags = OF_RELOAD,
+     .help = "Memory the events in flight may hold (the payload's copy, the parsed event, the "
+             "result), shared like pipeline.max_inflight_events: a partition at its share is "
+             "paused until half of that is done"},
     {.key = "limits.max_message_bytes", .type = OT_SIZE, AT(limits.max_message_bytes),
      .min = 64, .max = 16 * (uint64_t)MIB, .def = "65536", .flags = OF_RELOAD,
      .help = "Largest accepted message payload"},
@@ -162,6 +167,11 @@ const struct opt config_opts[] = {
      .help = "Usernames read from the database at start, newest first (at most half of "
              "pipeline.known_users; 0: none), so that a restarted daemon does not send them "
              "to INSERT IGNORE again"},
+    {.key = "pipeline.game_marks", .type = OT_UINT, AT(game_marks), .min = 64, .max = 100000000,
+     .def = "65536",
+     .help = "Games whose applied offset (mark) is remembered, over all assigned score "
+             "partitions (shared equally; at most 64 bytes each), so that their transactions "
+             "need no read first; when full, the games idle the longest are forgotten"},
     {.key = "pipeline.stall_timeout_ms", .type = OT_MS, AT(stall_timeout_ms), .min = 1000,
      .max = 3600000, .def = "90000", .flags = OF_RELOAD,
      .help = "A batch running longer than this means the pipeline is wedged: the systemd "

@@ -44,6 +44,8 @@ struct sk_consumer {
     struct sk_part *parts; /* assigned partitions */
     size_t n_active;       /* of them, those that delivered messages (share the window) */
     size_t inflight;       /* messages out: consumed, not yet done or released */
+    size_t inflight_bytes; /* what they hold, as charged (sk_msg_charge) */
+    size_t dead_letter_max; /* the most payload bytes a dead-letter copy can carry */
     bool paused;           /* draining: every partition paused in Kafka */
     bool closing;          /* left the group, waiting for librdkafka to confirm */
     bool failed;           /* fatal error reported: read nothing more */
@@ -114,6 +116,11 @@ static size_t share(const struct sk_consumer *c)
     return sk_flow_share(c->cfg->max_inflight_events, c->n_active);
 }
 
+static size_t share_bytes(const struct sk_consumer *c)
+{
+    return sk_flow_share(c->cfg->max_inflight_bytes, c->n_active);
+}
+
 /* Holds (stops reading) or releases a partition; logged as paused/resumed,
  * the words operators and the metrics know. */
 static void hold(struct sk_consumer *c, struct sk_part *p, bool held)
@@ -123,9 +130,10 @@ static void hold(struct sk_consumer *c, struct sk_part *p, bool held)
     x.topic = p->topic;
     x.partition = p->partition;
     sk_logc(SK_LOG_INFO, &x,
-            "%s %s [%d]: %zu events in flight over %zu offsets (limit %zu per partition)",
+            "%s %s [%d]: %zu events in flight over %zu offsets (limit %zu per partition), "
+            "holding %zu bytes (limit %zu per partition)",
             held ? "paused" : "resumed", p->topic, (int)p->partition, sk_part_live(p),
-            sk_part_span(p), share(c));
+            sk_part_span(p), share(c), p->bytes, share_bytes(c));
     /* What waits in its queue raised no wake-up: read it on the next turn. */
     if (!held)
         sd_event_source_set_enabled(c->defer, SD_EVENT_ON);
@@ -134,10 +142,15 @@ static void hold(struct sk_consumer *c, struct sk_part *p, bool held)
 void sk_consumer_release(struct sk_consumer *c, struct sk_msg *m)
 {
     struct sk_part *p = m->part;
+    if (p)
+        p->bytes -= m->charge;
+    c->inflight_bytes -= m->charge;
+    c->st->inflight_bytes = c->inflight_bytes;
     bool was_held = p && p->held && !p->revoked; /* revoked: may be freed below */
     sk_msg_free(m);
     c->inflight--;
-    if (was_held && !c->paused && sk_flow_low(sk_part_live(p), sk_part_span(p), share(c)))
+    if (was_held && !c->paused && sk_flow_low(sk_part_live(p), sk_part_span(p), share(c)) &&
+        sk_flow_low_bytes(p->bytes, share_bytes(c)))
         hold(c, p, false);
 }
 
@@ -190,6 +203,15 @@ static size_t echoed_headers(const char *list, rd_kafka_message_t *rm, struct sk
     return n;
 }
 
+/* The memory m holds is counted in flight, its partition's and ours. */
+static void charge(struct sk_consumer *c, struct sk_part *p, struct sk_msg *m)
+{
+    m->charge = sk_msg_charge(m);
+    p->bytes += m->charge;
+    c->inflight_bytes += m->charge;
+    c->st->inflight_bytes = c->inflight_bytes;
+}
+
 /* p: the partition whose own queue rm came from; NULL for the consumer
  * queue, which may carry any partition's messages. */
 static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_part *p)
@@ -202,15 +224,24 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_
                   (long long)rm->offset);
         return;
     }
+    /* A payload over the size limit is rejected from its length alone
+     * (sk_event_parse reads none of it), and of it only what its
+     * dead-letter copy can carry is kept: a message of any size costs at
+     * most that. */
+    size_t keep = rm->len;
+    if (rm->payload && rm->len > c->cfg->limits.max_message_bytes && keep > c->dead_letter_max)
+        keep = c->dead_letter_max;
     struct sk_hdr hdrs[ECHO_MAX];
     size_t n_hdrs = echoed_headers(c->cfg->echo_headers, rm, hdrs);
-    struct sk_msg *m = sk_msg_new_copy(p, rm->offset, rm->payload, rm->len, rm->key,
+    struct sk_msg *m = sk_msg_new_copy(p, rm->offset, rm->payload, keep, rm->key,
                                        rm->key ? rm->key_len : 0, hdrs, n_hdrs);
     if (!m || sk_part_track(p, rm->offset) < 0) {
         sk_msg_free(m);
         fatal(c, -ENOMEM, "out of memory consuming a message; stopping so that it is consumed again");
         return;
     }
+    if (rm->payload)
+        m->raw_size = rm->len;
     m->consumed_usec = now_usec(c);
     rd_kafka_timestamp_type_t tstype;
     m->created_ms = rd_kafka_message_timestamp(rm, &tstype);
@@ -218,10 +249,6 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_
         p->active = true;
         c->n_active++;
     }
-    if (!p->held && sk_flow_full(sk_part_live(p), sk_part_span(p), c->inflight,
-                                 c->cfg->max_inflight_events, share(c)))
-        hold(c, p, true);
-    c->inflight++;
     c->st->k_consumed[p->kind == SK_EV_SCORE ? SK_EV_SCORE : SK_EV_USER]++;
     struct sk_parse_error perr = {0};
     enum sk_reject r = sk_event_parse(p->kind, rm->payload, rm->len, rm->key,
@@ -230,6 +257,17 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_
         sk_msg_reject(m, r, perr.message);
         if (perr.event_id[0])
             m->reject_event_id = strdup(perr.event_id);
+    } else {
+        m->parsed = true;
+    }
+    charge(c, p, m);
+    if (!p->held && (sk_flow_full(sk_part_live(p), sk_part_span(p), c->inflight,
+                                  c->cfg->max_inflight_events, share(c)) ||
+                     sk_flow_full_bytes(p->bytes, c->inflight_bytes, c->cfg->max_inflight_bytes,
+                                        share_bytes(c))))
+        hold(c, p, true);
+    c->inflight++;
+    if (r != SK_OK) {
         if (sk_log_enabled(SK_LOG_DEBUG)) {
             struct sk_log_ctx x = SK_LOG_CTX_NONE;
             x.topic = p->topic;
@@ -240,7 +278,6 @@ static void on_message(struct sk_consumer *c, rd_kafka_message_t *rm, struct sk_
         c->ops.rejected(c->ud, m);
         return;
     }
-    m->parsed = true;
     c->ops.event(c->ud, m, p->kind == SK_EV_SCORE ? m->ev.game_id : 0);
 }
 
@@ -326,6 +363,26 @@ void sk_consumer_marks_read(struct sk_consumer *c, struct sk_part *p)
     sd_event_source_set_enabled(c->defer, SD_EVENT_ON);
 }
 
+/* ---- marks ------------------------------------------------------------ */
+
+/* Each assigned score partition's share of pipeline.game_marks. */
+static size_t marks_share(const struct sk_consumer *c)
+{
+    size_t n = 0;
+    for (const struct sk_part *p = c->parts; p; p = p->next)
+        n += p->kind == SK_EV_SCORE;
+    return c->cfg->game_marks / (n ? n : 1);
+}
+
+/* Partitions came or went: the bound of every map follows. */
+static void share_marks(struct sk_consumer *c)
+{
+    size_t max = marks_share(c);
+    for (struct sk_part *p = c->parts; p; p = p->next)
+        if (p->marks)
+            sk_marks_set_max(p->marks, max);
+}
+
 unsigned sk_consumer_recheck(struct sk_consumer *c)
 {
     unsigned n = 0;
@@ -333,7 +390,7 @@ unsigned sk_consumer_recheck(struct sk_consumer *c)
         if (p->check != SK_PART_REFUSED)
             continue;
         /* nothing of it is in flight: its marks are read afresh */
-        struct sk_marks *m = sk_marks_new(PART_MARKS_MAX);
+        struct sk_marks *m = sk_marks_new(marks_share(c));
         if (!m) {
             log_warning("cannot check %s [%d] again (out of memory); it stays refused", p->topic,
                         (int)p->partition);
@@ -477,7 +534,7 @@ static void assign_parts(struct sk_consumer *c, rd_kafka_t *rk, rd_kafka_topic_p
     for (int i = 0; i < parts->cnt; i++) {
         const char *t = parts->elems[i].topic;
         enum sk_event_kind kind = !strcmp(t, c->cfg->topic_scores) ? SK_EV_SCORE : SK_EV_USER;
-        struct sk_part *p = sk_part_new(t, parts->elems[i].partition, kind);
+        struct sk_part *p = sk_part_new(t, parts->elems[i].partition, kind, c->cfg->game_marks);
         if (!p) {
             fatal(c, -ENOMEM, "out of memory on partition assignment");
             break;
@@ -486,6 +543,7 @@ static void assign_parts(struct sk_consumer *c, rd_kafka_t *rk, rd_kafka_topic_p
         c->parts = p;
         own_queue(c, p);
         log_info("assigned %s [%d]", t, (int)parts->elems[i].partition);
+        share_marks(c); /* before its marks are read (below) */
         c->ops.assigned(c->ud, p);
     }
     rd_kafka_error_t *e = NULL;
@@ -524,6 +582,7 @@ static void revoke_parts(struct sk_consumer *c, rd_kafka_t *rk, rd_kafka_resp_er
                  (int)p->partition, sk_part_live(p));
         forget_part(c, p);
     }
+    share_marks(c);
     if (coop) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e) {
@@ -646,6 +705,20 @@ static rd_kafka_t *new_consumer(struct sk_consumer *c)
     return sk_kafka_new(cc, true);
 }
 
+/* The producer's message.max.bytes: the most of a payload its dead-letter
+ * copy can carry (output.c cuts it to fit beside its headers). */
+static size_t dead_letter_max(const struct sk_config *cfg)
+{
+    char err[512], v[32];
+    size_t vlen = sizeof v, max = 1000000; /* librdkafka's default */
+    rd_kafka_conf_t *pc = sk_kafka_conf(cfg, false, err, sizeof err);
+    if (pc && rd_kafka_conf_get(pc, "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK)
+        max = strtoul(v, NULL, 10);
+    if (pc)
+        rd_kafka_conf_destroy(pc); /* else the producer refuses the same settings, and says why */
+    return max;
+}
+
 int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats *st,
                     const struct sk_consumer_ops *ops, void *ud, struct sk_consumer **out)
 {
@@ -655,6 +728,7 @@ int sk_consumer_new(sd_event *loop, const struct sk_config *cfg, struct sk_stats
     *c = (struct sk_consumer){.loop = loop, .cfg = cfg, .st = st, .ops = *ops, .ud = ud,
                               .pipe = {-1, -1}};
     c->wake = (struct sk_kafka_wake){.fn = on_wake, .ud = c};
+    c->dead_letter_max = dead_letter_max(cfg);
     int r = -EINVAL;
     c->rk = new_consumer(c);
     if (!c->rk)

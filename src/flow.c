@@ -20,3 +20,10 @@ bool sk_flow_low(size_t live, size_t span, size_t share)
 {
     return live <= share / 2 && span <= SK_FLOW_SPAN_SHARES * share / 2;
 }
+
+bool sk_flow_full_bytes(size_t bytes, size_t total, size_t max_bytes, size_t share)
+{
+    return bytes >= share || total >= max_bytes;
+}
+
+bool sk_flow_low_bytes(size_t bytes, size_t share) { return bytes <= share / 2; }

@@ -1,8 +1,20 @@
 /* marks — per-partition map of games to applied offsets, see include/marks.h.
  *
- * Open addressing with linear probing; a forgotten game keeps its slot with
- * the value -1 (no tombstones to manage), and a full map is cleared.  Game
- * ids are any int64; the slot's used flag tells an empty slot apart. */
+ * Two generations of at most half the bound each, as in known.c: marks go
+ * into the current one (every commit sets its games' marks again); when
+ * the current one is full, the previous one is dropped and the current one
+ * takes its place.  A game committed at least once per generation keeps
+ * its mark, and the games idle the longest are forgotten, about half of
+ * the map at a time, whereas clearing the whole map when full would, with
+ * more busy games than the bound, make the busiest ones read first again
+ * after each clear.
+ *
+ * Each generation is a table with linear probing over 16-byte slots that
+ * starts small, doubles at half load and starts small again at each
+ * rotation, so memory follows the games seen lately.  A slot holds the
+ * mark plus 2: 0 is an empty slot (as calloc leaves it), 1 a game whose
+ * mark is in doubt (forgotten); no tombstones to manage.  Game ids are any
+ * int64. */
 #include "marks.h"
 
 #include "hash.h"
@@ -10,47 +22,78 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MIN_CAP 64
+#define EMPTY 0
+#define FORGOTTEN 1 /* the stored value of the mark -1 */
 
 struct slot {
     int64_t game;
-    int64_t next; /* -1: forgotten */
-    bool used;
+    uint64_t v; /* the mark + 2; EMPTY, FORGOTTEN */
+};
+
+struct gen {
+    struct slot *t;
+    size_t cap; /* power of two */
+    size_t n;   /* used slots */
 };
 
 struct sk_marks {
-    struct slot *t;
-    size_t cap; /* power of two, at least twice n */
-    size_t n;   /* used slots */
-    size_t max;
-    size_t known; /* used slots with a mark */
+    struct gen cur, old; /* lookups try cur, then old */
+    size_t gen_max;      /* entries per generation */
     bool complete; /* a game without a slot has no game_offsets row (mark 0) */
+    bool dropped;  /* marks were dropped: what is absent may have had one */
 };
 
-static struct slot *probe(const struct sk_marks *m, int64_t game)
+static int64_t mark_of(uint64_t v) { return v == FORGOTTEN ? -1 : (int64_t)(v - 2); }
+
+static struct slot *probe(const struct gen *g, int64_t game)
 {
-    for (size_t i = sk_hash_u64((uint64_t)game) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
-        if (!m->t[i].used || m->t[i].game == game)
-            return &m->t[i];
+    for (size_t i = sk_hash_u64((uint64_t)game) & (g->cap - 1);; i = (i + 1) & (g->cap - 1))
+        if (g->t[i].v == EMPTY || g->t[i].game == game)
+            return &g->t[i];
 }
 
 /* A table of cap slots with the entries rehashed into it; 0, or -ENOMEM
  * (the old table then kept). */
-static int set_table(struct sk_marks *m, size_t cap)
+static int set_table(struct gen *g, size_t cap)
 {
     struct slot *t = calloc(cap, sizeof *t);
     if (!t)
         return -ENOMEM;
-    struct slot *old = m->t;
-    size_t old_cap = m->cap;
-    m->t = t;
-    m->cap = cap;
+    struct slot *old = g->t;
+    size_t old_cap = g->cap;
+    g->t = t;
+    g->cap = cap;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i].used)
-            *probe(m, old[i].game) = old[i];
+        if (old[i].v != EMPTY)
+            *probe(g, old[i].game) = old[i];
     free(old);
     return 0;
+}
+
+/* Empty the generation, back to a small table. */
+static void gen_reset(struct gen *g)
+{
+    struct slot *t = calloc(MIN_CAP, sizeof *t);
+    if (t) {
+        free(g->t);
+        g->t = t;
+        g->cap = MIN_CAP;
+    } else {
+        memset(g->t, 0, g->cap * sizeof *g->t);
+    }
+    g->n = 0;
+}
+
+/* The largest table a generation needs: half load at gen_max entries. */
+static size_t max_cap(const struct sk_marks *m)
+{
+    size_t cap = MIN_CAP;
+    while (cap < 2 * m->gen_max)
+        cap *= 2;
+    return cap;
 }
 
 struct sk_marks *sk_marks_new(size_t max_entries)
@@ -58,9 +101,9 @@ struct sk_marks *sk_marks_new(size_t max_entries)
     struct sk_marks *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->max = max_entries ? max_entries : 1;
-    if (set_table(m, MIN_CAP) < 0) {
-        free(m);
+    sk_marks_set_max(m, max_entries);
+    if (set_table(&m->cur, MIN_CAP) < 0 || set_table(&m->old, MIN_CAP) < 0) {
+        sk_marks_free(m);
         return NULL;
     }
     return m;
@@ -70,70 +113,92 @@ void sk_marks_free(struct sk_marks *m)
 {
     if (!m)
         return;
-    free(m->t);
+    free(m->cur.t);
+    free(m->old.t);
     free(m);
+}
+
+void sk_marks_set_max(struct sk_marks *m, size_t max_entries)
+{
+    m->gen_max = max_entries >= 2 ? max_entries / 2 : 1;
+}
+
+size_t sk_marks_load_max(const struct sk_marks *m) { return m->gen_max; }
+
+/* The current generation is full: the previous one goes (with it, what a
+ * complete map knew of the games it does not hold), the current one takes
+ * its place, and an empty one starts. */
+static void rotate(struct sk_marks *m)
+{
+    if (m->old.n) {
+        m->dropped = true;
+        m->complete = false;
+    }
+    struct gen g = m->old;
+    m->old = m->cur;
+    m->cur = g;
+    gen_reset(&m->cur);
+}
+
+/* Store v for the game in the current generation; false when a table
+ * could not grow (a mark is only a hint: do without it). */
+static bool put(struct sk_marks *m, int64_t game, uint64_t v)
+{
+    struct gen *g = &m->cur;
+    struct slot *s = probe(g, game);
+    if (s->v == EMPTY) {
+        if (g->n >= m->gen_max)
+            rotate(m);
+        else if (2 * (g->n + 1) > g->cap && g->cap < max_cap(m) && set_table(g, g->cap * 2) < 0)
+            return false;
+        s = probe(g, game);
+        s->game = game;
+        g->n++;
+    }
+    s->v = v;
+    return true;
 }
 
 int64_t sk_marks_get(const struct sk_marks *m, int64_t game)
 {
-    const struct slot *s = probe(m, game);
-    if (s->used)
-        return s->next;
-    return m->complete ? 0 : -1;
+    const struct slot *s = probe(&m->cur, game);
+    if (s->v == EMPTY)
+        s = probe(&m->old, game);
+    if (s->v == EMPTY)
+        return m->complete ? 0 : -1;
+    return mark_of(s->v);
 }
 
-void sk_marks_complete(struct sk_marks *m) { m->complete = true; }
-
-static void clear(struct sk_marks *m)
+void sk_marks_complete(struct sk_marks *m)
 {
-    for (size_t i = 0; i < m->cap; i++)
-        m->t[i] = (struct slot){0};
-    m->n = m->known = 0;
-    m->complete = false; /* what was cleared is not known to be absent */
-}
-
-/* The game's slot, taken if it had none (its value -1); NULL when the map
- * was full and cleared, or could not grow. */
-static struct slot *take(struct sk_marks *m, int64_t game)
-{
-    struct slot *s = probe(m, game);
-    if (s->used)
-        return s;
-    if (m->n >= m->max) {
-        clear(m);
-        return NULL;
-    }
-    if (2 * (m->n + 1) > m->cap && set_table(m, m->cap * 2) < 0)
-        return NULL;
-    s = probe(m, game);
-    *s = (struct slot){.game = game, .next = -1, .used = true};
-    m->n++;
-    return s;
+    if (!m->dropped)
+        m->complete = true;
 }
 
 void sk_marks_set(struct sk_marks *m, int64_t game, int64_t next)
 {
-    if (next < 0) {
+    if (next < 0)
         sk_marks_forget(m, game);
-        return;
-    }
-    struct slot *s = take(m, game);
-    if (!s && !(s = take(m, game))) /* cleared when full: take again */
-        return; /* only a hint: do without it */
-    if (s->next < 0)
-        m->known++;
-    s->next = next;
+    else
+        (void)put(m, game, (uint64_t)next + 2);
 }
 
 void sk_marks_forget(struct sk_marks *m, int64_t game)
 {
-    /* In a complete map a game without a slot reads as new: a forgotten one
-     * keeps a slot saying unknown (unless the map had to be cleared). */
-    struct slot *s = m->complete ? take(m, game) : probe(m, game);
-    if (s && s->used && s->next >= 0) {
-        s->next = -1;
-        m->known--;
+    bool held = false;
+    struct gen *gens[] = {&m->cur, &m->old};
+    for (size_t i = 0; i < 2; i++) {
+        struct slot *s = probe(gens[i], game);
+        if (s->v != EMPTY) {
+            s->v = FORGOTTEN;
+            held = true;
+        }
     }
+    /* In a complete map a game without a slot reads as new: a forgotten one
+     * keeps a slot saying unknown (until its generation is dropped, which
+     * ends completeness). */
+    if (!held && m->complete)
+        (void)put(m, game, FORGOTTEN);
 }
 
-size_t sk_marks_count(const struct sk_marks *m) { return m->known; }
+size_t sk_marks_count(const struct sk_marks *m) { return m->cur.n + m->old.n; }

@@ -22,9 +22,11 @@ struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void 
     for (size_t i = 0; i < n_hdrs; i++)
         bytes += strlen(hdrs[i].name) + 1 + hdrs[i].len;
     bytes += (payload ? len : 0) + key_len;
-    struct sk_msg *m = calloc(1, sizeof *m + n_hdrs * sizeof *hdrs + bytes);
+    size_t size = sizeof(struct sk_msg) + n_hdrs * sizeof *hdrs + bytes;
+    struct sk_msg *m = calloc(1, size);
     if (!m)
         return NULL;
+    m->size = size;
     m->part = part;
     m->offset = offset;
     m->created_ms = -1;
@@ -45,6 +47,7 @@ struct sk_msg *sk_msg_new_copy(struct sk_part *part, int64_t offset, const void 
     m->n_hdrs = n_hdrs;
     m->raw_null = payload == NULL;
     m->bytes = payload ? len : 0;
+    m->raw_size = m->bytes;
     if (payload && len) {
         memcpy(p, payload, len);
         m->raw = p;
@@ -70,6 +73,35 @@ void sk_msg_free(struct sk_msg *m)
     if (m->part)
         sk_part_unref(m->part);
     free(m);
+}
+
+/* What malloc keeps beside each block, about. */
+#define BLOCK_OVERHEAD 16
+/* A result's JSON beyond its strings (member names, status, error code,
+ * four numbers of at most 20 characters), rounded up. */
+#define RESULT_FRAME 256
+
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+
+/* A block holding len bytes of text and a NUL. */
+static size_t block(size_t len) { return len + 1 + BLOCK_OVERHEAD; }
+
+size_t sk_msg_charge(const struct sk_msg *m)
+{
+    size_t n = m->size + BLOCK_OVERHEAD;
+    size_t quoted; /* the bytes of the strings the result quotes */
+    if (m->parsed) {
+        quoted = m->ev.event_id_len + m->ev.username_len + m->ev.nickname_len;
+        n += block(quoted + m->ev.game_name_len + 3); /* the event's strings, one block */
+    } else {
+        quoted = slen(m->reject_msg) + slen(m->reject_event_id);
+        n += (m->reject_msg ? block(slen(m->reject_msg)) : 0) +
+             (m->reject_event_id ? block(slen(m->reject_event_id)) : 0);
+    }
+    /* The result: each string at most doubles (only '"' and '\\' are
+     * escaped: the contract lets no control character through, and
+     * rejection messages carry none), the topic name not at all. */
+    return n + block(RESULT_FRAME + 2 * quoted + (m->part ? strlen(m->part->topic) : 0));
 }
 
 void sk_msg_reject(struct sk_msg *m, enum sk_reject code, const char *message)
@@ -116,8 +148,10 @@ int sk_msg_build_result(struct sk_msg *m)
         sk_buf_free(&b);
         return -ENOMEM;
     }
+    /* kept until delivered: no room to spare (the buffer grew by doubling) */
+    char *p = realloc(b.p, b.len + 1);
     free(m->result);
-    m->result = b.p; /* ownership moves to the message */
+    m->result = p ? p : b.p; /* ownership moves to the message */
     m->result_len = b.len;
     return 0;
 }

@@ -90,7 +90,7 @@ static rd_kafka_headers_t *dead_letter_headers(const struct sk_msg *m, bool echo
     char part[16], off[24], size[24];
     snprintf(part, sizeof part, "%d", (int)m->part->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    snprintf(size, sizeof size, "%zu", m->raw_null ? (size_t)0 : m->bytes);
+    snprintf(size, sizeof size, "%zu", m->raw_size);
     const char *msg = m->reject_msg ? m->reject_msg : sk_reject_code(m->reject);
     rd_kafka_headers_t *h = rd_kafka_headers_new(7 + m->n_hdrs);
     rd_kafka_header_add(h, "sk-source-topic", -1, m->part->topic, -1);
@@ -98,7 +98,7 @@ static rd_kafka_headers_t *dead_letter_headers(const struct sk_msg *m, bool echo
     rd_kafka_header_add(h, "sk-source-offset", -1, off, -1);
     rd_kafka_header_add(h, "sk-error-code", -1, sk_reject_code(m->reject), -1);
     rd_kafka_header_add(h, "sk-error-message", -1, msg, -1);
-    if (m->cut[1]) {
+    if (m->cut[1] || m->bytes < m->raw_size) { /* cut here, or when consumed (msg.h) */
         rd_kafka_header_add(h, "sk-truncated", -1, "true", -1);
         rd_kafka_header_add(h, "sk-original-size", -1, size, -1);
     }

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind)
+struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_kind kind,
+                            size_t max_marks)
 {
     struct sk_part *p = calloc(1, sizeof *p);
     if (!p)
@@ -15,7 +16,7 @@ struct sk_part *sk_part_new(const char *topic, int32_t partition, enum sk_event_
         free(p);
         return NULL;
     }
-    if (kind == SK_EV_SCORE && !(p->marks = sk_marks_new(PART_MARKS_MAX))) {
+    if (kind == SK_EV_SCORE && !(p->marks = sk_marks_new(max_marks))) {
         free(p->topic);
         free(p);
         return NULL;

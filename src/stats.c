@@ -206,12 +206,20 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
           v->output_stuck ? 1 : 0);
     gauge(b, "scorekeeper_events_in_flight", "Events consumed whose results are not delivered yet.",
           (long long)v->inflight);
+    gauge(b, "scorekeeper_events_in_flight_bytes",
+          "Memory the events in flight hold (payload copy, parsed event, result), as counted "
+          "against pipeline.max_inflight_bytes.", (long long)st->inflight_bytes);
     unsigned n = 0, held = 0, refused = 0;
+    size_t marks = 0;
     for (const struct sk_part *p = v->parts; p; p = p->next) {
         n++;
         held += p->held;
         refused += p->check == SK_PART_REFUSED;
+        marks += p->marks ? sk_marks_count(p->marks) : 0;
     }
+    gauge(b, "scorekeeper_game_marks",
+          "Games whose applied offset is remembered, over the assigned score partitions (at most "
+          "pipeline.game_marks).", (long long)marks);
     gauge(b, "scorekeeper_partitions_assigned", "Input partitions assigned to this instance.", n);
     gauge(b, "scorekeeper_partitions_paused", "Assigned partitions paused by backpressure.", held);
     gauge(b, "scorekeeper_partitions_refused",

@@ -10,9 +10,6 @@
 #include "log.h"
 #include "preload.h"
 
-/* A partition read returning fewer rows than this returned all of them. */
-#define MARKS_LOAD_MAX (PART_MARKS_MAX / 2)
-
 struct marks_load {
     struct sk_warmup *w;
     struct sk_part *part; /* NULL once revoked: the rows are not for anyone */
@@ -20,6 +17,7 @@ struct marks_load {
     int32_t partition;
     bool running;
     size_t n;
+    size_t limit; /* rows asked for: fewer is all of them (sk_marks_load_max) */
     int64_t top; /* the highest mark read, -1 none */
     struct sk_buf sql; /* Connector/C may still be sending it after the call returns */
     struct marks_load *next;
@@ -113,7 +111,7 @@ static void on_marks_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         if (l->part)
             marks_done(w, l->part, -1);
     } else {
-        if (l->part && l->n < MARKS_LOAD_MAX)
+        if (l->part && l->n < l->limit)
             sk_marks_complete(l->part->marks);
         char top[40] = "";
         if (l->top >= 0)
@@ -136,7 +134,8 @@ static int marks_sql(struct marks_load *l)
     sk_buf_printf(&l->sql, " AND `partition` = %d;\n", (int)l->partition);
     sk_buf_puts(&l->sql, "SELECT game_id, next_offset FROM game_offsets WHERE topic = ");
     sk_buf_sql_str(&l->sql, l->topic, strlen(l->topic));
-    sk_buf_printf(&l->sql, " AND `partition` = %d LIMIT %d", (int)l->partition, MARKS_LOAD_MAX);
+    l->limit = sk_marks_load_max(l->part->marks);
+    sk_buf_printf(&l->sql, " AND `partition` = %d LIMIT %zu", (int)l->partition, l->limit);
     return sk_buf_failed(&l->sql) ? -ENOMEM : 0;
 }
 

@@ -3,7 +3,8 @@
  * A partition is full at its share of live events, at SK_FLOW_SPAN_SHARES
  * shares of span, or when the daemon is at max_inflight; it is low again
  * only at half of both, so a partition that has just become full is never
- * low at the same time (no pause/resume flapping). */
+ * low at the same time (no pause/resume flapping).  The same holds for the
+ * bytes its events hold, against their share of max_inflight_bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -121,6 +122,39 @@ static void just_full_is_not_low(void **state)
     assert_false(sk_flow_low(75, 300, 100));
 }
 
+/* Bytes: full at the partition's share or at the daemon's total. */
+static void full_by_bytes(void **state)
+{
+    (void)state;
+    size_t share = sk_flow_share(32u << 20, 2); /* 16 MiB */
+    assert_int_equal(share, 16u << 20);
+    assert_false(sk_flow_full_bytes(share - 1, share - 1, 32u << 20, share));
+    assert_true(sk_flow_full_bytes(share, share, 32u << 20, share));
+    /* the other partition holds the rest: the total is a hard cap */
+    assert_false(sk_flow_full_bytes(1000, (32u << 20) - 1, 32u << 20, share));
+    assert_true(sk_flow_full_bytes(1000, 32u << 20, 32u << 20, share));
+    assert_true(sk_flow_full_bytes(0, (32u << 20) + 1, 32u << 20, share));
+}
+
+/* Released at half of its share of bytes; a partition just full by bytes
+ * is never low. */
+static void low_bytes_at_half(void **state)
+{
+    (void)state;
+    assert_true(sk_flow_low_bytes(0, 100));
+    assert_true(sk_flow_low_bytes(50, 100));
+    assert_false(sk_flow_low_bytes(51, 100));
+    assert_true(sk_flow_low_bytes(3, 7));
+    assert_false(sk_flow_low_bytes(4, 7));
+    for (size_t share = 1; share <= 4096; share++)
+        for (size_t bytes = share; bytes <= share + 2; bytes++)
+            if (sk_flow_full_bytes(bytes, bytes, BIG, share) && sk_flow_low_bytes(bytes, share))
+                fail_msg("share %zu, bytes %zu: full and low at once", share, bytes);
+    /* between: neither (the partition keeps its state) */
+    assert_false(sk_flow_full_bytes(75, 75, BIG, 100));
+    assert_false(sk_flow_low_bytes(75, 100));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +165,8 @@ int main(void)
         cmocka_unit_test(full_by_total),
         cmocka_unit_test(low_needs_both_halves),
         cmocka_unit_test(just_full_is_not_low),
+        cmocka_unit_test(full_by_bytes),
+        cmocka_unit_test(low_bytes_at_half),
     };
     return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
 }

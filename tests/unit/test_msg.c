@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +73,68 @@ static void tombstone_no_key_empty_header(void **state)
     sk_msg_free(m);
 }
 
+/* What backpressure counts for a message covers what it holds: its one
+ * allocation, the parsed event and the result, built no larger than
+ * allowed for, even when every quoted string needs escaping. */
+static void charge_covers_the_result(void **state)
+{
+    (void)state;
+    struct sk_part *p = sk_part_new("game.scores", 0, SK_EV_SCORE, 64);
+    assert_non_null(p);
+    p->refs = 1;
+    char evid[129], user[51], json[512];
+    memset(evid, '"', 128);
+    evid[128] = '\0';
+    memset(user, '\\', 50);
+    user[50] = '\0';
+    /* the same strings escaped in JSON */
+    char qe[257], qu[101];
+    for (int i = 0; i < 128; i++)
+        qe[2 * i] = '\\', qe[2 * i + 1] = '"';
+    qe[256] = '\0';
+    for (int i = 0; i < 50; i++)
+        qu[2 * i] = '\\', qu[2 * i + 1] = '\\';
+    qu[100] = '\0';
+    int n = snprintf(json, sizeof json, "{\"event_id\":\"%s\",\"game_id\":9007199254740991,"
+                     "\"username\":\"%s\",\"set\":-9007199254740991}", qe, qu);
+    assert_true(n > 0 && (size_t)n < sizeof json);
+    struct sk_msg *m = sk_msg_new_copy(p, INT64_MAX, json, (size_t)n, "9007199254740991", 16, NULL, 0);
+    assert_non_null(m);
+    assert_int_equal(m->raw_size, m->bytes);
+    struct sk_parse_error err;
+    assert_int_equal(sk_event_parse(SK_EV_SCORE, json, (size_t)n, "9007199254740991", 16, NULL,
+                                     &m->ev, &err), SK_OK);
+    m->parsed = true;
+    assert_int_equal(m->ev.event_id_len, 128);
+    size_t charge = sk_msg_charge(m);
+    m->status = SK_ST_DUPLICATE;
+    m->user_id = INT64_MIN;
+    m->score = INT64_MIN;
+    assert_int_equal(sk_msg_build_result(m), 0);
+    size_t held = m->size + (m->ev.event_id_len + m->ev.username_len + 2);
+    assert_true(m->result_len > 2 * (128 + 50));
+    assert_true(charge >= held + m->result_len + 1);
+    /* a rejection's message is quoted too */
+    struct sk_msg *r = sk_msg_new_copy(p, 1, "x", 1, NULL, 0, NULL, 0);
+    assert_non_null(r);
+    char msg[192];
+    memset(msg, '"', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    sk_msg_reject(r, SK_E_INVALID_JSON, msg);
+    charge = sk_msg_charge(r);
+    assert_int_equal(sk_msg_build_result(r), 0);
+    assert_true(charge >= r->size + sizeof msg + r->result_len + 1);
+    sk_msg_free(r);
+    sk_msg_free(m);
+    sk_part_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(copies_everything),
         cmocka_unit_test(tombstone_no_key_empty_header),
+        cmocka_unit_test(charge_covers_the_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 
 static struct sk_part *mkpart(enum sk_event_kind kind)
 {
-    struct sk_part *p = sk_part_new("game.scores", 3, kind);
+    struct sk_part *p = sk_part_new("game.scores", 3, kind, 100);
     assert_non_null(p);
     assert_int_equal(p->next_commit, -1);
     assert_int_equal(p->refs, 0);

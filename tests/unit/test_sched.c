@@ -187,7 +187,8 @@ static void retry_goes_first(void **state)
 static void drop_revoked_partition(void **state)
 {
     (void)state;
-    struct sk_part *p1 = sk_part_new("t", 0, SK_EV_SCORE), *p2 = sk_part_new("t", 1, SK_EV_SCORE);
+    struct sk_part *p1 = sk_part_new("t", 0, SK_EV_SCORE, 100),
+                   *p2 = sk_part_new("t", 1, SK_EV_SCORE, 100);
     struct sk_sched *s = mksched(100, 1 << 20, 1000);
     for (int i = 0; i < 6; i++) {
         struct sk_msg *m = mk(i, 1);
