@@ -79,7 +79,7 @@ struct sk_config {
     size_t batch_max_bytes;    /* batch.max_bytes, default 1 MiB */
     unsigned txn_max_events;   /* batch.txn_max_events, default 2000 */
     unsigned max_inflight_events; /* pipeline.max_inflight_events, default 20000 */
-    size_t max_inflight_bytes; /* pipeline.max_inflight_bytes, default 32 MiB */
+    size_t max_inflight_bytes; /* pipeline.max_inflight_bytes, default 24 MiB */
     unsigned stall_timeout_ms; /* pipeline.stall_timeout_ms, default 90000 */
     unsigned known_users;      /* pipeline.known_users, default 200000 */
     unsigned known_users_preload; /* pipeline.known_users_preload, default 100000 */

@@ -134,7 +134,7 @@ const struct opt config_opts[] = {
      .help = "Events consumed whose results are not delivered yet; each partition with traffic "
              "may hold its share, then it is paused until half of that is done (bounds memory)"},
     {.key = "pipeline.max_inflight_bytes", .type = OT_SIZE, AT(max_inflight_bytes), .min = MIB,
-     .max = 64 * 1024 * (uint64_t)MIB, .def = "32M", .flags = OF_RELOAD,
+     .max = 64 * 1024 * (uint64_t)MIB, .def = "24M", .flags = OF_RELOAD,
      .help = "Memory the events in flight may hold (the payload's copy, the parsed event, the "
              "result), shared like pipeline.max_inflight_events: a partition at its share is "
              "paused until half of that is done"},
