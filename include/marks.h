@@ -12,11 +12,11 @@
  * Owned by the partition (struct sk_part): a revoked partition takes its
  * marks with it.  Bounded (pipeline.game_marks, shared among the score
  * partitions): when full, the games not committed for the longest are
- * forgotten, about half of the map at a time (two
- * generations, see src/marks.c); a game forgotten so is read first at its
- * next transaction, which sets its mark again.  Memory follows the games
- * seen lately: at most two tables of 16-byte slots, each at most half full
- * when it is as large as it gets (at most 64 bytes per game of the bound). */
+ * forgotten, about half of the map at a time (two generations, see
+ * src/marks.c); a game forgotten so is read first at its next transaction,
+ * which sets its mark again.  Memory follows the games seen lately: at
+ * most two tables of 16-byte slots, each at most half full when it is as
+ * large as it gets (at most 64 bytes per game of the bound). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
