@@ -194,23 +194,26 @@ FORCE:
 # -uc -b` from a copy of the source tree in build/deb/src, so that the
 # package build shares no object with this tree's builds; the .deb lands in
 # build/deb/.  The copy is of the files git knows, committed or not (the
-# whole tree but build/ without git).  Built again only when one of them is
-# newer than the .deb, so tests 41 and 42 share one build.  Computed only
+# whole tree but build/ without git), less the tests and documents the
+# package does not use.  Built again only when one of them is newer than
+# the .deb, so tests 41 and 42 share one build.  Computed only
 # when asked for: dpkg-parsechangelog is slow to run on every make.
 ifneq ($(filter deb,$(MAKECMDGOALS)),)
 DEB_DIR     := build/deb
 DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version)
 DEB_ARCH    := $(shell dpkg --print-architecture)
 DEB         := $(DEB_DIR)/scorekeeper_$(DEB_VERSION)_$(DEB_ARCH).deb
-DEB_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || \
-                   find . -path ./build -prune -o -type f -print))
+DEB_SOURCES := $(filter-out tests/% docs/% .ci/%,$(patsubst ./%,%,$(wildcard \
+                   $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || \
+                   find . -path ./build -prune -o -type f -print))))
 deb: $(DEB)
 
 $(DEB): $(DEB_SOURCES)
 	@command -v dh >/dev/null || { echo "make deb: debhelper is missing (make deps installs it)" >&2; exit 1; }
-	rm -rf $(DEB_DIR)
-	mkdir -p $(DEB_DIR)/src
-	tar -cf - $(DEB_SOURCES) | tar -C $(DEB_DIR)/src -xf -
+	@rm -rf $(DEB_DIR)
+	@mkdir -p $(DEB_DIR)/src
+	@echo "copying $(words $(DEB_SOURCES)) files to $(DEB_DIR)/src"
+	@tar -cf - $(DEB_SOURCES) | tar -C $(DEB_DIR)/src -xf -
 	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -Jauto >../build.log 2>&1 || \
 	    { tail -n 40 ../build.log >&2; echo "make deb: failed, full log: $(DEB_DIR)/build.log" >&2; exit 1; }
 	@test -f $@ || { echo "make deb: dpkg-buildpackage made no $@" >&2; exit 1; }

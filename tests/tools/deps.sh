@@ -27,6 +27,8 @@ packages=(
     procps iproute2 util-linux coreutils findutils sed gawk grep
     ca-certificates openssl git curl
     systemd-container debootstrap socat
+    dpkg-dev debhelper lintian
+    prometheus
 )
 
 list=0
