@@ -203,7 +203,7 @@ DEB_DIR     := build/deb
 DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version)
 DEB_ARCH    := $(shell dpkg --print-architecture)
 DEB         := $(DEB_DIR)/scorekeeper_$(DEB_VERSION)_$(DEB_ARCH).deb
-DEB_SOURCES := $(filter-out tests/% docs/% .ci/%,$(patsubst ./%,%,$(wildcard \
+DEB_SOURCES := $(filter-out tests/% docs/% .ci/% README.md,$(patsubst ./%,%,$(wildcard \
                    $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || \
                    find . -path ./build -prune -o -type f -print))))
 deb: $(DEB)

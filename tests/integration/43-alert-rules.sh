@@ -35,6 +35,22 @@ url=$(sk_metrics_url)
 scrape() { curl -sf --max-time 10 "$url/metrics"; }
 # value FILE SERIES: the sample of SERIES (name with its labels) in FILE
 value() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
+# scrape_until FILE SERIES WANT [SERIES WANT]: scrape into FILE until each
+# SERIES has the value WANT (30 s at most).
+scrape_until() {
+    local file=$1 i ok
+    shift
+    for _ in $(seq 1 300); do
+        scrape >"$file" || true
+        ok=1
+        for ((i = 1; i < $#; i += 2)); do
+            [[ $(value "$file" "${!i}") == "${@:i+1:1}" ]] || ok=0
+        done
+        ((ok)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 f=$SK_TEST_TMP/ev.txt
 for i in $(seq 1 20); do
@@ -47,11 +63,11 @@ sk_results 21 60 >/dev/null || tap_diag "results missing"
 # The lag series come with librdkafka's statistics (every 5 s), the
 # delivery counters with the deliveries.
 healthy=$SK_TEST_TMP/healthy.prom
+scrape_until "$healthy" scorekeeper_dead_letters_delivered_total 1 || true
 for _ in $(seq 1 300); do
-    scrape >"$healthy" || true
-    grep -q '^scorekeeper_consumer_lag_messages{' "$healthy" &&
-        [[ $(value "$healthy" scorekeeper_dead_letters_delivered_total) == 1 ]] && break
+    grep -q '^scorekeeper_consumer_lag_messages{' "$healthy" && break
     sleep 0.1
+    scrape >"$healthy" || true
 done
 tap_is "healthy scrape: ready, watchdog fed, one dead letter, lag reported" \
     "$(value "$healthy" scorekeeper_ready) $(value "$healthy" scorekeeper_watchdog_withheld) $(value "$healthy" scorekeeper_dead_letters_delivered_total) $(grep -q '^scorekeeper_consumer_lag_messages{' "$healthy" && echo lag)" \
@@ -62,21 +78,13 @@ sk_locker "$D_DB" "SET SESSION innodb_lock_wait_timeout = 100; START TRANSACTION
 printf '1\t{"event_id":"w","game_id":1,"username":"p","delta":1}\n' >"$f"
 sk_send "$T_SCORES" "$f"
 wedged=$SK_TEST_TMP/wedged.prom
-for _ in $(seq 1 300); do
-    scrape >"$wedged" || true
-    [[ $(value "$wedged" scorekeeper_watchdog_withheld) == 1 ]] && break
-    sleep 0.1
-done
+scrape_until "$wedged" scorekeeper_watchdog_withheld 1 || true
 tap_is "wedged scrape: the watchdog withheld, not ready" \
     "$(value "$wedged" scorekeeper_watchdog_withheld) $(value "$wedged" scorekeeper_ready)" "1 0"
 tap_check "the log says why (pipeline wedged)" grep -q 'pipeline wedged: the transaction of game 1' "$D_LOG"
 sk_locker_end "COMMIT;"
 again=$SK_TEST_TMP/again.prom
-for _ in $(seq 1 300); do
-    scrape >"$again" || true
-    [[ $(value "$again" scorekeeper_watchdog_withheld) == 0 ]] && break
-    sleep 0.1
-done
+scrape_until "$again" scorekeeper_watchdog_withheld 0 scorekeeper_ready 1 || true
 tap_is "the transaction done: the watchdog fed again, ready" \
     "$(value "$again" scorekeeper_watchdog_withheld) $(value "$again" scorekeeper_ready)" "0 1"
 sk_daemon_stop
