@@ -38,9 +38,9 @@ value() { awk -v s="$2" '$1 == s { print $2 }' "$1"; }
 # scrape_until FILE SERIES WANT [SERIES WANT]: scrape into FILE until each
 # SERIES has the value WANT (30 s at most).
 scrape_until() {
-    local file=$1 i ok
+    local file=$1 i ok deadline=$((SECONDS + 30))
     shift
-    for _ in $(seq 1 300); do
+    while ((SECONDS < deadline)); do
         scrape >"$file" || true
         ok=1
         for ((i = 1; i < $#; i += 2)); do
@@ -64,7 +64,8 @@ sk_results 21 60 >/dev/null || tap_diag "results missing"
 # delivery counters with the deliveries.
 healthy=$SK_TEST_TMP/healthy.prom
 scrape_until "$healthy" scorekeeper_dead_letters_delivered_total 1 || true
-for _ in $(seq 1 300); do
+deadline=$((SECONDS + 30))
+while ((SECONDS < deadline)); do
     grep -q '^scorekeeper_consumer_lag_messages{' "$healthy" && break
     sleep 0.1
     scrape >"$healthy" || true
