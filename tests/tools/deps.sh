@@ -28,7 +28,7 @@ packages=(
     ca-certificates openssl git curl
     systemd-container debootstrap socat
     dpkg-dev debhelper lintian
-    prometheus
+    prometheus # promtool, for test 43; its own server is not used
 )
 
 list=0
