@@ -8,7 +8,11 @@ CC       := gcc
 PKGS     := rdkafka libmariadb libcjson libsystemd libmicrohttpd libssl libcrypto
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wconversion -Wformat=2 \
+# Warnings are errors in the project's own builds; a build with another
+# compiler than the one the code was written for (the Debian package's,
+# debian/rules) passes WERROR= so that a new warning does not fail it.
+WERROR   ?= -Werror
+WARN     := -Wall -Wextra $(WERROR) -Wshadow -Wconversion -Wformat=2 \
             -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition \
             -Wvla -Wnull-dereference -Wdouble-promotion -Wcast-qual \
             -Wundef -Wpointer-arith -Wimplicit-fallthrough
@@ -37,7 +41,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all help deps build-deps stack-up stack-down check unit demo clean tests install uninstall
+.PHONY: all help deps build-deps stack-up stack-down check unit demo clean tests install uninstall deb
 all: $(BUILD)/scorekeeper
 
 help:
@@ -52,6 +56,7 @@ help:
 	@echo "make install    install binary, units, man pages, sql/, schemas/, default config"
 	@echo "                (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc UNITDIR=PREFIX/lib/systemd/system)"
 	@echo "make uninstall  remove what make install installed (never the operator's config)"
+	@echo "make deb        the Debian package (dpkg-buildpackage -us -uc -b), in build/deb/"
 	@echo "make bench      benchmark the -O2 build (build/bench/results.md)"
 
 $(BUILD)/scorekeeper: $(MAIN_OBJ) $(LIB_OBJS)
@@ -95,7 +100,7 @@ demo:
 	@tests/demo/demo.sh
 
 clean:
-	rm -rf build/obj build/san build/tests build/tools build/scorekeeper build/install
+	rm -rf build/obj build/san build/tests build/tools build/scorekeeper build/install build/deb
 
 # ------------------------------------------------------------------ install
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc] [UNITDIR=...]
@@ -183,6 +188,37 @@ uninstall:
 
 .PHONY: FORCE
 FORCE:
+
+# -------------------------------------------------------------------- deb
+# make deb: the Debian package (debian/), built by `dpkg-buildpackage -us
+# -uc -b` from a copy of the source tree in build/deb/src, so that the
+# package build shares no object with this tree's builds; the .deb lands in
+# build/deb/.  The copy is of the files git knows, committed or not (the
+# whole tree but build/ without git), less the tests and documents the
+# package does not use.  Built again only when one of them is newer than
+# the .deb, so tests 41 and 42 share one build.  Computed only
+# when asked for: dpkg-parsechangelog is slow to run on every make.
+ifneq ($(filter deb,$(MAKECMDGOALS)),)
+DEB_DIR     := build/deb
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB_ARCH    := $(shell dpkg --print-architecture)
+DEB         := $(DEB_DIR)/scorekeeper_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_SOURCES := $(filter-out tests/% docs/% .ci/% README.md,$(patsubst ./%,%,$(wildcard \
+                   $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || \
+                   find . -path ./build -prune -o -type f -print))))
+deb: $(DEB)
+
+$(DEB): $(DEB_SOURCES)
+	@command -v dh >/dev/null || { echo "make deb: debhelper is missing (make deps installs it)" >&2; exit 1; }
+	@rm -rf $(DEB_DIR)
+	@mkdir -p $(DEB_DIR)/src
+	@echo "copying $(words $(DEB_SOURCES)) files to $(DEB_DIR)/src"
+	@tar -cf - $(DEB_SOURCES) | tar -C $(DEB_DIR)/src -xf -
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b -Jauto >../build.log 2>&1 || \
+	    { tail -n 40 ../build.log >&2; echo "make deb: failed, full log: $(DEB_DIR)/build.log" >&2; exit 1; }
+	@test -f $@ || { echo "make deb: dpkg-buildpackage made no $@" >&2; exit 1; }
+	@echo "$@"
+endif
 
 -include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d $(INST)/*.d)
 -include $(wildcard $(OBJ)/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)

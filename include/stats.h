@@ -61,6 +61,7 @@ struct sk_stats_view {
     bool output_stuck; /* a topic refuses our outputs for good */
     const struct sk_part *parts; /* assigned partitions (list), for counts and lag */
     bool ready;
+    bool watchdog_withheld; /* WATCHDOG=1 withheld: the pipeline is wedged */
 };
 
 void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, struct sk_buf *b);

@@ -399,6 +399,7 @@ static void render_metrics(void *ud, struct sk_buf *b)
         .parts = sk_consumer_parts(d->consumer),
         .output_stuck = sk_output_stuck(d->output, (char[300]){0}, 300) != 0,
         .ready = healthy(ud),
+        .watchdog_withheld = d->wedged,
     };
     sk_stats_render(&d->st, &v, b);
 }

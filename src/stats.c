@@ -241,6 +241,9 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
                           p->topic, (int)p->partition, (long long)p->lag);
     gauge(b, "scorekeeper_ready", "1 once READY=1 was sent and the pipeline is healthy.",
           v->ready ? 1 : 0);
+    gauge(b, "scorekeeper_watchdog_withheld",
+          "1 while WATCHDOG=1 is withheld because the pipeline is wedged (past "
+          "pipeline.stall_timeout_ms).", v->watchdog_withheld ? 1 : 0);
     /* The heap as malloc sees it (all arenas): in use, and held from the
      * system.  RSS minus these is code, stacks and librdkafka's buffers. */
     struct mallinfo2 mi = mallinfo2();

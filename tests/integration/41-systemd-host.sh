@@ -4,7 +4,9 @@
 # booted with systemd-nspawn, its own MariaDB, no network but loopback.
 #
 # Every ```sh block of that section runs as written, in order, as root in
-# the booted host, from a copy of this source tree.  The one change is the
+# the booted host, in a directory holding the .deb that `make deb` built
+# (the first step installs it with apt-get, which takes the libraries it
+# depends on from the tree's apt cache: no network).  The one change is the
 # one the README asks for: the brokers kafka1:9092,kafka2:9092 become the
 # test broker, reached through a unix socket that socat forwards to the
 # container's own 127.0.0.1 at the broker's port (so the addresses the
@@ -16,8 +18,11 @@
 # NoNewPrivileges=, an empty bounding set, a seccomp filter), the database
 # password as a credential and nowhere else, one consumer group sharing
 # the partitions, every event's result and the right rows, reload, and a
-# clean stop.  The topics are the defaults (game.*): no other test uses
-# them; they are made fresh here and deleted at exit.
+# clean stop.  Then the package's life: the daemon it installed is the one
+# that ran, an upgrade restarts the running instances, removing it stops
+# them and keeps /etc/scorekeeper, purging it removes only its conffile.
+# The topics are the defaults (game.*): no other test uses them; they are
+# made fresh here and deleted at exit.
 source "$(dirname "$0")/../lib/testlib.sh"
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -37,15 +42,17 @@ host=$SK_ROOT/tests/stack/systemd-host.sh
 "$host" >/dev/null 2>"$SK_TEST_TMP/image.log" ||
     sk_bail "no systemd host tree: $(tail -n 5 "$SK_TEST_TMP/image.log")"
 
-# ---- the host: booted, with a copy of the source and the broker forwarded
+# ---- the package: built once per change (test 42 checks it)
+make -C "$SK_ROOT" --no-print-directory deb >"$SK_TEST_TMP/deb.log" 2>&1 ||
+    sk_bail "make deb failed: $(tail -n 5 "$SK_TEST_TMP/deb.log")"
+version=$(<"$SK_ROOT/VERSION")
+deb=$SK_ROOT/build/deb/scorekeeper_${version}_$(dpkg --print-architecture).deb
+[[ -f $deb ]] || sk_bail "make deb made no $deb"
+
+# ---- the host: booted, with the package in a directory and the broker forwarded
 share=$SK_TEST_TMP/share # /srv/sk inside
-mkdir -p "$share/src"
-if git -C "$SK_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$SK_ROOT" ls-files -z --cached --others --exclude-standard |
-        tar -C "$SK_ROOT" --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$share/src" -xf -
-else
-    tar -C "$SK_ROOT" --exclude=./build -cf - . | tar -C "$share/src" -xf -
-fi
+mkdir -p "$share/op"
+cp "$deb" "$share/op/"
 
 name=sk-t41-$$
 nspawn_pid=
@@ -134,7 +141,7 @@ for i in $(seq 1 "$nsteps"); do
     sed -i -e "s/kafka1:9092,kafka2:9092/127.0.0.1:$kport/g" -e "s/kafka1:9092/127.0.0.1:$kport/g" \
         "$share/steps/step$i.sh"
     first=$(grep -v '^ *#' "$share/steps/step$i.sh" | grep -m1 . || true)
-    if in_host timeout 240 bash -c "cd /srv/sk/src && bash -e /srv/sk/steps/step$i.sh" \
+    if in_host timeout 240 bash -c "cd /srv/sk/op && bash -e /srv/sk/steps/step$i.sh" \
         >"$SK_TEST_TMP/step$i.log" 2>&1; then
         tap_ok "README step $i runs as written ($first)"
     else
@@ -142,10 +149,22 @@ for i in $(seq 1 "$nsteps"); do
     fi
 done
 
-# ---- what systemd now runs
+# ---- what systemd now runs, from the package
 units=(scorekeeper@1 scorekeeper@2)
 tap_is "both instances are active" "$(in_host systemctl is-active "${units[@]}" | tr '\n' ' ')" \
     "active active "
+tap_is "the package is installed, version $version" \
+    "$(in_host dpkg-query -W -f '${Status} ${Version}' scorekeeper 2>&1)" "install ok installed $version"
+tap_is "apt brought its libraries from the tree's cache (they were not installed before)" \
+    "$(in_host dpkg-query -W -f '${Status}\n' librdkafka1 libcjson1 libmicrohttpd12 2>&1 | sort -u)" \
+    "install ok installed"
+pid=$(in_host systemctl show -p MainPID --value scorekeeper@1)
+tap_is "scorekeeper@1 runs the package's binary" \
+    "$(in_host readlink "/proc/$pid/exe") $(in_host dpkg -S /usr/bin/scorekeeper 2>&1)" \
+    "/usr/bin/scorekeeper scorekeeper: /usr/bin/scorekeeper"
+tap_is "the package enabled no unit by itself (scorekeeper.service)" \
+    "$(in_host systemctl is-enabled scorekeeper.service 2>&1) $(in_host systemctl is-active scorekeeper.service 2>&1)" \
+    "disabled inactive"
 for u in "${units[@]}"; do
     st=$(in_host systemctl show -p StatusText --value "$u")
     tap_check "$u: its status line says it runs ($st)" grep -q '^running' <<<"$st"
@@ -233,4 +252,25 @@ for u in "${units[@]}"; do
     tap_is "$u: the stop drained first (journal: drained, then stopped)" \
         "$(journal -u "$u" | grep -o '^drained:\|^stopped:' | tr '\n' ' ')" "drained: stopped: "
 done
+
+# ---- the package's life: upgrade (the same .deb again), remove, purge
+main_pids() { in_host systemctl show -p MainPID --value "${units[@]}" | xargs; }
+in_host systemctl start "${units[@]}" >"$SK_TEST_TMP/start.log" 2>&1 || true
+before=$(main_pids)
+in_host dpkg -i /srv/sk/op/"${deb##*/}" >"$SK_TEST_TMP/upgrade.log" 2>&1 || true
+after=$(main_pids)
+tap_is "an upgrade restarts the running instances (active, new processes: $before -> $after)" \
+    "$(in_host systemctl is-active "${units[@]}" | tr '\n' ' ')$(for i in 1 2; do
+        b=$(cut -d' ' -f$i <<<"$before") a=$(cut -d' ' -f$i <<<"$after")
+        [[ $b != 0 && $a != 0 && $a != "$b" ]] && echo -n "new "; done)" "active active new new "
+in_host apt-get remove -y scorekeeper >"$SK_TEST_TMP/remove.log" 2>&1 || true
+tap_is "apt-get remove: the instances stopped, the binary gone" \
+    "$(in_host systemctl is-active "${units[@]}" | tr '\n' ' ')$(in_host test -e /usr/bin/scorekeeper || echo gone)" \
+    "inactive inactive gone"
+tap_is "apt-get remove keeps /etc/scorekeeper (the conffile and the operator's files)" \
+    "$(in_host ls /etc/scorekeeper | tr '\n' ' ')" "1.conf 2.conf db.password scorekeeper.conf "
+in_host apt-get purge -y scorekeeper >"$SK_TEST_TMP/purge.log" 2>&1 || true
+tap_is "apt-get purge removes the conffile only" \
+    "$(in_host ls /etc/scorekeeper | tr '\n' ' ')$(in_host dpkg -s scorekeeper >/dev/null 2>&1 || echo purged)" \
+    "1.conf 2.conf db.password purged"
 tap_done

@@ -15,20 +15,23 @@
 # after, and the cached tree stays as built.
 #
 # It holds what an operator's server has before the README's first step:
-# systemd, MariaDB, sudo, curl, and the packages `make build-deps` would
-# install (so that step finds them present: the container has no network).
+# systemd, MariaDB, sudo, curl; no compiler.  The first step installs the
+# package with apt-get, which fetches its dependencies: the container has no
+# network, so the libraries the package depends on (and theirs) are
+# downloaded into apt's archive cache here, not installed.  A dependency the
+# package gains must be added to `libraries` (its install then fails saying
+# which package apt could not fetch).
 set -euo pipefail
 
 # shellcheck source=tests/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mirror=${SK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
-layout=1
+layout=2
 
-mapfile -t build < <("$SK_ROOT/tests/tools/deps.sh" --list build)
-packages=(systemd systemd-sysv dbus sudo mariadb-server mariadb-client curl ca-certificates
-    "${build[@]}")
-key=$(printf '%s\n' "$suite" "$layout" "${packages[@]}" | sha256sum | cut -c1-12)
+packages=(systemd systemd-sysv dbus sudo mariadb-server mariadb-client curl ca-certificates)
+libraries=(librdkafka1 libmariadb3 libcjson1 libsystemd0 libmicrohttpd12)
+key=$(printf '%s\n' "$suite" "$layout" "${packages[@]}" -- "${libraries[@]}" | sha256sum | cut -c1-12)
 dir=$SK_CACHE/systemd-host-$key
 
 # nspawn ROOT ARGS...: systemd-nspawn on ROOT, not registered with machined.
@@ -68,11 +71,13 @@ build_tree() {
     # The rest through apt-get inside the tree (its dependency resolution is
     # apt's, not debootstrap's): nspawn as a chroot with /proc and /dev, on
     # the host's network.  Services are enabled by their packages and first
-    # started when a test boots the tree.
-    sk_log "systemd-host: installing ${packages[*]}"
+    # started when a test boots the tree.  The package lists stay, so apt
+    # inside the booted tree resolves dependencies from the cached archives.
+    sk_log "systemd-host: installing ${packages[*]}; downloading ${libraries[*]}"
     if ! (nspawn "$tmp/root" env DEBIAN_FRONTEND=noninteractive bash -c \
-        'apt-get update -q && apt-get install -y -q --no-install-recommends "$@" && apt-get clean' \
-        apt "${packages[@]}") >"$tmp/apt.log" 2>&1; then
+        'apt-get update -q && apt-get install -y -q --no-install-recommends "${@:2:$1}" &&
+         apt-get clean && apt-get install -y -q --no-install-recommends --download-only "${@:$1+2}"' \
+        apt "${#packages[@]}" "${packages[@]}" "${libraries[@]}") >"$tmp/apt.log" 2>&1; then
         tail -n 20 "$tmp/apt.log" >&2
         sk_die "systemd-host: apt-get inside the tree failed (log above)"
     fi

@@ -27,6 +27,8 @@ packages=(
     procps iproute2 util-linux coreutils findutils sed gawk grep
     ca-certificates openssl git curl
     systemd-container debootstrap socat
+    dpkg-dev debhelper lintian
+    prometheus # promtool, for test 43; its own server is not used
 )
 
 list=0
