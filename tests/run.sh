@@ -110,6 +110,27 @@ if [[ ${#targets[@]} -gt 0 ]] &&
     summary_and_exit
 fi
 
+# ------------------------------------------------- slow, cached preparations
+# The systemd host tree (built once per machine: minutes) and the Debian
+# package are made here, outside every test's timeout; tests 41 and 42 then
+# find them ready (and say why when they are not).
+need_host=0 need_deb=0
+for script in "${integ[@]}"; do
+    case ${script##*/} in
+    41-*) need_host=1 need_deb=1 ;;
+    42-*) need_deb=1 ;;
+    esac
+done
+if ((need_host)) && [[ $(id -u) == 0 ]]; then
+    say "=== prepare: the systemd host tree (tests/stack/systemd-host.sh, cached)"
+    tests/stack/systemd-host.sh >/dev/null 2>build/host-tree.log ||
+        say "note: the systemd host tree could not be built (see build/host-tree.log)"
+fi
+if ((need_deb)); then
+    say "=== prepare: make deb"
+    make --no-print-directory deb >build/deb.log 2>&1 || say "note: make deb failed (see build/deb.log)"
+fi
+
 # --------------------------------------------------------------- sanitizers
 # LeakSanitizer needs ptrace-like access that some containers deny; probe it
 # once with a program that leaks on purpose rather than guessing.

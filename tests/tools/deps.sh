@@ -16,7 +16,7 @@ set -euo pipefail
 # tests/lib/testlib.sh and tests/demo/* invoke.
 build_packages=(
     build-essential gcc make pkg-config
-    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libmicrohttpd-dev
+    librdkafka-dev libmariadb-dev libcjson-dev libsystemd-dev libmicrohttpd-dev libssl-dev
 )
 packages=(
     "${build_packages[@]}" libcmocka-dev
