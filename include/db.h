@@ -78,7 +78,7 @@ unsigned long sk_db_max_packet(const struct sk_db *db);
 unsigned sk_db_count_up(const struct sk_db *db); /* open, free or held */
 unsigned long sk_db_reconnects(const struct sk_db *db);
 
-/* Resolve a host name to a numeric address once, at start-up (the only
- * blocking DNS in the process: Connector/C would resolve synchronously on
- * every reconnect otherwise).  -EHOSTUNREACH with the reason in err. */
-int sk_db_resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen);
+/* Why no connection is up, for STATUS=: the host name does not resolve,
+ * the server is read-only (not the primary), or none connects; NULL when
+ * one is up. */
+const char *sk_db_why_down(const struct sk_db *db);

@@ -42,20 +42,28 @@ struct dbconn_events {
     /* The handle is gone (a connect failed, the connection was lost or
      * closed): it is DOWN now and dbconn_connect may run again. */
     void (*down)(void *owner, struct sk_db_conn *c);
+    /* The server is not the primary: a statement was refused as read-only
+     * (the query's owner hears of it right after, as SK_DB_NOT_PRIMARY), or
+     * a new session found @@read_only on (the connect fails).  The
+     * connection closes right after (down follows); called before, and
+     * before the query's owner hears of it, so the pool can close the
+     * others first. */
+    void (*not_primary)(void *owner, struct sk_db_conn *c, const char *why);
 };
 
-/* host: numeric, resolved by the caller; unused with a unix socket.  Both
- * cfg and host must outlive the connection. */
-int dbconn_new(sd_event *loop, const struct sk_config *cfg, const char *host, int id,
-               const struct dbconn_events *ev, void *owner, struct sk_db_conn **out);
+/* cfg must outlive the connection. */
+int dbconn_new(sd_event *loop, const struct sk_config *cfg, int id, const struct dbconn_events *ev,
+               void *owner, struct sk_db_conn **out);
 /* At exit, after the loop: closes a live handle at once (its socket shut
  * down first, so that cannot wait). */
 void dbconn_free(struct sk_db_conn *c);
 
-/* DOWN -> CONNECTING, then the session statement (HELD, QUERY...: the
- * session settings, checked, and max_allowed_packet read); ends in
+/* DOWN -> CONNECTING to addr (numeric, resolved by the caller: Connector/C
+ * would resolve a name synchronously; copied; NULL with a unix socket),
+ * then the session statement (HELD, QUERY...: the session settings,
+ * checked, max_allowed_packet read, a read-only server refused); ends in
  * events.free or events.down. */
-void dbconn_connect(struct sk_db_conn *c);
+void dbconn_connect(struct sk_db_conn *c, const char *addr);
 /* IDLE -> PINGING; ends in events.free or, when the ping fails, in a
  * logged loss and events.down. */
 void dbconn_ping(struct sk_db_conn *c);
@@ -72,6 +80,10 @@ enum dbconn_state dbconn_state(const struct sk_db_conn *c);
 const char *dbconn_state_name(enum dbconn_state s);
 bool dbconn_is_open(const struct sk_db_conn *c); /* a session exists and is not closing */
 int dbconn_id(const struct sk_db_conn *c);
+/* Where it connects, for the log: the socket path, the address, or the
+ * configured host name with the address it resolved to ("name (addr)");
+ * buf holds the latter. */
+const char *dbconn_where(const struct sk_db_conn *c, char *buf, size_t len);
 void *dbconn_owner(const struct sk_db_conn *c);
 /* Connects that failed since the last one that worked. */
 unsigned dbconn_failures(const struct sk_db_conn *c);

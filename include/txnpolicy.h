@@ -19,6 +19,9 @@ enum sk_db_fault {
     SK_DB_OTHER, /* anything else (permissions, missing table, ...): retry with backoff */
     SK_DB_TOO_LARGE, /* the statement is over max_allowed_packet: the server closed the
                         connection; the same SQL would never pass, smaller ones may */
+    SK_DB_NOT_PRIMARY, /* the server refuses writes (read-only: a replica, or an old primary
+                          after a failover): the pool drops every connection to it and
+                          reconnects, resolving the name again; retry on the new one */
 };
 
 enum sk_db_fault sk_db_classify(unsigned code);
@@ -55,7 +58,8 @@ enum sk_txn_action {
     SK_TXN_SPLIT,        /* refused data or too large, one game's batch: halve it, at once */
     SK_TXN_REJECT,       /* refused data or too large, one event alone: reject it, the rest
                             goes on */
-    SK_TXN_RECONNECT,    /* connection lost: run again at once on another connection */
+    SK_TXN_RECONNECT,    /* connection lost, or the server is not the primary: run again
+                            on the next free connection (the pool rebuilds them) */
     SK_TXN_RUN_APART,    /* a lock in a shared transaction: games apart, solo for a while */
     SK_TXN_BACKOFF,      /* anything else, and a statement the server did not answer in
                             time: wait (sk_backoff_ms), then run again */

@@ -118,14 +118,20 @@ static void fail(struct daemon *d, const char *why) { fail_code(d, EXIT_FAILURE,
 
 static void notify_status(struct daemon *d)
 {
-    char buf[320];
+    char buf[400], db[128] = "";
+    /* Nothing flows without a database connection: say why there is none
+     * first (a host name that does not resolve yet, a read-only server). */
+    const char *db_down = sk_db_why_down(d->db);
+    if (db_down)
+        snprintf(db, sizeof db, "waiting for the database: %s", db_down);
     snprintf(buf, sizeof buf,
              "STATUS=%s: consumed %llu, applied %llu, rejected %llu, in flight %zu, db %u/%u up, "
              "%s",
              phase_names[d->phase], sk_stats_both(d->st.k_consumed),
              sk_stats_both(d->st.k_applied), sk_stats_both(d->st.k_rejected),
              sk_consumer_inflight(d->consumer), sk_db_count_up(d->db), d->cfg->db_pool_size,
-             sk_consumer_refused(d->consumer) ? "some partitions refused (offsets used again, see the log)"
+             db_down                          ? db
+             : sk_consumer_refused(d->consumer) ? "some partitions refused (offsets used again, see the log)"
              : sk_consumer_held(d->consumer)  ? "some partitions paused (backpressure)"
                                               : "consuming");
     sd_notify(0, buf);
@@ -538,6 +544,7 @@ int sk_daemon_run(struct sk_config *cfg, const struct sk_settings_src *src)
     log_info("starting: brokers %s, group %s, database %s, pool %u", cfg->kafka_brokers,
              cfg->group_id, cfg->db.socket ? cfg->db.socket : cfg->db.host, cfg->db_pool_size);
     sk_db_start(d->db);
+    notify_status(d); /* says what start-up waits for */
     r = sd_event_loop(d->loop);
     if (r < 0) {
         log_error("event loop failed: %s", strerror(-r));

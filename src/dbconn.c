@@ -15,17 +15,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "dbtls.h"
 #include "log.h"
+#include "resolve.h"
 #include "txnpolicy.h"
 
 struct sk_db_conn {
     sd_event *loop;
     const struct sk_config *cfg;
-    const char *host; /* numeric, owned by the pool */
+    char host[SK_RESOLVE_ADDR_MAX]; /* numeric: where this connect goes, see dbconn_connect */
     /* What mysql_real_connect_start is given as the host: the address,
      * then, at the connect's first pause, the name the certificate must be
      * valid for (see include/dbtls.h).  Connector/C keeps the pointer. */
@@ -44,6 +46,7 @@ struct sk_db_conn {
     unsigned long breaks;        /* connects failed and connections lost, in all */
     bool setting_up;             /* connected, the session statement in flight */
     bool timed_out;              /* the wait timer ended the call in flight */
+    bool read_only;              /* the session's @@read_only, read by the session statement */
     unsigned long max_packet;    /* the session's max_allowed_packet, 0 until read */
     char charset[3][32];         /* character_set_client, _connection, _results */
     char session_sql[400];       /* the session statement, see session_start() */
@@ -241,10 +244,10 @@ static void close_cont(struct sk_db_conn *c, int status)
 
 /* The connection is unusable: close it (non-blocking); the pool rebuilds
  * it once it is down. */
-static void conn_lost(struct sk_db_conn *c, const char *why)
+static void conn_drop(struct sk_db_conn *c, enum sk_log_level level, const char *why)
 {
     struct sk_log_ctx x = conn_ctx(c, mysql_errno(&c->mysql));
-    sk_logc(SK_LOG_WARNING, &x, "db#%d: closing: %s", c->id, why);
+    sk_logc(level, &x, "db#%d: closing: %s", c->id, why);
     c->breaks++;
     if (c->setting_up)
         c->failures++; /* a connect that failed: counted before the close asks for a backoff */
@@ -256,6 +259,8 @@ static void conn_lost(struct sk_db_conn *c, const char *why)
         shutdown(fd, SHUT_RDWR);
     close_start(c);
 }
+
+static void conn_lost(struct sk_db_conn *c, const char *why) { conn_drop(c, SK_LOG_WARNING, why); }
 
 /* A call failed in a way that leaves the connection unusable. */
 static void call_failed(struct sk_db_conn *c, const char *call)
@@ -288,14 +293,16 @@ static void become_free(struct sk_db_conn *c)
  * handshake, for every account without SUPER, and an init_connect='SET
  * NAMES gbk' would otherwise turn every name into mojibake and let a
  * multi-byte character swallow an escaping backslash.  The same round trip
- * reads back what the session ended up with, and the session's
- * max_allowed_packet, which no statement may exceed. */
+ * reads back what the session ended up with, the session's
+ * max_allowed_packet, which no statement may exceed, and @@read_only: a
+ * read-only server is not the primary (a replica, or the old primary after
+ * a failover), and a session on it would only have its writes refused. */
 static const char session_fmt[] =
     "SET NAMES utf8mb4, SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO', SESSION tx_isolation='READ-COMMITTED', SESSION autocommit=1, "
     "SESSION max_statement_time=%u.%03u;"
     "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, "
-    "@@max_allowed_packet";
+    "@@max_allowed_packet, @@read_only";
 
 static int set_options(struct sk_db_conn *c)
 {
@@ -321,8 +328,9 @@ static void connect_not_started(struct sk_db_conn *c)
     c->ev->down(c->owner, c);
 }
 
-void dbconn_connect(struct sk_db_conn *c)
+void dbconn_connect(struct sk_db_conn *c, const char *addr)
 {
+    snprintf(c->host, sizeof c->host, "%s", addr ? addr : "");
     conn_set_state(c, DBC_CONNECTING);
     if (!mysql_init(&c->mysql)) {
         log_error("db#%d: mysql_init failed: out of memory", c->id);
@@ -345,18 +353,39 @@ void dbconn_connect(struct sk_db_conn *c)
     started(c, st);
 }
 
-/* No usable session: the connect failed, or its session statement did.
- * The first failure of a run is logged, then only a sample: a server that
- * stays down must not flood the journal. */
-static void connect_failed(struct sk_db_conn *c, const char *why)
+/* Where the connection goes, for the log: the socket, the address, or
+ * the configured name and the address it resolved to. */
+const char *dbconn_where(const struct sk_db_conn *c, char *buf, size_t len)
 {
-    struct sk_log_ctx x = conn_ctx(c, mysql_errno(&c->mysql));
-    if (c->failures % 10 == 0)
-        sk_logc(SK_LOG_WARNING, &x, "db#%d %s: connect failed: %s; retrying with backoff", c->id,
-                c->cfg->db.socket ? c->cfg->db.socket : c->host, why);
+    const struct sk_dburl *u = &c->cfg->db;
+    if (u->socket)
+        return u->socket;
+    if (!strcmp(u->host, c->host))
+        return c->host;
+    snprintf(buf, len, "%s (%s)", u->host, c->host);
+    return buf;
+}
+
+/* No usable session: close what there is; the pool backs off before the
+ * next connect. */
+static void connect_give_up(struct sk_db_conn *c)
+{
     c->failures++;
     c->breaks++;
     close_start(c);
+}
+
+/* The connect failed, or its session statement did.  The first failure of
+ * a run is logged, then only a sample: a server that stays down must not
+ * flood the journal. */
+static void connect_failed(struct sk_db_conn *c, const char *why)
+{
+    struct sk_log_ctx x = conn_ctx(c, mysql_errno(&c->mysql));
+    char where[320];
+    if (c->failures % 10 == 0)
+        sk_logc(SK_LOG_WARNING, &x, "db#%d %s: connect failed: %s; retrying with backoff", c->id,
+                dbconn_where(c, where, sizeof where), why);
+    connect_give_up(c);
 }
 
 static void query_start(struct sk_db_conn *c, const char *sql, size_t len, sk_db_row_fn on_row,
@@ -366,11 +395,13 @@ static void session_row(void *ud, unsigned stmt, char **row, unsigned long *leng
 {
     (void)lengths;
     struct sk_db_conn *c = ud;
-    if (stmt != 1 || nf != 4)
+    if (stmt != 1 || nf != 5)
         return;
     for (unsigned i = 0; i < 3; i++)
         snprintf(c->charset[i], sizeof c->charset[i], "%s", row[i] ? row[i] : "NULL");
     c->max_packet = row[3] ? strtoul(row[3], NULL, 10) : 0;
+    /* 0/1 up to MariaDB 11.x, OFF/ON/NO_LOCK... after: only off is writable */
+    c->read_only = !row[4] || (strcmp(row[4], "0") != 0 && strcasecmp(row[4], "OFF") != 0);
 }
 
 static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_error *err)
@@ -396,13 +427,24 @@ static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_erro
             return;
         }
     }
+    char buf[320];
+    const char *where = dbconn_where(c, buf, sizeof buf);
+    if (c->read_only) {
+        /* Not the primary: the pool says so once for all its connections
+         * and backs off; this connect counts as a failed one. */
+        log_debug("db#%d %s: the server is read-only; closing", c->id, where);
+        c->ev->not_primary(c->owner, c, "the server is read-only (read_only is ON)");
+        connect_give_up(c);
+        return;
+    }
     if (c->failures)
-        log_notice("db#%d: connected after %u failed attempts (session utf8mb4, "
-                   "max_allowed_packet %lu; %s)", c->id, c->failures, c->max_packet, c->tls_state);
+        log_notice("db#%d: connected after %u failed attempts (to %s, session utf8mb4, "
+                   "max_allowed_packet %lu; %s)", c->id, c->failures, where, c->max_packet,
+                   c->tls_state);
     else
-        log_info("db#%d: connected (server %s, thread %lu, session utf8mb4, max_allowed_packet "
-                 "%lu; %s)", c->id, mysql_get_server_info(&c->mysql), mysql_thread_id(&c->mysql),
-                 c->max_packet, c->tls_state);
+        log_info("db#%d: connected (to %s, server %s, thread %lu, session utf8mb4, "
+                 "max_allowed_packet %lu; %s)", c->id, where, mysql_get_server_info(&c->mysql),
+                 mysql_thread_id(&c->mysql), c->max_packet, c->tls_state);
     c->failures = 0;
     become_free(c);
 }
@@ -429,6 +471,7 @@ static void connect_cont(struct sk_db_conn *c, int status)
     conn_set_state(c, DBC_HELD);
     c->setting_up = true;
     c->max_packet = 0;
+    c->read_only = true; /* until the session statement says otherwise */
     memset(c->charset, 0, sizeof c->charset);
     query_start(c, c->session_sql, strlen(c->session_sql), session_row, session_done, c);
 }
@@ -505,6 +548,16 @@ static void fill_err(struct sk_db_conn *c, struct sk_db_error *e)
 static void query_failed(struct sk_db_conn *c)
 {
     fill_err(c, &c->err);
+    if (c->err.fault == SK_DB_NOT_PRIMARY) {
+        /* The pool first closes the other connections to this server (and
+         * says so, once), so that the owner retrying at once finds none of
+         * them; the session's end rolls back what it had open. */
+        struct sk_db_error e = c->err;
+        c->ev->not_primary(c->owner, c, e.message);
+        conn_drop(c, SK_LOG_INFO, e.message);
+        query_report(c, &e);
+        return;
+    }
     if (sk_db_fault_loses_conn(c->err.fault)) {
         struct sk_db_error e = c->err;
         conn_lost(c, e.message);
@@ -644,14 +697,14 @@ static void conn_resume(struct sk_db_conn *c, int status)
 
 /* ---- life and accessors ---------------------------------------------- */
 
-int dbconn_new(sd_event *loop, const struct sk_config *cfg, const char *host, int id,
-               const struct dbconn_events *ev, void *owner, struct sk_db_conn **out)
+int dbconn_new(sd_event *loop, const struct sk_config *cfg, int id, const struct dbconn_events *ev,
+               void *owner, struct sk_db_conn **out)
 {
     struct sk_db_conn *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
-    *c = (struct sk_db_conn){.loop = loop, .cfg = cfg, .host = host, .id = id,
-                             .state = DBC_DOWN, .ev = ev, .owner = owner, .fd = -1};
+    *c = (struct sk_db_conn){.loop = loop, .cfg = cfg, .id = id, .state = DBC_DOWN, .ev = ev,
+                             .owner = owner, .fd = -1};
     unsigned ms = sk_policy_statement_ms(cfg->db_query_timeout_ms);
     snprintf(c->session_sql, sizeof c->session_sql, session_fmt, ms / 1000, ms % 1000);
     int r = sd_event_add_time_relative(loop, &c->wait_timer, CLOCK_MONOTONIC, 0, 1000,

@@ -15,10 +15,16 @@ enum sk_db_fault sk_db_classify(unsigned code)
     case ER_LOCK_WAIT_TIMEOUT:         /* 1205 */
     case ER_STATEMENT_TIMEOUT:         /* 1969 max_statement_time */
     case ER_QUERY_INTERRUPTED:         /* 1317 */
-    case ER_OPTION_PREVENTS_STATEMENT: /* 1290 read-only during a switchover */
     case ER_CON_COUNT_ERROR:           /* 1040 */
     case ER_LOCK_TABLE_FULL:           /* 1206 */
         return SK_DB_RETRY;
+    /* The server is read-only: not (or no longer) the primary.  Retrying
+     * on the same server would fail for as long as it stays so; the pool
+     * reconnects, to wherever the name points now, and checks @@read_only
+     * before it uses a connection. */
+    case ER_OPTION_PREVENTS_STATEMENT: /* 1290 --read-only */
+    case ER_READ_ONLY_MODE:            /* 1836 */
+        return SK_DB_NOT_PRIMARY;
     /* Over max_allowed_packet: the server says so and closes the
      * connection; Connector/C refuses to send one over its own limit. */
     case ER_NET_PACKET_TOO_LARGE: /* 1153 */
@@ -54,7 +60,10 @@ enum sk_db_fault sk_db_classify(unsigned code)
     return SK_DB_OTHER;
 }
 
-bool sk_db_fault_loses_conn(enum sk_db_fault f) { return f == SK_DB_CONN || f == SK_DB_TOO_LARGE; }
+bool sk_db_fault_loses_conn(enum sk_db_fault f)
+{
+    return f == SK_DB_CONN || f == SK_DB_TOO_LARGE || f == SK_DB_NOT_PRIMARY;
+}
 
 /* A tenth of the timeout, at most a second, is left between the server's
  * limit and the client's. */
@@ -128,6 +137,11 @@ enum sk_txn_action sk_policy_decide(const struct sk_txn_failure *f)
          * server may still be working on it (holding its game's lock), so
          * running it again at once would only queue behind it. */
         return f->timed_out ? SK_TXN_BACKOFF : SK_TXN_RECONNECT;
+    case SK_DB_NOT_PRIMARY:
+        /* Nothing was committed (the session ends, the server rolls back).
+         * The pool hands out no connection until one reaches a writable
+         * server, so waiting for the next free one is the backoff. */
+        return SK_TXN_RECONNECT;
     case SK_DB_RETRY:
         /* Only the game that met the lock should wait for it. */
         return f->games > 1 ? SK_TXN_RUN_APART : SK_TXN_BACKOFF;

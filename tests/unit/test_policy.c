@@ -40,7 +40,6 @@ static void transient_errors_are_retried(void **state)
         {1205, SK_DB_RETRY, "lock wait timeout"},
         {1969, SK_DB_RETRY, "max_statement_time"},
         {1317, SK_DB_RETRY, "query interrupted"},
-        {1290, SK_DB_RETRY, "read-only during a switchover"},
         {1040, SK_DB_RETRY, "too many connections"},
         {1206, SK_DB_RETRY, "lock table full"},
     };
@@ -64,6 +63,20 @@ static void lost_connections(void **state)
         {2014, SK_DB_CONN, "commands out of sync"},
     };
     check_codes(c, sizeof c / sizeof *c);
+}
+
+/* A read-only server is not the primary (a replica, or the old primary
+ * after a failover): retrying on it would fail for as long as it stays so.
+ * The connection goes, like a lost one; the pool reconnects. */
+static void read_only_is_not_the_primary(void **state)
+{
+    (void)state;
+    static const struct code_case c[] = {
+        {1290, SK_DB_NOT_PRIMARY, "--read-only"},
+        {1836, SK_DB_NOT_PRIMARY, "running in read-only mode"},
+    };
+    check_codes(c, sizeof c / sizeof *c);
+    assert_true(sk_db_fault_loses_conn(SK_DB_NOT_PRIMARY));
 }
 
 /* Every client-side error (2000..2999) means the connection is unusable;
@@ -316,6 +329,20 @@ static void lost_connection_reconnects(void **state)
     assert_action(decide(SK_DB_CONN, 2006, false, 1, 100, true), SK_TXN_RECONNECT);
 }
 
+/* Not the primary: nothing was committed; run again on the next free
+ * connection, which the pool hands out only once one reached a writable
+ * server.  Never split, rejected or run apart: the events are not at
+ * fault, and neither is a lock. */
+static void not_primary_waits_for_a_connection(void **state)
+{
+    (void)state;
+    assert_action(decide(SK_DB_NOT_PRIMARY, 1290, false, 1, 1, false), SK_TXN_RECONNECT);
+    assert_action(decide(SK_DB_NOT_PRIMARY, 1290, false, 7, 100, true), SK_TXN_RECONNECT);
+    assert_action(decide(SK_DB_NOT_PRIMARY, 1836, false, 1, 40, false), SK_TXN_RECONNECT);
+    assert_action(decide_timed(SK_DB_NOT_PRIMARY, 1290, true, false, 1, 1, false),
+                  SK_TXN_RECONNECT);
+}
+
 /* The client gave up waiting for an answer (the read timeout): the server
  * may still be running the statement and holding its game's lock, so the
  * transaction backs off instead of running again at once, shared or not.
@@ -379,6 +406,7 @@ static void classify_then_decide(void **state)
     } c[] = {
         {1213, SK_TXN_BACKOFF}, {1205, SK_TXN_BACKOFF},  {2013, SK_TXN_RECONNECT},
         {1927, SK_TXN_RECONNECT}, {1406, SK_TXN_REJECT}, {1452, SK_TXN_REJECT},
+        {1290, SK_TXN_RECONNECT},
         {1146, SK_TXN_BACKOFF},  {0, SK_TXN_BACKOFF},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
@@ -409,6 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(transient_errors_are_retried),
         cmocka_unit_test(lost_connections),
+        cmocka_unit_test(read_only_is_not_the_primary),
         cmocka_unit_test(client_error_range),
         cmocka_unit_test(data_errors_belong_to_events),
         cmocka_unit_test(configuration_faults_are_not_poison),
@@ -424,6 +453,7 @@ int main(void)
         cmocka_unit_test(known_users_only_matter_for_1452),
         cmocka_unit_test(data_error_isolation),
         cmocka_unit_test(lost_connection_reconnects),
+        cmocka_unit_test(not_primary_waits_for_a_connection),
         cmocka_unit_test(timeout_backs_off),
         cmocka_unit_test(too_large_splits),
         cmocka_unit_test(lock_shared_vs_single),
