@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "resolve.h"
 
@@ -59,6 +61,30 @@ static int run(struct answer *a, int calls)
         assert_true(sd_event_run(a->loop, UINT64_MAX) >= 0);
     sd_event_source_disable_unref(guard);
     return late;
+}
+
+static int threads_at_start;
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Every lookup thread ends on its own, abandoned or not: wait (10 s at
+ * most) until none is left.  Also what lets LeakSanitizer see that an
+ * abandoned job was freed: it cannot see the argument of a thread that has
+ * not started yet. */
+static void wait_threads_gone(void)
+{
+    for (int i = 0; i < 1000 && count_threads() > threads_at_start; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    assert_int_equal(count_threads(), threads_at_start);
 }
 
 static void numeric_needs_no_lookup(void **state)
@@ -144,6 +170,7 @@ static void freed_while_looking_up(void **state)
     assert_int_equal(b.calls, 1);
     sk_resolve_free(r2);
     sd_event_unref(a.loop);
+    wait_threads_gone();
 }
 
 /* A timeout far below any lookup's time: given up, once, with a reason
@@ -168,10 +195,12 @@ static void a_slow_lookup_is_given_up(void **state)
     assert_int_equal(a.calls, 2);
     sk_resolve_free(r);
     sd_event_unref(a.loop);
+    wait_threads_gone();
 }
 
 int main(void)
 {
+    threads_at_start = count_threads();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numeric_needs_no_lookup),
         cmocka_unit_test(a_name_resolves_from_the_loop),
