@@ -143,8 +143,8 @@ static void on_lookup(void *ud, const char *addr, const char *why)
     uint64_t d = sk_backoff_ms(db->cfg->db_retry_min_ms, db->cfg->db_retry_max_ms,
                                db->lookup_failures, &db->rng);
     if (db->lookup_failures == 1)
-        log_warning("db: cannot resolve the database host %s: %s; not ready, looking it up again "
-                    "with backoff", host, why);
+        log_warning("db: cannot resolve the database host %s: %s; no connection until it "
+                    "resolves, looking it up again with backoff", host, why);
     log_debug("db: looking %s up again in %llu ms (%u failed)", host, (unsigned long long)d,
               db->lookup_failures);
     if (arm(db->lookup_retry, d * 1000u) < 0) {

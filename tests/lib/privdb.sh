@@ -11,9 +11,16 @@
 # helpers at the new server (SK_DB_PORT, SK_DB_ADMIN, SCOREKEEPER_DB_ADMIN),
 # so sk_daemon_setup, sk_sql and the daemon all use it from then on.  With
 # external services (no mariadbd here) the test is skipped.
+#
+#   sk_privdb_restart [mariadbd option...]
+#
+# stops it and starts it again on the same data and port, with these options
+# instead of the first ones (say, another --bind-address).
 
 SK_PRIVDB_PID=
 SK_PRIVDB_DIR=
+SK_PRIVDB_PORT=
+SK_PRIVDB_OPTS=()
 
 _sk_privdb_free_port() {
     local p i
@@ -37,6 +44,32 @@ _sk_privdb_stop() {
     SK_PRIVDB_PID=
 }
 
+# Start mariadbd on $SK_PRIVDB_DIR's data, port and options; wait until it
+# answers on its socket.
+_sk_privdb_run() {
+    local sock=$SK_PRIVDB_DIR/m.sock log=$SK_PRIVDB_DIR/mariadb.log user_opt=()
+    [[ $(id -u) -ne 0 ]] || user_opt=(--user=root)
+    mariadbd --no-defaults --datadir="$SK_PRIVDB_DIR/data" "${user_opt[@]}" \
+        --socket="$sock" --port="$SK_PRIVDB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
+        --pid-file="$SK_PRIVDB_DIR/m.pid" --log-error="$log" --innodb-buffer-pool-size=64M \
+        --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "${SK_PRIVDB_OPTS[@]}" \
+        </dev/null >>"$log" 2>&1 &
+    SK_PRIVDB_PID=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        [[ $(mariadb --no-defaults -uroot -S "$sock" -N -B <<<'SELECT 1' 2>/dev/null) == 1 ]] && break
+        kill -0 "$SK_PRIVDB_PID" 2>/dev/null || sk_bail "private mariadbd exited: $(tail -n 5 "$log")"
+        sleep 0.1
+    done
+    ((i < 300)) || sk_bail "private mariadbd did not answer within 30 s"
+}
+
+sk_privdb_restart() {
+    _sk_privdb_stop
+    SK_PRIVDB_OPTS=("$@")
+    _sk_privdb_run
+}
+
 sk_privdb_start() {
     if ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null; then
         tap_skip "private MariaDB server" "mariadbd is not installed here"
@@ -51,19 +84,9 @@ sk_privdb_start() {
         --auth-root-authentication-method=normal --skip-test-db >>"$log" 2>&1 ||
         sk_bail "mariadb-install-db failed: $(tail -n 5 "$log")"
     port=$(_sk_privdb_free_port) || sk_bail "no free port for the private MariaDB"
-    mariadbd --no-defaults --datadir="$SK_PRIVDB_DIR/data" "${user_opt[@]}" \
-        --socket="$sock" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
-        --pid-file="$SK_PRIVDB_DIR/m.pid" --log-error="$log" --innodb-buffer-pool-size=64M \
-        --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "$@" \
-        </dev/null >>"$log" 2>&1 &
-    SK_PRIVDB_PID=$!
-    local i
-    for ((i = 0; i < 300; i++)); do
-        [[ $(mariadb --no-defaults -uroot -S "$sock" -N -B <<<'SELECT 1' 2>/dev/null) == 1 ]] && break
-        kill -0 "$SK_PRIVDB_PID" 2>/dev/null || sk_bail "private mariadbd exited: $(tail -n 5 "$log")"
-        sleep 0.1
-    done
-    ((i < 300)) || sk_bail "private mariadbd did not answer within 30 s"
+    SK_PRIVDB_PORT=$port
+    SK_PRIVDB_OPTS=("$@")
+    _sk_privdb_run
     SK_DB_PORT=$port
     SCOREKEEPER_DB_ADMIN="--no-defaults -uroot -S $sock"
     read -r -a SK_DB_ADMIN <<<"$SCOREKEEPER_DB_ADMIN"
