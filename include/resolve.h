@@ -18,8 +18,9 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-/* INET6_ADDRSTRLEN: the longest numeric address, with its NUL. */
-#define SK_RESOLVE_ADDR_MAX 46
+/* The longest numeric address with its NUL: INET6_ADDRSTRLEN, and room
+ * for a link-local address's "%interface" (IF_NAMESIZE). */
+#define SK_RESOLVE_ADDR_MAX 64
 
 struct sk_resolve;
 
