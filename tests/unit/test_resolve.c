@@ -87,6 +87,16 @@ static void wait_threads_gone(void)
     assert_int_equal(count_threads(), threads_at_start);
 }
 
+/* A resolver answering into a, on a new loop of a's own. */
+static struct sk_resolve *new_resolver(struct answer *a, uint64_t timeout_usec)
+{
+    struct sk_resolve *r = NULL;
+    if (!a->loop)
+        assert_int_equal(sd_event_new(&a->loop), 0);
+    assert_int_equal(sk_resolve_new(a->loop, timeout_usec, on_done, a, &r), 0);
+    return r;
+}
+
 static void numeric_needs_no_lookup(void **state)
 {
     (void)state;
@@ -109,9 +119,7 @@ static void a_name_resolves_from_the_loop(void **state)
 {
     (void)state;
     struct answer a = {0};
-    struct sk_resolve *r = NULL;
-    assert_int_equal(sd_event_new(&a.loop), 0);
-    assert_int_equal(sk_resolve_new(a.loop, 10000000u, on_done, &a, &r), 0);
+    struct sk_resolve *r = new_resolver(&a, 10000000u);
     assert_false(sk_resolve_busy(r));
     assert_int_equal(sk_resolve_start(r, "localhost"), 0);
     assert_int_equal(a.calls, 0); /* never from inside start */
@@ -132,38 +140,41 @@ static void a_name_resolves_from_the_loop(void **state)
     sd_event_unref(a.loop);
 }
 
+/* One lookup of a name that never resolves: one answer, a failure with a
+ * reason, and the resolver free again. */
+static void lookup_fails(struct answer *a, struct sk_resolve *r)
+{
+    int calls = a->calls + 1;
+    assert_int_equal(sk_resolve_start(r, "sk-no-such-host.invalid"), 0);
+    assert_int_equal(run(a, calls), 0);
+    assert_int_equal(a->calls, calls);
+    assert_string_equal(a->addr, "");
+    assert_true(strlen(a->why) > 0);
+    assert_false(sk_resolve_busy(r));
+}
+
 static void an_unknown_name_says_why(void **state)
 {
     (void)state;
     struct answer a = {0};
-    struct sk_resolve *r = NULL;
-    assert_int_equal(sd_event_new(&a.loop), 0);
     /* no DNS at all here answers too, in at most the timeout */
-    assert_int_equal(sk_resolve_new(a.loop, 5000000u, on_done, &a, &r), 0);
-    assert_int_equal(sk_resolve_start(r, "sk-no-such-host.invalid"), 0);
-    assert_int_equal(run(&a, 1), 0);
-    assert_int_equal(a.calls, 1);
-    assert_string_equal(a.addr, "");
-    assert_true(strlen(a.why) > 0);
-    assert_false(sk_resolve_busy(r));
+    struct sk_resolve *r = new_resolver(&a, 5000000u);
+    lookup_fails(&a, r);
     sk_resolve_free(r);
     sd_event_unref(a.loop);
 }
 
-/* Freed while its thread is in getaddrinfo: no wait, no callback, and the
- * thread frees the job (a second lookup runs meanwhile, so the first has
- * most likely ended by the time the process exits and LSan looks). */
+/* Freed while its thread is in getaddrinfo: no wait, no callback; the
+ * thread ends on its own and frees the job (LeakSanitizer says so). */
 static void freed_while_looking_up(void **state)
 {
     (void)state;
     struct answer a = {0}, b = {0};
-    struct sk_resolve *r = NULL, *r2 = NULL;
-    assert_int_equal(sd_event_new(&a.loop), 0);
-    b.loop = a.loop;
-    assert_int_equal(sk_resolve_new(a.loop, 0, on_done, &a, &r), 0);
+    struct sk_resolve *r = new_resolver(&a, 0);
     assert_int_equal(sk_resolve_start(r, "localhost"), 0);
     sk_resolve_free(r);
-    assert_int_equal(sk_resolve_new(a.loop, 0, on_done, &b, &r2), 0);
+    b.loop = a.loop;
+    struct sk_resolve *r2 = new_resolver(&b, 0);
     assert_int_equal(sk_resolve_start(r2, "localhost"), 0);
     assert_int_equal(run(&b, 1), 0);
     assert_int_equal(a.calls, 0);
@@ -181,18 +192,9 @@ static void a_slow_lookup_is_given_up(void **state)
 {
     (void)state;
     struct answer a = {0};
-    struct sk_resolve *r = NULL;
-    assert_int_equal(sd_event_new(&a.loop), 0);
-    assert_int_equal(sk_resolve_new(a.loop, 1, on_done, &a, &r), 0);
-    assert_int_equal(sk_resolve_start(r, "sk-no-such-host.invalid"), 0);
-    assert_int_equal(run(&a, 1), 0);
-    assert_int_equal(a.calls, 1);
-    assert_string_equal(a.addr, "");
-    assert_true(strlen(a.why) > 0);
-    assert_false(sk_resolve_busy(r));
-    assert_int_equal(sk_resolve_start(r, "sk-no-such-host.invalid"), 0);
-    assert_int_equal(run(&a, 2), 0);
-    assert_int_equal(a.calls, 2);
+    struct sk_resolve *r = new_resolver(&a, 1);
+    lookup_fails(&a, r);
+    lookup_fails(&a, r);
     sk_resolve_free(r);
     sd_event_unref(a.loop);
     wait_threads_gone();
