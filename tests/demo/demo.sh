@@ -55,11 +55,12 @@ runtime_user=${runtime_user%%@*}
 db_hostport=${SCOREKEEPER_DB_URL#*@}
 db_hostport=${db_hostport%%/*}
 mariadb "${admin[@]}" -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db CHARACTER SET utf8mb4"
-sed -e "s/\`scorekeeper\`\\.\\*/\`$db\`.*/g" -e "s/'scorekeeper'@/'$runtime_user'@/g" sql/grants.sql |
-    mariadb "${admin[@]}"
 say "Migrating the schema (scorekeeper migrate)"
 build/scorekeeper -o db.url="mariadb://root@localhost/$db?socket=${SCOREKEEPER_DB_SOCKET}" \
     -o kafka.bootstrap.servers="$KAFKA_BROKERS" -o sql.dir="$top/sql" migrate
+# after the migrations: the grants name tables
+sed -e "s/\`scorekeeper\`\\./\`$db\`./g" -e "s/'scorekeeper'@/'$runtime_user'@/g" sql/grants.sql |
+    mariadb "${admin[@]}"
 
 say "Creating the topics (3 partitions each)"
 for t in "$users_topic" "$scores_topic" "$results_topic"; do
