@@ -432,6 +432,69 @@ static bool known_user_player(const struct sk_apply *a, const struct player *p)
     return a->users[p->user].cached;
 }
 
+/* A user's last event in one (partition, game): the one its mark decides. */
+struct upos {
+    unsigned user, off;
+    int64_t offset;
+};
+
+static int cmp_upos(const void *x, const void *y)
+{
+    const struct upos *p = x, *q = y;
+    if (p->user != q->user)
+        return p->user < q->user ? -1 : 1;
+    if (p->off != q->off)
+        return p->off < q->off ? -1 : 1;
+    return (p->offset > q->offset) - (p->offset < q->offset);
+}
+
+/* INSERT IGNORE of the users the caller's map does not know, in byte
+ * order of their names, each only when one of its events may apply (lies
+ * at or above its game's mark; no mark: it may): a score event below the
+ * mark is a duplicate, and must not bring back a user that a tombstone
+ * deleted since.  The marks only move forward, so what this read, before
+ * the transaction, still holds in it.  Returns whether it wrote the
+ * statement, -ENOMEM. */
+static int create_users(struct sk_buf *sql, const struct sk_apply *a)
+{
+    if (a->ncached == a->nusers)
+        return 0;
+    struct upos *pos = malloc(a->n * sizeof *pos);
+    if (!pos)
+        return -ENOMEM;
+    unsigned n = 0;
+    for (unsigned i = 0; i < a->n; i++)
+        if (!a->users[a->muser[i]].cached)
+            pos[n++] = (struct upos){a->muser[i], a->moff[i], a->msgs[i]->offset};
+    qsort(pos, n, sizeof *pos, cmp_upos);
+    bool any = false;
+    long open = -1; /* the user whose SELECT is being written */
+    for (unsigned i = 0; i < n; i++) {
+        if (i + 1 < n && pos[i + 1].user == pos[i].user && pos[i + 1].off == pos[i].off)
+            continue; /* the last of them decides */
+        const struct poff *o = &a->offs[pos[i].off];
+        if (open != (long)pos[i].user) {
+            open = (long)pos[i].user;
+            const struct user *u = &a->users[pos[i].user];
+            sk_buf_puts(sql, any ? " UNION ALL SELECT " : "INSERT IGNORE INTO users (username) SELECT ");
+            any = true;
+            sk_buf_sql_str(sql, u->name, u->len);
+            sk_buf_puts(sql, " FROM DUAL WHERE ");
+        } else {
+            sk_buf_puts(sql, " OR ");
+        }
+        sk_buf_puts(sql, "NOT EXISTS (SELECT 1 FROM game_offsets WHERE topic = ");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, " AND `partition` = %d AND game_id = ", (int)o->partition);
+        sk_buf_i64(sql, o->game);
+        sk_buf_puts(sql, " AND next_offset > ");
+        sk_buf_i64(sql, pos[i].offset);
+        sk_buf_putc(sql, ')');
+    }
+    free(pos);
+    return any;
+}
+
 /* The first round trip of a score transaction: create the users the
  * caller's map does not know, then either the whole one-round-trip path or
  * the read path's reads. */
@@ -446,15 +509,9 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
         a->ncached += u->cached;
     }
     index_uids(a);
-    bool any = false;
-    for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].cached)
-            continue;
-        sk_buf_puts(sql, any ? ",(" : "INSERT IGNORE INTO users (username) VALUES (");
-        any = true;
-        sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
-        sk_buf_putc(sql, ')');
-    }
+    int any = create_users(sql, a);
+    if (any < 0)
+        return -ENOMEM;
     stmt += any;
     a->st_returned = -1;
     a->one_trip = apply_one_trip_ok(a);
@@ -639,10 +696,13 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
 {
     if (a->kind == SK_EV_USER)
         return apply_users_second(a, sql, err, errlen);
-    for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].uid <= 0) {
+    /* A user not created (every event of it below its mark: duplicates),
+     * or deleted right after its creation (then it runs again). */
+    for (unsigned i = 0; i < a->n; i++) {
+        const struct user *u = &a->users[a->muser[i]];
+        if (u->uid <= 0 && a->msgs[i]->offset >= a->offs[a->moff[i]].next) {
             snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
-                     a->users[k].name);
+                     u->name);
             return -EPROTO;
         }
     }

@@ -26,6 +26,13 @@ static const char *read_first(const struct sk_apply *a, unsigned code, unsigned 
     return sk_policy_one_trip_guard(code, (int)stmt == sk_apply_mark_check_stmt(a));
 }
 
+/* The creation of a user the map does not know: only when one of its
+ * events may apply (at or above its game's mark). */
+#define NO_MARK_ABOVE(game, off)                                                                \
+    "NOT EXISTS (SELECT 1 FROM game_offsets WHERE topic = 'game.scores' AND `partition` = 3 AND " \
+    "game_id = " game " AND next_offset > " off ")"
+#define MAY_APPLY(game, off) " FROM DUAL WHERE " NO_MARK_ABOVE(game, off)
+
 static struct sk_part part3 = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
 
 /* Statement numbers: the SELECT of unknown users' players is the last
@@ -135,7 +142,9 @@ static void score_fold(void **state)
     assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
     /* users created in byte order, names escaped, last game name wins */
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('alice'),('bob'),('o\\'hara\\\\')"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'alice'" MAY_APPLY("42", "5")
+                              " UNION ALL SELECT 'bob'" MAY_APPLY("42", "2")
+                              " UNION ALL SELECT 'o\\'hara\\\\'" MAY_APPLY("42", "6") ";\n"));
     assert_non_null(strstr(q, "START TRANSACTION;\nINSERT INTO games (id, name) VALUES (42,'Quiz 2') ON DUPLICATE KEY UPDATE"));
     /* users are created before the transaction, not inside it */
     assert_true(strstr(q, "INSERT IGNORE INTO users") < strstr(q, "START TRANSACTION"));
@@ -275,6 +284,22 @@ static void duplicates_are_not_applied(void **state)
     assert_null(strstr(sk_buf_cstr(&sql), "game_players"));
     assert_int_equal(ms[2]->status, SK_ST_DUPLICATE);
     assert_int_equal(ms[2]->score, 112);
+    /* a user deleted since (a tombstone): its duplicates did not create it
+     * again; they change nothing, with no user and a total of 0 */
+    assert_int_equal(first(a, &sql, NULL), 0);
+    offsets_row(a, "3", "13");
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_null(strstr(sk_buf_cstr(&sql), "game_players"));
+    sk_apply_outcome(a);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ms[i]->status, SK_ST_DUPLICATE);
+        assert_int_equal(ms[i]->user_id, 0);
+        assert_int_equal(ms[i]->score, 0);
+    }
+    /* one event at or above the mark: the user must be there */
+    assert_int_equal(first(a, &sql, NULL), 0);
+    offsets_row(a, "3", "12");
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -EPROTO);
     sk_buf_free(&sql);
     sk_apply_free(a);
     free_batch(b);
@@ -294,7 +319,9 @@ static void two_games_share_a_transaction(void **state)
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('amy'),('bob');\nSTART TRANSACTION"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'amy'" MAY_APPLY("42", "3")
+                              " UNION ALL SELECT 'bob'" MAY_APPLY("7", "4") " OR "
+                              NO_MARK_ABOVE("42", "1") ";\nSTART TRANSACTION"));
     assert_non_null(strstr(q, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO games (id, name) VALUES (42,'One') ON DUPLICATE KEY UPDATE name = VALUES(name)"));
     assert_non_null(strstr(q, "INSERT INTO games (id, name) VALUES (7,'unnamed game 7') ON DUPLICATE KEY UPDATE id = id"));
     assert_non_null(strstr(q, "IN ((3,7),(3,42))"));
@@ -346,7 +373,7 @@ static void known_users_skip_insert_and_join(void **state)
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, k), 0);
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'zed'" MAY_APPLY("42", "2") ";"));
     assert_non_null(strstr(q, "SELECT game_id, user_id, score FROM game_players WHERE (game_id, user_id) IN ((42,7))"));
     assert_non_null(strstr(q, "WHERE u.username IN ('zed')"));
     /* statements: INSERT users, START, games, offsets, known, unknown */
@@ -924,7 +951,8 @@ static void one_trip_with_a_new_user(void **state)
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_one_trip(a));
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');\nSTART TRANSACTION;\n"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'zed'" MAY_APPLY("42", "10")
+                              ";\nSTART TRANSACTION;\n"));
     assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
     /* rows in key order: the new user (no id yet) first, then by id */
     assert_non_null(strstr(q, "VALUES (42,(SELECT id FROM users WHERE username = 'zed'),100),(42,7,1) ON DUPLICATE"));
