@@ -61,19 +61,29 @@ static void fence(struct sk_buf *sql, const struct sk_apply *a, const struct pof
     sk_buf_putc(sql, ')');
 }
 
+/* INSERT INTO user_offsets of every (partition, user) mark, in key order:
+ * at 0 (a mark that does not exist yet, to lock it), or moved past the
+ * transaction's last event. */
+static void mark_values(struct sk_buf *sql, const struct sk_apply *a, bool moved)
+{
+    for (unsigned k = 0; k < a->noffs; k++) {
+        const struct poff *o = &a->offs[k];
+        sk_buf_puts(sql, k ? ",(" : "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES (");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, ",%d,", (int)o->partition);
+        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
+        sk_buf_putc(sql, ',');
+        sk_buf_i64(sql, moved ? o->batch_max + 1 : 0);
+        sk_buf_putc(sql, ')');
+    }
+}
+
 /* START TRANSACTION; lock (creating at 0) and read every (partition, user)
  * mark, in key order: statements 0 to 2. */
 static void lock_marks(struct sk_buf *sql, struct sk_apply *a)
 {
-    sk_buf_puts(sql, "START TRANSACTION");
-    for (unsigned k = 0; k < a->noffs; k++) {
-        const struct poff *o = &a->offs[k];
-        sk_buf_puts(sql, k ? ",(" : ";\nINSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES (");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_printf(sql, ",%d,", (int)o->partition);
-        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
-        sk_buf_puts(sql, ",0)");
-    }
+    sk_buf_puts(sql, "START TRANSACTION;\n");
+    mark_values(sql, a, false);
     /* an exclusive lock also on a row that exists */
     sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = next_offset;\n" IN_AS_TABLE
                      "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = ");
@@ -91,16 +101,7 @@ static void lock_marks(struct sk_buf *sql, struct sk_apply *a)
 /* Move the marks past the transaction's events; read the ids; COMMIT. */
 static void move_marks_and_commit(struct sk_buf *sql, struct sk_apply *a, int stmt)
 {
-    for (unsigned k = 0; k < a->noffs; k++) {
-        const struct poff *o = &a->offs[k];
-        sk_buf_puts(sql, k ? ",(" : "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES (");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_printf(sql, ",%d,", (int)o->partition);
-        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, o->batch_max + 1);
-        sk_buf_putc(sql, ')');
-    }
+    mark_values(sql, a, true);
     sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
     sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
     apply_user_list(sql, a, ",");
