@@ -55,8 +55,9 @@ void sk_apply_free(struct sk_apply *a);
  * INSERT IGNORE.  Returns 0, or -ENOMEM. */
 struct sk_known;
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known);
-/* Each username of the transaction and its id, for the caller's map of
- * known users (call after a commit). */
+/* Each username of the transaction and its id (0: there is no such user,
+ * e.g. deleted), for the caller's map of known users (call after a
+ * commit). */
 void sk_apply_users(const struct sk_apply *a,
                     void (*each)(void *ud, const char *name, size_t len, int64_t id), void *ud);
 /* A row of a result set of a round trip; stmt numbers the statements of
@@ -70,6 +71,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);
+/* After the commit: the users the transaction's tombstones deleted. */
+unsigned sk_apply_deleted(const struct sk_apply *a);
 /* Whether this attempt takes the one-round-trip path (sk_apply_first
  * decides). */
 bool sk_apply_one_trip(const struct sk_apply *a);

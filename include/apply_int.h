@@ -1,12 +1,12 @@
-/* apply_int — the insides of apply shared by its two files: the
+/* apply_int — the insides of apply shared by its three files: the
  * transaction's tables (users, games, players, offsets, each sorted and
- * unique) and the SQL pieces both paths write.
+ * unique) and the SQL pieces they write.
  *
- * src/apply.c owns building the transaction, the read path (read before
- * writing, fold, second round trip) and the users transaction;
- * src/apply_one_trip.c owns the one-round-trip path.  Nothing outside
- * these two files includes this header: the rest of the daemon sees
- * include/apply.h only. */
+ * src/apply.c owns building the transaction and the read path of score
+ * transactions (read before writing, fold, second round trip);
+ * src/apply_one_trip.c owns their one-round-trip path; src/apply_users.c
+ * owns the users transaction.  Nothing outside these files includes this
+ * header: the rest of the daemon sees include/apply.h only. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,8 +20,14 @@
 struct user {
     const char *name;
     size_t len;
-    int64_t uid;    /* 0 until known (from the caller's map) or read back */
+    int64_t uid;    /* 0 until known (from the caller's map) or read back; 0 at the end: gone */
     bool cached;    /* uid came from the caller's map of known users */
+    /* a users transaction with a tombstone (apply_users.c) */
+    int64_t old;    /* the id of the row read first, 0: none */
+    bool exists;    /* during the fold: the user exists */
+    int gen;        /* during the fold: the row it is, -1 the one read first, else in gens */
+    int nick;       /* the msg whose nickname the row read first takes, -1: none */
+    bool del_old;   /* the row read first is deleted */
 };
 
 /* One (game, user) row of game_players. */
@@ -80,13 +86,36 @@ struct sk_apply {
     unsigned nindexed;
     bool uids_changed;     /* ids were read since by_uid was built */
     unsigned ncached;      /* users whose id came from the caller's map */
+    bool has_del;          /* a users transaction with a tombstone */
+    struct ugen *gens;     /* has_del: the rows it creates (apply_users.c) */
+    unsigned ngens;
+    int *mgen;             /* has_del: msgs[i] -> the row it applied to (-1: the one read first) */
     /* statement numbers of the first round trip's SELECTs (and of the
      * one-round-trip path's upsert that returns scores), -1: not sent */
     int st_offsets, st_known, st_unknown, st_returned;
+    int st_old; /* has_del: the users rows read (and locked) first */
     int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
     bool one_trip;       /* this attempt takes the one-round-trip path */
     uint64_t headroom;   /* one_trip: the largest swing of a player without a set */
 };
+
+/* Prefix of a lookup by a list of keys: MariaDB turns an IN list into a
+ * table joined by the primary key only from in_predicate_conversion_threshold
+ * elements on; below that the range optimizer builds one range per tuple,
+ * and for our (a, b) IN ((..), ..) lists of a few hundred keys that costs
+ * the server several times what the join does, more than the upserts
+ * themselves. */
+#define IN_AS_TABLE "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "
+
+/* The index of the user named name in users, -1 when absent. */
+long apply_find_user(const struct sk_apply *a, const char *name, size_t len);
+/* The index of (partition, game) in offs (game: a user's index in a users
+ * transaction), -1 when absent. */
+long apply_find_off(const struct sk_apply *a, int32_t partition, int64_t game);
+/* A decimal integer of a row. */
+bool apply_parse_i64(const char *s, unsigned long len, int64_t *out);
+/* The usernames, in order, each after sep but the first. */
+void apply_user_list(struct sk_buf *sql, const struct sk_apply *a, const char *sep);
 
 /* Separate a statement from the one before it, if any. */
 void apply_next_statement(struct sk_buf *sql);
@@ -125,3 +154,15 @@ int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt);
  * new score the upsert returned; 0, or -EPROTO with a message in err when
  * one is missing. */
 int apply_one_trip_scores(struct sk_apply *a, char *err, size_t errlen);
+
+/* The users transaction (apply_users.c). */
+/* Its first round trip; 0, or -ENOMEM. */
+int apply_users_first(struct sk_apply *a, struct sk_buf *sql);
+/* A row of statement st of either round trip. */
+void apply_users_row(struct sk_apply *a, int st, char **row, unsigned long *lengths, unsigned nf);
+/* After the first round trip, as sk_apply_second. */
+int apply_users_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
+/* After the commit: the user id of msgs[i]'s result, 0: none. */
+int64_t apply_users_id(const struct sk_apply *a, unsigned i);
+/* After the commit: the users its tombstones deleted. */
+unsigned apply_users_deleted(const struct sk_apply *a);

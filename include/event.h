@@ -66,6 +66,7 @@ struct sk_event {
     const char *event_id;   size_t event_id_len;   /* optional */
     const char *username;   size_t username_len;   /* both kinds */
     /* user events */
+    bool del;      /* a tombstone: delete the user the key names (no event_id, nick absent) */
     enum sk_nick nick;
     const char *nickname;   size_t nickname_len;   /* when nick == SK_NICK_SET */
     /* score events */
@@ -88,7 +89,9 @@ struct sk_parse_error {
     char event_id[129];
 };
 
-/* Parse one message.  payload == NULL means a tombstone.  key may be NULL
+/* Parse one message.  payload == NULL means a tombstone: on the users topic
+ * it deletes the user its key names (an event with del, the key checked as
+ * a username), on the scores topic it is rejected.  key may be NULL
  * (no key); an empty key counts as no key.  Neither needs a terminating NUL.
  * lim may be NULL (defaults).  Returns SK_OK and fills *ev, or a rejection
  * code and fills *err; *ev is untouched on failure.  SK_E_NO_MEMORY is not

@@ -6,7 +6,9 @@
 #include "buf.h"
 #include "event.h"
 
-enum sk_status { SK_ST_APPLIED = 1, SK_ST_REJECTED, SK_ST_DUPLICATE };
+/* deleted, not_found: the outcomes of a user's tombstone (the user existed
+ * and is gone, or there was no such user). */
+enum sk_status { SK_ST_APPLIED = 1, SK_ST_REJECTED, SK_ST_DUPLICATE, SK_ST_DELETED, SK_ST_NOT_FOUND };
 const char *sk_status_name(enum sk_status s);
 
 struct sk_result {
@@ -14,8 +16,9 @@ struct sk_result {
     const char *event_id; size_t event_id_len;       /* optional */
     /* source: always present */
     const char *topic; int32_t partition; int64_t offset;
-    /* applied/duplicate user events: user_id, username, nickname (nick) */
-    /* applied/duplicate score events: game_id, user_id, username, score */
+    /* user events: user_id, username, nickname (nick) */
+    /* score events: game_id, user_id, username, score */
+    /* user_id 0: no such user (not_found, or a duplicate whose user is gone): left out */
     enum sk_event_kind kind;                         /* 0 when unknown (rejected) */
     int64_t game_id;
     int64_t user_id;

@@ -33,6 +33,7 @@ struct sk_stats {
     unsigned long long results, dead_letters, result_errors, batches, transactions, retries;
     unsigned long long one_trip, one_trip_redone; /* one-round-trip path: committed, run again */
     unsigned long long slow_transactions; /* committed after db.slow_transaction_ms or more */
+    unsigned long long users_deleted; /* users deleted by tombstones (committed) */
     unsigned long long outputs_cut[2]; /* results, dead-letter copies sent smaller to fit a limit */
     unsigned long long k_consumed[3], k_applied[3], k_rejected[3], k_duplicates[3];
     unsigned long long rejected_by[SK_E__COUNT]; /* rejected events, by reason (enum sk_reject) */

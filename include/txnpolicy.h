@@ -73,6 +73,7 @@ struct sk_txn_failure {
     unsigned games;       /* batches in the transaction (1: one game, or the users batch) */
     unsigned events;      /* events in its first batch */
     bool knows_users;     /* user ids are remembered (sent without a lookup) */
+    unsigned attempt;     /* failed attempts of its batches before this one (the most) */
 };
 
 enum sk_txn_action sk_policy_decide(const struct sk_txn_failure *f);

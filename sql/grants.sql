@@ -1,8 +1,12 @@
 -- The least-privilege runtime account the daemon connects as.
 --
--- The daemon only ever upserts and reads: SELECT, INSERT, UPDATE on its own
--- database and nothing else -- no DELETE, no DDL (migrations run as an
--- administrator), no access to other databases or to the mysql schema.
+-- The daemon upserts and reads: SELECT, INSERT, UPDATE on its own database.
+-- It deletes only what a tombstone on the users topic deletes: a user and
+-- that user's game_players rows, so DELETE on those two tables and no other
+-- (the marks in game_offsets and user_offsets are never deleted by it).  No
+-- DDL (migrations run as an administrator), no access to other databases
+-- or to the mysql schema.  Table-level grants need the tables: apply this
+-- file after the migrations.
 --
 -- No password is set here, so this file can be committed and re-applied.
 -- A newly created account is LOCKED until a password is set, so it is never
@@ -19,7 +23,7 @@
 -- so TCP clients never match 'localhost'), 'localhost' for the unix socket.
 --
 -- The database name `scorekeeper` below is the only place the name appears;
--- the test harness substitutes it (sed on "`scorekeeper`.*") to grant the
+-- the test harness substitutes it (sed on "`scorekeeper`.") to grant the
 -- same account on private per-test databases.  Re-applying never removes
 -- privileges granted elsewhere (no REVOKE), which is what lets several test
 -- databases share the account.
@@ -29,3 +33,7 @@ CREATE USER IF NOT EXISTS 'scorekeeper'@'localhost' ACCOUNT LOCK;
 
 GRANT SELECT, INSERT, UPDATE ON `scorekeeper`.* TO 'scorekeeper'@'127.0.0.1';
 GRANT SELECT, INSERT, UPDATE ON `scorekeeper`.* TO 'scorekeeper'@'localhost';
+GRANT DELETE ON `scorekeeper`.`users` TO 'scorekeeper'@'127.0.0.1';
+GRANT DELETE ON `scorekeeper`.`users` TO 'scorekeeper'@'localhost';
+GRANT DELETE ON `scorekeeper`.`game_players` TO 'scorekeeper'@'127.0.0.1';
+GRANT DELETE ON `scorekeeper`.`game_players` TO 'scorekeeper'@'localhost';

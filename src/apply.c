@@ -54,7 +54,7 @@ static int cmp_poff(const void *x, const void *y)
 }
 
 /* The index of the user named name in a->users, -1 when absent. */
-static long find_user(const struct sk_apply *a, const char *name, size_t len)
+long apply_find_user(const struct sk_apply *a, const char *name, size_t len)
 {
     size_t lo = 0, hi = a->nusers;
     while (lo < hi) {
@@ -122,15 +122,18 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     a->muser = malloc(n * sizeof *a->muser);
     a->moff = malloc(n * sizeof *a->moff);
     a->by_uid = malloc(n * sizeof *a->by_uid);
+    a->mgen = malloc(n * sizeof *a->mgen);
     if (!a->msgs || !a->users || !a->players || !a->offs || !a->games || !a->mplayer || !a->muser ||
-        !a->moff || !a->by_uid) {
+        !a->moff || !a->by_uid || !a->mgen) {
         sk_apply_free(a);
         return NULL;
     }
     unsigned i = 0;
     for (unsigned k = 0; k < nb; k++)
-        for (struct sk_msg *m = bs[k]->head; m; m = m->next)
+        for (struct sk_msg *m = bs[k]->head; m; m = m->next) {
+            a->has_del |= m->ev.del;
             a->msgs[i++] = m;
+        }
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
         a->users[i] = (struct user){.name = m->ev.username, .len = m->ev.username_len};
@@ -151,8 +154,8 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     a->nusers = uniq(a->users, a->n, sizeof *a->users, cmp_user);
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
-        a->muser[i] = (unsigned)find_user(a, m->ev.username, m->ev.username_len);
-        /* user events are fenced per (partition, user), see first_user */
+        a->muser[i] = (unsigned)apply_find_user(a, m->ev.username, m->ev.username_len);
+        /* user events are fenced per (partition, user), see apply_users.c */
         if (a->kind == SK_EV_USER)
             a->offs[i].game = a->muser[i];
     }
@@ -210,12 +213,14 @@ void sk_apply_free(struct sk_apply *a)
     free(a->muser);
     free(a->moff);
     free(a->by_uid);
+    free(a->mgen);
+    free(a->gens);
     free(a);
 }
 
 /* The usernames, in order, each after sep but the first: "," for an SQL
  * list, "),(" for the rows of a VALUES list. */
-static void user_list(struct sk_buf *sql, const struct sk_apply *a, const char *sep)
+void apply_user_list(struct sk_buf *sql, const struct sk_apply *a, const char *sep)
 {
     for (unsigned k = 0; k < a->nusers; k++) {
         if (k)
@@ -223,14 +228,6 @@ static void user_list(struct sk_buf *sql, const struct sk_apply *a, const char *
         sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
     }
 }
-
-/* Prefix of a lookup by a list of keys: MariaDB turns an IN list into a
- * table joined by the primary key only from in_predicate_conversion_threshold
- * elements on; below that the range optimizer builds one range per tuple,
- * and for our (a, b) IN ((..), ..) lists of a few hundred keys that costs
- * the server several times what the join does, more than the upserts
- * themselves. */
-#define IN_AS_TABLE "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "
 
 /* Prefix of a lock-taking statement in a shared transaction. */
 #define SHORT_WAIT "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
@@ -435,6 +432,69 @@ static bool known_user_player(const struct sk_apply *a, const struct player *p)
     return a->users[p->user].cached;
 }
 
+/* A user's last event in one (partition, game): the one its mark decides. */
+struct upos {
+    unsigned user, off;
+    int64_t offset;
+};
+
+static int cmp_upos(const void *x, const void *y)
+{
+    const struct upos *p = x, *q = y;
+    if (p->user != q->user)
+        return p->user < q->user ? -1 : 1;
+    if (p->off != q->off)
+        return p->off < q->off ? -1 : 1;
+    return (p->offset > q->offset) - (p->offset < q->offset);
+}
+
+/* INSERT IGNORE of the users the caller's map does not know, in byte
+ * order of their names, each only when one of its events may apply (lies
+ * at or above its game's mark; no mark: it may): a score event below the
+ * mark is a duplicate, and must not bring back a user that a tombstone
+ * deleted since.  The marks only move forward, so what this read, before
+ * the transaction, still holds in it.  Returns whether it wrote the
+ * statement, -ENOMEM. */
+static int create_users(struct sk_buf *sql, const struct sk_apply *a)
+{
+    if (a->ncached == a->nusers)
+        return 0;
+    struct upos *pos = malloc(a->n * sizeof *pos);
+    if (!pos)
+        return -ENOMEM;
+    unsigned n = 0;
+    for (unsigned i = 0; i < a->n; i++)
+        if (!a->users[a->muser[i]].cached)
+            pos[n++] = (struct upos){a->muser[i], a->moff[i], a->msgs[i]->offset};
+    qsort(pos, n, sizeof *pos, cmp_upos);
+    bool any = false;
+    long open = -1; /* the user whose SELECT is being written */
+    for (unsigned i = 0; i < n; i++) {
+        if (i + 1 < n && pos[i + 1].user == pos[i].user && pos[i + 1].off == pos[i].off)
+            continue; /* the last of them decides */
+        const struct poff *o = &a->offs[pos[i].off];
+        if (open != (long)pos[i].user) {
+            open = (long)pos[i].user;
+            const struct user *u = &a->users[pos[i].user];
+            sk_buf_puts(sql, any ? " UNION ALL SELECT " : "INSERT IGNORE INTO users (username) SELECT ");
+            any = true;
+            sk_buf_sql_str(sql, u->name, u->len);
+            sk_buf_puts(sql, " FROM DUAL WHERE ");
+        } else {
+            sk_buf_puts(sql, " OR ");
+        }
+        sk_buf_puts(sql, "NOT EXISTS (SELECT 1 FROM game_offsets WHERE topic = ");
+        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+        sk_buf_printf(sql, " AND `partition` = %d AND game_id = ", (int)o->partition);
+        sk_buf_i64(sql, o->game);
+        sk_buf_puts(sql, " AND next_offset > ");
+        sk_buf_i64(sql, pos[i].offset);
+        sk_buf_putc(sql, ')');
+    }
+    free(pos);
+    return any;
+}
+
 /* The first round trip of a score transaction: create the users the
  * caller's map does not know, then either the whole one-round-trip path or
  * the read path's reads. */
@@ -449,15 +509,9 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
         a->ncached += u->cached;
     }
     index_uids(a);
-    bool any = false;
-    for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].cached)
-            continue;
-        sk_buf_puts(sql, any ? ",(" : "INSERT IGNORE INTO users (username) VALUES (");
-        any = true;
-        sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
-        sk_buf_putc(sql, ')');
-    }
+    int any = create_users(sql, a);
+    if (any < 0)
+        return -ENOMEM;
     stmt += any;
     a->st_returned = -1;
     a->one_trip = apply_one_trip_ok(a);
@@ -498,111 +552,6 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
-/* Nickname candidates in the order their rows are written: by user (byte
- * order of names), and a user's in transaction order, so that of two
- * partitions' candidates the later one written last wins. */
-static int cmp_candidate(const void *x, const void *y, void *ctx)
-{
-    const struct sk_apply *a = ctx;
-    const struct poff *p = &a->offs[*(const unsigned *)x], *q = &a->offs[*(const unsigned *)y];
-    if (p->game != q->game)
-        return p->game < q->game ? -1 : 1;
-    return (p->nick > q->nick) - (p->nick < q->nick);
-}
-
-/* "topic = 't' AND `partition` = p AND username = 'u'": one mark's key. */
-static void user_mark_key(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o)
-{
-    const struct user *u = &a->users[o->game];
-    sk_buf_puts(sql, "topic = ");
-    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-    sk_buf_printf(sql, " AND `partition` = %d AND username = ", (int)o->partition);
-    sk_buf_sql_str(sql, u->name, u->len);
-}
-
-/* The users transaction, one round trip, fenced by user_offsets as score
- * events are by game_offsets:
- *   1. lock every user's row, in byte order of the names, creating the
- *      missing ones: the row lock is the user's mutex, and every writer of
- *      the user's nickname or mark goes through it;
- *   2. read the marks (for the outcome: an event below its mark is a
- *      duplicate);
- *   3. write each nickname only from an event at or above its mark, decided
- *      in SQL against the same marks (read under the same locks);
- *   4. move the marks forward; read the ids; COMMIT.
- * Within a partition the last event naming a nickname decides it: one
- * below the mark means every earlier one is below it too.  A user's events
- * are in one partition unless partitions were added to the topic; then each
- * partition is fenced on its own, and the last candidate written wins. */
-static int first_user(struct sk_apply *a, struct sk_buf *sql)
-{
-    for (unsigned k = 0; k < a->noffs; k++)
-        a->offs[k].nick = -1;
-    for (unsigned i = 0; i < a->n; i++)
-        if (a->msgs[i]->ev.nick != SK_NICK_ABSENT)
-            a->offs[a->moff[i]].nick = (int)i;
-    sk_buf_puts(sql, "START TRANSACTION;\nINSERT INTO users (username) VALUES (");
-    user_list(sql, a, "),(");
-    sk_buf_puts(sql, ") ON DUPLICATE KEY UPDATE id = id;\n" IN_AS_TABLE
-                     "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = ");
-    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-    sk_buf_puts(sql, " AND (`partition`, username) IN (");
-    for (unsigned k = 0; k < a->noffs; k++) {
-        sk_buf_printf(sql, "%s(%d,", k ? "," : "", (int)a->offs[k].partition);
-        sk_buf_sql_str(sql, a->users[a->offs[k].game].name, a->users[a->offs[k].game].len);
-        sk_buf_putc(sql, ')');
-    }
-    sk_buf_puts(sql, ")");
-    int stmt = 2;
-    a->st_offsets = stmt++;
-    unsigned *cand = malloc(a->noffs * sizeof *cand);
-    if (!cand)
-        return -ENOMEM;
-    unsigned nc = 0;
-    for (unsigned k = 0; k < a->noffs; k++)
-        if (a->offs[k].nick >= 0)
-            cand[nc++] = k;
-    qsort_r(cand, nc, sizeof *cand, cmp_candidate, a);
-    for (unsigned c = 0; c < nc; c++) {
-        const struct poff *o = &a->offs[cand[c]];
-        const struct sk_msg *m = a->msgs[o->nick];
-        sk_buf_puts(sql, c ? " UNION ALL SELECT " : ";\nINSERT INTO users (username, nickname) SELECT ");
-        sk_buf_sql_str(sql, m->ev.username, m->ev.username_len);
-        sk_buf_putc(sql, ',');
-        if (m->ev.nick == SK_NICK_SET)
-            sk_buf_sql_str(sql, m->ev.nickname, m->ev.nickname_len);
-        else
-            sk_buf_puts(sql, "NULL");
-        sk_buf_puts(sql, " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE ");
-        user_mark_key(sql, a, o);
-        sk_buf_puts(sql, " AND next_offset > ");
-        sk_buf_i64(sql, m->offset);
-        sk_buf_putc(sql, ')');
-    }
-    free(cand);
-    if (nc) {
-        sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname)");
-        stmt++;
-    }
-    for (unsigned k = 0; k < a->noffs; k++) {
-        const struct poff *o = &a->offs[k];
-        sk_buf_puts(sql, k ? ",(" : ";\nINSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES (");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_printf(sql, ",%d,", (int)o->partition);
-        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
-        sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, o->batch_max + 1);
-        sk_buf_putc(sql, ')');
-    }
-    sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))");
-    stmt++;
-    sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-    user_list(sql, a, ",");
-    sk_buf_puts(sql, ");\nCOMMIT");
-    a->st_unknown = stmt;
-    return sk_buf_failed(sql) ? -ENOMEM : 0;
-}
-
 int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
 {
     for (unsigned k = 0; k < a->nusers; k++) {
@@ -616,10 +565,16 @@ int sk_apply_first(struct sk_apply *a, struct sk_buf *sql, struct sk_known *know
     for (unsigned k = 0; k < a->noffs; k++)
         a->offs[k].next = -1;
     sk_buf_reset(sql);
-    return a->kind == SK_EV_SCORE ? first_score(a, sql, known) : first_user(a, sql);
+    return a->kind == SK_EV_SCORE ? first_score(a, sql, known) : apply_users_first(a, sql);
 }
 
-static bool parse_i64(const char *s, unsigned long len, int64_t *out)
+long apply_find_off(const struct sk_apply *a, int32_t partition, int64_t game)
+{
+    struct poff k = {.partition = partition, .game = game};
+    return find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+}
+
+bool apply_parse_i64(const char *s, unsigned long len, int64_t *out)
 {
     if (!s || len == 0 || len > 20)
         return false;
@@ -641,8 +596,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
     int st = (int)stmt;
     if (a->kind == SK_EV_SCORE && st == a->st_offsets) {
         int64_t part, game, next;
-        if (nfields < 3 || !parse_i64(row[0], lengths[0], &part) ||
-            !parse_i64(row[1], lengths[1], &game) || !parse_i64(row[2], lengths[2], &next))
+        if (nfields < 3 || !apply_parse_i64(row[0], lengths[0], &part) ||
+            !apply_parse_i64(row[1], lengths[1], &game) || !apply_parse_i64(row[2], lengths[2], &next))
             return;
         struct poff k = {.partition = (int32_t)part, .game = game};
         long i = find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
@@ -652,8 +607,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
     }
     if (a->kind == SK_EV_SCORE && (st == a->st_known || st == a->st_returned)) {
         int64_t game, uid, score;
-        if (nfields < 3 || !parse_i64(row[0], lengths[0], &game) ||
-            !parse_i64(row[1], lengths[1], &uid) || !parse_i64(row[2], lengths[2], &score))
+        if (nfields < 3 || !apply_parse_i64(row[0], lengths[0], &game) ||
+            !apply_parse_i64(row[1], lengths[1], &uid) || !apply_parse_i64(row[2], lengths[2], &score))
             return;
         if (a->uids_changed)
             index_uids(a);
@@ -670,17 +625,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
         }
         return;
     }
-    if (a->kind == SK_EV_USER && st == a->st_offsets) {
-        /* a user's mark: partition, username, next_offset */
-        int64_t part, next;
-        if (nfields < 3 || !row[1] || !parse_i64(row[0], lengths[0], &part) ||
-            !parse_i64(row[2], lengths[2], &next))
-            return;
-        long u = find_user(a, row[1], lengths[1]);
-        struct poff k = {.partition = (int32_t)part, .game = u};
-        long i = u < 0 ? -1 : find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
-        if (i >= 0)
-            a->offs[i].next = next;
+    if (a->kind == SK_EV_USER) {
+        apply_users_row(a, st, row, lengths, nfields);
         return;
     }
     if (st != a->st_unknown)
@@ -689,15 +635,15 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
      * game_id, score) */
     if (nfields < 2 || !row[0] || !row[1])
         return;
-    long u = find_user(a, row[1], lengths[1]);
+    long u = apply_find_user(a, row[1], lengths[1]);
     if (u < 0)
         return;
-    if (!parse_i64(row[0], lengths[0], &a->users[u].uid))
+    if (!apply_parse_i64(row[0], lengths[0], &a->users[u].uid))
         a->users[u].uid = 0;
     a->uids_changed = true;
     if (nfields == 4 && row[2] && row[3]) {
         int64_t game, score;
-        if (!parse_i64(row[2], lengths[2], &game) || !parse_i64(row[3], lengths[3], &score))
+        if (!apply_parse_i64(row[2], lengths[2], &game) || !apply_parse_i64(row[3], lengths[3], &score))
             return;
         struct player k = {.game = game, .user = (unsigned)u};
         long p = find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
@@ -748,21 +694,17 @@ static bool is_touched(const struct player *p) { return p->touched; }
 
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen)
 {
-    for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].uid <= 0) {
+    if (a->kind == SK_EV_USER)
+        return apply_users_second(a, sql, err, errlen);
+    /* A user not created (every event of it below its mark: duplicates),
+     * or deleted right after its creation (then it runs again). */
+    for (unsigned i = 0; i < a->n; i++) {
+        const struct user *u = &a->users[a->muser[i]];
+        if (u->uid <= 0 && a->msgs[i]->offset >= a->offs[a->moff[i]].next) {
             snprintf(err, errlen, "user \"%.64s\" was not found right after it was created",
-                     a->users[k].name);
+                     u->name);
             return -EPROTO;
         }
-    }
-    if (a->kind == SK_EV_USER) {
-        /* The nicknames were decided in SQL against these marks, read
-         * under the same locks: an event below its mark changed nothing. */
-        for (unsigned i = 0; i < a->n; i++) {
-            struct sk_msg *m = a->msgs[i];
-            m->status = m->offset < a->offs[a->moff[i]].next ? SK_ST_DUPLICATE : SK_ST_APPLIED;
-        }
-        return 0;
     }
     if (a->one_trip) {
         int r = apply_one_trip_scores(a, err, errlen);
@@ -790,16 +732,20 @@ void sk_apply_users(const struct sk_apply *a,
                     void (*each)(void *ud, const char *name, size_t len, int64_t id), void *ud)
 {
     for (unsigned k = 0; k < a->nusers; k++)
-        if (a->users[k].uid > 0)
-            each(ud, a->users[k].name, a->users[k].len, a->users[k].uid);
+        each(ud, a->users[k].name, a->users[k].len, a->users[k].uid);
 }
 
 void sk_apply_outcome(struct sk_apply *a)
 {
     for (unsigned i = 0; i < a->n; i++) {
         struct sk_msg *m = a->msgs[i];
-        m->user_id = a->users[a->muser[i]].uid;
+        m->user_id = a->kind == SK_EV_USER ? apply_users_id(a, i) : a->users[a->muser[i]].uid;
     }
+}
+
+unsigned sk_apply_deleted(const struct sk_apply *a)
+{
+    return a->kind == SK_EV_USER ? apply_users_deleted(a) : 0;
 }
 
 void sk_apply_marks(const struct sk_apply *a,

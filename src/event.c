@@ -5,7 +5,8 @@
  * facts, top-level members) -> member names (unknown / duplicate) ->
  * delta+set conflict -> member values in text order -> missing members ->
  * Kafka key.  The first failure wins.  On success the strings are decoded
- * into one allocation. */
+ * into one allocation.  A null payload on the users topic is a delete: its
+ * key is checked as a username instead. */
 #include "event.h"
 
 #include "jsonscan.h"
@@ -237,6 +238,45 @@ static char *put_str(char **cursor, const struct sk_json_str *s, size_t *len_out
     return dst;
 }
 
+/* A tombstone on the users topic deletes the user its key names.  It has
+ * no body, so the key is held to the rules of "username" itself. */
+static enum sk_reject parse_user_delete(const void *key, size_t key_len,
+                                        const struct sk_limits *lim, struct sk_event *ev,
+                                        struct sk_parse_error *err)
+{
+    char q[QUOTE_BUF];
+    if (!key || key_len == 0)
+        return fail(err, SK_E_MISSING_KEY, "",
+                    "the tombstone has no key; a tombstone deletes the user its key names");
+    size_t chars;
+    size_t bad = sk_utf8_check(key, key_len, &chars);
+    if (bad != key_len)
+        return fail(err, SK_E_INVALID_UTF8, "",
+                    "the key of the tombstone is not valid UTF-8 (byte offset %zu)", bad);
+    if (chars > lim->max_name_chars)
+        return fail(err, SK_E_TOO_LONG, "",
+                    "the key of the tombstone is %zu characters, a username's limit is %u", chars,
+                    lim->max_name_chars);
+    const unsigned char *k = key;
+    for (size_t i = 0; i < key_len;) {
+        uint32_t cp;
+        size_t n = sk_utf8_decode(k + i, key_len - i, &cp);
+        if (sk_utf8_is_control(cp))
+            return fail(err, SK_E_CONTROL_CHAR, "",
+                        "the key of the tombstone contains a control character: \"%s\"",
+                        quote_raw(q, key, key_len));
+        i += n;
+    }
+    char *mem = malloc(key_len + 1);
+    if (!mem)
+        return fail(err, SK_E_NO_MEMORY, "", "out of memory");
+    memcpy(mem, key, key_len);
+    mem[key_len] = '\0';
+    *ev = (struct sk_event){.kind = SK_EV_USER, .del = true, .username = mem,
+                            .username_len = key_len, .mem = mem};
+    return SK_OK;
+}
+
 enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size_t len,
                               const void *key, size_t key_len, const struct sk_limits *lim,
                               struct sk_event *ev, struct sk_parse_error *err)
@@ -252,8 +292,12 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
     if (kind != SK_EV_USER && kind != SK_EV_SCORE)
         return fail(err, SK_E_UNKNOWN_TOPIC, "", "no event contract for kind %d", (int)kind);
     const char *what = kind == SK_EV_USER ? "user" : "score";
+    if (!payload && kind == SK_EV_USER)
+        return parse_user_delete(key, key_len, lim, ev, err);
     if (!payload)
-        return fail(err, SK_E_TOMBSTONE, "", "the message has a null payload (a tombstone)");
+        return fail(err, SK_E_TOMBSTONE, "",
+                    "the message has a null payload (a tombstone): score events are never "
+                    "deleted; a tombstone deletes only a user, on the users topic");
     if (len > lim->max_message_bytes)
         return fail(err, SK_E_TOO_LARGE, "", "the message is %zu bytes, the limit is %zu", len,
                     lim->max_message_bytes);

@@ -1,7 +1,7 @@
 /* result — JSON text of a result event, see include/result.h and
  * schemas/result-event.schema.json.  Member order is fixed:
  * event_id, status, game_id, user_id, username, nickname | score | error,
- * source. */
+ * source.  user_id is left out when there is no such user. */
 #include "result.h"
 
 #include <string.h>
@@ -12,6 +12,8 @@ const char *sk_status_name(enum sk_status s)
     case SK_ST_APPLIED: return "applied";
     case SK_ST_REJECTED: return "rejected";
     case SK_ST_DUPLICATE: return "duplicate";
+    case SK_ST_DELETED: return "deleted";
+    case SK_ST_NOT_FOUND: return "not_found";
     }
     return "unknown";
 }
@@ -21,6 +23,15 @@ static void key(struct sk_buf *b, const char *name)
     sk_buf_putc(b, ',');
     sk_buf_json_str(b, name, strlen(name));
     sk_buf_putc(b, ':');
+}
+
+/* Ids start at 1: 0 means the user does not exist (any more). */
+static void user_id(struct sk_buf *b, int64_t id)
+{
+    if (id <= 0)
+        return;
+    key(b, "user_id");
+    sk_buf_i64(b, id);
 }
 
 static void str_or_empty(struct sk_buf *b, const char *s, size_t len)
@@ -52,15 +63,13 @@ void sk_result_json(struct sk_buf *b, const struct sk_result *r)
     } else if (r->kind == SK_EV_SCORE) {
         key(b, "game_id");
         sk_buf_i64(b, r->game_id);
-        key(b, "user_id");
-        sk_buf_i64(b, r->user_id);
+        user_id(b, r->user_id);
         key(b, "username");
         str_or_empty(b, r->username, r->username_len);
         key(b, "score");
         sk_buf_i64(b, r->score);
     } else if (r->kind == SK_EV_USER) {
-        key(b, "user_id");
-        sk_buf_i64(b, r->user_id);
+        user_id(b, r->user_id);
         key(b, "username");
         str_or_empty(b, r->username, r->username_len);
         if (r->nick == SK_NICK_SET) {

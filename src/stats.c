@@ -152,6 +152,9 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
                           sk_reject_code((enum sk_reject)i), st->rejected_by[i]);
     per_topic(b, v, "scorekeeper_events_duplicate_total",
               "Events already applied before (consumed again), not applied twice.", st->k_duplicates);
+    counter(b, "scorekeeper_users_deleted_total",
+            "Users deleted by a tombstone on the users topic, with their game_players rows.",
+            st->users_deleted);
     counter(b, "scorekeeper_batches_total", "Batches (one game's events) committed.", st->batches);
     counter(b, "scorekeeper_transactions_total",
             "Database transactions committed (each carries one or more games' batches).",

@@ -329,13 +329,17 @@ static void failed(struct txn *x, const struct sk_db_error *err)
             guard = sk_policy_one_trip_guard(err->code,
                                              (int)err->stmt == sk_apply_mark_check_stmt(x->a));
     }
+    unsigned attempt = 0;
+    for (unsigned i = 0; i < x->nb; i++)
+        if (x->bs[i]->attempt > attempt)
+            attempt = x->bs[i]->attempt;
     struct sk_txn_failure f = {.fault = err->fault, .code = err->code, .timed_out = err->timed_out,
                                .one_trip_guard = guard != NULL,
                                .games = x->nb, .events = b->n,
-                               .knows_users = sk_known_count(t->known) > 0};
+                               .knows_users = sk_known_count(t->known) > 0, .attempt = attempt};
     enum sk_txn_action act = sk_policy_decide(&f);
     const char *refused = err->fault == SK_DB_TOO_LARGE ? "too large" : "refused";
-    unsigned attempt = 0;
+    attempt = 0;
     if (act != SK_TXN_READ_FIRST) {
         for (unsigned i = 0; i < x->nb; i++)
             if (++x->bs[i]->attempt > attempt)
@@ -402,9 +406,12 @@ static void on_txn_row(void *ud, unsigned stmt, char **row, unsigned long *lengt
     sk_apply_row(x->a, stmt, row, lengths, nf);
 }
 
+/* id 0: the user is gone (deleted): a remembered id would only fail its
+ * foreign key, so it is replaced by 0, which reads as not known. */
 static void remember_user(void *ud, const char *name, size_t len, int64_t id)
 {
-    sk_known_add(ud, name, len, id);
+    if (id > 0 || sk_known_id(ud, name, len) > 0)
+        sk_known_add(ud, name, len, id);
 }
 
 static void remember_mark(void *ud, struct sk_part *part, int64_t game, int64_t next)
@@ -444,6 +451,7 @@ static void committed(struct txn *x)
     sk_apply_users(x->a, remember_user, t->known);
     sk_apply_marks(x->a, remember_mark, NULL);
     t->st->one_trip += sk_apply_one_trip(x->a);
+    t->st->users_deleted += sk_apply_deleted(x->a);
     double took = sk_seconds_between(x->started, now_usec(t));
     if (t->cfg->db_slow_txn_ms && took * 1000 >= t->cfg->db_slow_txn_ms)
         slow_txn(x, took);

@@ -49,6 +49,8 @@ enum sk_db_fault sk_db_classify(unsigned code)
     case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: /* 1366 */
     case ER_TRUNCATED_WRONG_VALUE:           /* 1292 */
     case ER_NO_REFERENCED_ROW_2:             /* 1452 */
+    case ER_ROW_IS_REFERENCED_2:             /* 1451: a row of another table refers to
+                                                the user a tombstone deletes */
     case ER_DATA_OUT_OF_RANGE:               /* 1690 */
     case ER_CONSTRAINT_FAILED:               /* 4025 */
         return SK_DB_DATA;
@@ -113,13 +115,19 @@ const char *sk_policy_one_trip_guard(unsigned code, bool in_mark_check)
     return in_mark_check ? "the applied offsets of a game moved" : "a user is gone";
 }
 
+#define USER_GONE_RETRIES 3u
+
 enum sk_txn_action sk_policy_decide(const struct sk_txn_failure *f)
 {
     if (f->one_trip_guard)
         return SK_TXN_READ_FIRST;
     /* A user id the daemon remembered no longer exists (deleted from
-     * outside): the ids are read from the database again. */
-    if (f->code == ER_NO_REFERENCED_ROW_2 && f->knows_users)
+     * outside, or by a tombstone on another connection), or the user was
+     * deleted between reading its id and writing its score: the ids are
+     * read from the database again.  A few times only when none was
+     * remembered, so that a foreign key failing for another reason still
+     * ends as refused data. */
+    if (f->code == ER_NO_REFERENCED_ROW_2 && (f->knows_users || f->attempt < USER_GONE_RETRIES))
         return SK_TXN_FORGET_USERS;
     switch (f->fault) {
     case SK_DB_DATA:

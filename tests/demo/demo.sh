@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: install what is missing, build, start a private Kafka broker and
 # MariaDB server, migrate, run the daemon, play a scripted quiz through Kafka,
-# print the leaderboard from MariaDB and a few result events, stop it all.
+# delete a player who leaves, print the leaderboard from MariaDB and a few
+# result events, stop it all.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -55,11 +56,12 @@ runtime_user=${runtime_user%%@*}
 db_hostport=${SCOREKEEPER_DB_URL#*@}
 db_hostport=${db_hostport%%/*}
 mariadb "${admin[@]}" -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db CHARACTER SET utf8mb4"
-sed -e "s/\`scorekeeper\`\\.\\*/\`$db\`.*/g" -e "s/'scorekeeper'@/'$runtime_user'@/g" sql/grants.sql |
-    mariadb "${admin[@]}"
 say "Migrating the schema (scorekeeper migrate)"
 build/scorekeeper -o db.url="mariadb://root@localhost/$db?socket=${SCOREKEEPER_DB_SOCKET}" \
     -o kafka.bootstrap.servers="$KAFKA_BROKERS" -o sql.dir="$top/sql" migrate
+# after the migrations: the grants name tables
+sed -e "s/\`scorekeeper\`\\./\`$db\`./g" -e "s/'scorekeeper'@/'$runtime_user'@/g" sql/grants.sql |
+    mariadb "${admin[@]}"
 
 say "Creating the topics (3 partitions each)"
 for t in "$users_topic" "$scores_topic" "$results_topic"; do
@@ -120,8 +122,19 @@ echo "published $total events"
 say "Waiting for $total result events"
 timeout 60 kcat -b "$KAFKA_BROKERS" -C -t "$results_topic" -o beginning -c "$total" -q -f '%s\n' \
     >"$demo/results.jsonl" || true
+echo "received $(wc -l <"$demo/results.jsonl") of $total results"
+
+# A player deletes their account: a tombstone (a null payload) keyed by the
+# username deletes the user and every score of theirs, in one transaction.
+leaver=dmitri
+say "$leaver leaves: a tombstone keyed \"$leaver\" on $users_topic"
+printf '%s\t\n' "$leaver" | kcat -b "$KAFKA_BROKERS" -P -t "$users_topic" -K $'\t' -Z
+total=$((total + 1))
+timeout 60 kcat -b "$KAFKA_BROKERS" -C -t "$results_topic" -o beginning -c "$total" -q -f '%s\n' \
+    >"$demo/results.jsonl" || true
 got=$(wc -l <"$demo/results.jsonl")
 echo "received $got of $total results"
+grep -m1 '"deleted"' "$demo/results.jsonl" || true
 
 say "Leaderboard (from MariaDB)"
 mariadb "${admin[@]}" --default-character-set=utf8mb4 "$db" --table -e "
@@ -131,8 +144,9 @@ mariadb "${admin[@]}" --default-character-set=utf8mb4 "$db" --table -e "
    ORDER BY g.id, place, player"
 
 # The same totals computed from what was published, without the daemon:
-# deltas add, a set replaces, the malformed event counts for nothing.
-expected=$(cut -f2 "$demo/scores.txt" | jq -r 'select((.delta|type) != "string") |
+# deltas add, a set replaces, the malformed event counts for nothing, and
+# the player who left has no scores.
+expected=$(cut -f2 "$demo/scores.txt" | jq -r --arg gone "$leaver" 'select((.delta|type) != "string" and .username != $gone) |
     [.game_id, .username, (if has("set") then "set" else "delta" end), (.set // .delta)] | @tsv' |
     awk -F'\t' '{k=$1"\t"$2; if ($3=="set") t[k]=$4; else t[k]+=$4} END {for (k in t) print k"\t"t[k]}' |
     LC_ALL=C sort)
@@ -145,6 +159,14 @@ if [ "$expected" = "$actual" ]; then
 else
     echo "LEADERBOARD MISMATCH:"
     diff <(echo "$expected") <(echo "$actual") || true
+    verified=0
+fi
+
+left=$(mariadb "${admin[@]}" -N -B "$db" -e "SELECT COUNT(*) FROM users WHERE username = '$leaver'")
+if [ "$left" = 0 ]; then
+    echo "$leaver is gone from users, and with them their scores"
+else
+    echo "$leaver IS STILL IN users"
     verified=0
 fi
 

@@ -213,7 +213,7 @@ static bool same_str(const char *a, size_t al, const char *b, size_t bl)
 
 static bool same_event(const struct sk_event *a, const struct sk_event *b)
 {
-    return a->kind == b->kind && same_str(a->event_id, a->event_id_len, b->event_id, b->event_id_len) &&
+    return a->kind == b->kind && a->del == b->del && same_str(a->event_id, a->event_id_len, b->event_id, b->event_id_len) &&
            same_str(a->username, a->username_len, b->username, b->username_len) &&
            a->nick == b->nick &&
            same_str(a->nickname, a->nickname_len, b->nickname, b->nickname_len) &&
@@ -406,7 +406,21 @@ static void check_accepted(struct fz *z, const struct fz_input *in, const struct
 {
     CHECK(z, ev->kind == in->kind, "kind %d, want %d", (int)ev->kind, (int)in->kind);
     CHECK(z, ev->mem != NULL, "no mem on SK_OK");
-    CHECK(z, !in->tombstone, "a tombstone was accepted");
+    CHECK(z, ev->del == in->tombstone, "del is %d for a %s", (int)ev->del,
+          in->tombstone ? "tombstone" : "payload");
+    if (in->tombstone) {
+        /* a user's tombstone deletes the user the key names */
+        CHECK(z, in->kind == SK_EV_USER, "a score tombstone was accepted");
+        CHECK(z, !ev->event_id && ev->nick == SK_NICK_ABSENT && !ev->nickname,
+              "a tombstone with an event_id or a nickname");
+        check_event_str(z, "username", ev->username, ev->username_len, true, lim->max_name_chars,
+                        false);
+        CHECK(z, in->has_key && in->key_len == ev->username_len &&
+                     memcmp(key, ev->username, in->key_len) == 0,
+              "the key is not the username");
+        check_result_applied(z, ev);
+        return;
+    }
     CHECK(z, in->payload_len <= lim->max_message_bytes, "a %zu-byte payload was accepted",
           in->payload_len);
     CHECK(z, utf8_ok(payload, in->payload_len), "a payload that is not UTF-8 was accepted");
@@ -470,7 +484,11 @@ static void check_rejected(struct fz *z, const struct fz_input *in, const struct
             }
     }
     /* The early checks are decided by the input alone. */
-    if (in->tombstone)
+    if (in->tombstone && in->kind == SK_EV_USER)
+        CHECK(z, rc == SK_E_MISSING_KEY || rc == SK_E_INVALID_UTF8 || rc == SK_E_TOO_LONG ||
+                     rc == SK_E_CONTROL_CHAR,
+              "a user's tombstone gives %s (only its key can be wrong)", code);
+    else if (in->tombstone)
         CHECK(z, rc == SK_E_TOMBSTONE, "tombstone gives %s", code);
     else if (in->payload_len > lim->max_message_bytes)
         CHECK(z, rc == SK_E_TOO_LARGE, "oversized payload gives %s", code);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Grants: the runtime user, connecting over TCP with its password from a
 # 0600 option file (never argv), can SELECT/INSERT/UPDATE the scorekeeper
-# tables and can do nothing else.
+# tables, DELETE users and game_players rows (a tombstone deletes a user),
+# and can do nothing else.
 # shellcheck source=tests/lib/testlib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/testlib.sh"
 
@@ -50,9 +51,11 @@ allowed "connects over TCP as $SK_DB_USER@127.0.0.1" \
     "$SK_DB_USER@127.0.0.1 1 $db"
 allowed "session uses TCP, not the socket" \
     "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID() AND HOST LIKE '127.0.0.1:%'" 1
-tap_is "SHOW GRANTS is exactly SELECT, INSERT, UPDATE on the database" \
-    "$(as_app "SHOW GRANTS FOR CURRENT_USER()" | grep -v '^GRANT USAGE ON \*\.\*' | grep -F "\`$db\`")" \
-    "GRANT SELECT, INSERT, UPDATE ON \`$db\`.* TO \`$SK_DB_USER\`@\`127.0.0.1\`"
+tap_is "SHOW GRANTS is exactly SELECT, INSERT, UPDATE on the database, DELETE on users and game_players" \
+    "$(as_app "SHOW GRANTS FOR CURRENT_USER()" | grep -v '^GRANT USAGE ON \*\.\*' | grep -F "\`$db\`" | LC_ALL=C sort)" \
+    "GRANT DELETE ON \`$db\`.\`game_players\` TO \`$SK_DB_USER\`@\`127.0.0.1\`
+GRANT DELETE ON \`$db\`.\`users\` TO \`$SK_DB_USER\`@\`127.0.0.1\`
+GRANT SELECT, INSERT, UPDATE ON \`$db\`.* TO \`$SK_DB_USER\`@\`127.0.0.1\`"
 tap_is "no global privileges beyond USAGE" \
     "$(as_app "SHOW GRANTS FOR CURRENT_USER()" | grep -c '^GRANT USAGE ON \*\.\*')" 1
 
@@ -84,19 +87,31 @@ allowed "SELECT back what was written" \
        FROM users u JOIN game_players gp ON gp.user_id = u.id JOIN games g ON g.id = gp.game_id
        JOIN kafka_offsets o ON o.topic = 't'" "Bobby|quiz 2|7|9"
 allowed "SELECT schema_migrations" "SELECT COUNT(*) > 0 FROM schema_migrations" 1
+# A tombstone deletes a user: its game_players rows, then its row.
+allowed "DELETE a user and its game_players rows" \
+    "INSERT INTO users (username) VALUES ('gone');
+     INSERT INTO game_players (game_id, user_id, score) SELECT 10, id, 1 FROM users WHERE username = 'gone';
+     DELETE FROM game_players WHERE user_id = (SELECT id FROM users WHERE username = 'gone');
+     DELETE FROM users WHERE username = 'gone'; SELECT ROW_COUNT()" 1
 
 # Refused.
 denied "cannot DROP TABLE" "DROP TABLE game_players"
 denied "cannot CREATE TABLE" "CREATE TABLE evil (id INT)"
 denied "cannot ALTER TABLE" "ALTER TABLE users ADD COLUMN evil INT"
-denied "cannot DELETE" "DELETE FROM kafka_offsets"
+denied "cannot DELETE kafka_offsets" "DELETE FROM kafka_offsets"
+denied "cannot DELETE game_offsets (the marks)" "DELETE FROM game_offsets"
+denied "cannot DELETE user_offsets (the marks)" "DELETE FROM user_offsets"
+denied "cannot DELETE games" "DELETE FROM games"
+denied "cannot DELETE schema_migrations" "DELETE FROM schema_migrations"
 denied "cannot TRUNCATE" "TRUNCATE TABLE kafka_offsets"
 denied "cannot SELECT mysql.user" "SELECT User FROM mysql.user"
 denied "cannot SELECT another database" "SELECT name FROM \`$other\`.games"
 denied "cannot CREATE DATABASE" "CREATE DATABASE \`${db}_x\`"
 denied "cannot GRANT" "GRANT SELECT ON \`$db\`.* TO '$SK_DB_USER'@'localhost'"
 tap_is "rows survived the refused statements" \
-    "$(sk_sql "$db" "SELECT (SELECT COUNT(*) FROM kafka_offsets), (SELECT COUNT(*) FROM game_players)")" "1	1"
+    "$(sk_sql "$db" "SELECT (SELECT COUNT(*) FROM kafka_offsets), (SELECT COUNT(*) FROM game_players),
+                            (SELECT COUNT(*) FROM game_offsets), (SELECT COUNT(*) FROM user_offsets),
+                            (SELECT COUNT(*) FROM games)")" "1	1	1	1	1"
 
 # The password really is checked.
 badpw=$SK_TEST_TMP/bad.password

@@ -41,7 +41,7 @@ xsend() {
 }
 U=$T_USERS S=$T_SCORES
 big=$(head -c 70000 /dev/zero | tr '\0' 'A')
-xsend "$U" tomb invalid - - tombstone - - '' -Z
+xsend "$S" 7 invalid 7 - tombstone - - '' -Z # on the users topic it would delete a user
 xsend "$U" - invalid - - missing_key - - '{"event_id":"x-2","username":"nokey"}'
 xsend "$S" 7 invalid 7 - too_large - - "{\"event_id\":\"x-3\",\"game_id\":7,\"username\":\"f1\",\"delta\":1,\"pad\":\"$big\"}"
 xsend "$U" dupk invalid - - duplicate_key - - '{"event_id":"x-4","username":"dupk","username":"dupk"}'

@@ -91,7 +91,9 @@ sk_privdb_start() {
     SCOREKEEPER_DB_ADMIN="--no-defaults -uroot -S $sock"
     read -r -a SK_DB_ADMIN <<<"$SCOREKEEPER_DB_ADMIN"
     export SK_DB_PORT SCOREKEEPER_DB_ADMIN
-    sk_apply_grants scorekeeper_unused || sk_bail "cannot create the runtime account"
+    # the account only: its grants come with each database (sk_new_db)
+    grep '^CREATE USER' "$SK_ROOT/sql/grants.sql" | sed "s/'scorekeeper'@/'$SK_DB_USER'@/g" |
+        mariadb "${SK_DB_ADMIN[@]}" || sk_bail "cannot create the runtime account"
     local pw
     pw=$(<"$SCOREKEEPER_DB_PASSWORD_FILE")
     mariadb "${SK_DB_ADMIN[@]}" <<SQL || sk_bail "cannot set the runtime account's password"

@@ -161,7 +161,7 @@ sk_track_db() { printf '%s\n' "$1" >>"$SK_TEST_TMP/.dbs"; }
 # services, the runtime user name) substituted.
 sk_apply_grants() {
     local db=$1
-    sed -e "s/\`scorekeeper\`\\.\\*/\`$db\`.*/g" \
+    sed -e "s/\`scorekeeper\`\\./\`$db\`./g" \
         -e "s/'scorekeeper'@/'$SK_DB_USER'@/g" "$SK_ROOT/sql/grants.sql" |
         mariadb "${SK_DB_ADMIN[@]}"
 }

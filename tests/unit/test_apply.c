@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -24,6 +25,13 @@ static const char *read_first(const struct sk_apply *a, unsigned code, unsigned 
         return NULL;
     return sk_policy_one_trip_guard(code, (int)stmt == sk_apply_mark_check_stmt(a));
 }
+
+/* The creation of a user the map does not know: only when one of its
+ * events may apply (at or above its game's mark). */
+#define NO_MARK_ABOVE(game, off)                                                                \
+    "NOT EXISTS (SELECT 1 FROM game_offsets WHERE topic = 'game.scores' AND `partition` = 3 AND " \
+    "game_id = " game " AND next_offset > " off ")"
+#define MAY_APPLY(game, off) " FROM DUAL WHERE " NO_MARK_ABOVE(game, off)
 
 static struct sk_part part3 = {.topic = (char *)"game.scores", .partition = 3, .kind = SK_EV_SCORE};
 
@@ -134,7 +142,9 @@ static void score_fold(void **state)
     assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
     /* users created in byte order, names escaped, last game name wins */
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('alice'),('bob'),('o\\'hara\\\\')"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'alice'" MAY_APPLY("42", "5")
+                              " UNION ALL SELECT 'bob'" MAY_APPLY("42", "2")
+                              " UNION ALL SELECT 'o\\'hara\\\\'" MAY_APPLY("42", "6") ";\n"));
     assert_non_null(strstr(q, "START TRANSACTION;\nINSERT INTO games (id, name) VALUES (42,'Quiz 2') ON DUPLICATE KEY UPDATE"));
     /* users are created before the transaction, not inside it */
     assert_true(strstr(q, "INSERT IGNORE INTO users") < strstr(q, "START TRANSACTION"));
@@ -274,6 +284,22 @@ static void duplicates_are_not_applied(void **state)
     assert_null(strstr(sk_buf_cstr(&sql), "game_players"));
     assert_int_equal(ms[2]->status, SK_ST_DUPLICATE);
     assert_int_equal(ms[2]->score, 112);
+    /* a user deleted since (a tombstone): its duplicates did not create it
+     * again; they change nothing, with no user and a total of 0 */
+    assert_int_equal(first(a, &sql, NULL), 0);
+    offsets_row(a, "3", "13");
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_null(strstr(sk_buf_cstr(&sql), "game_players"));
+    sk_apply_outcome(a);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ms[i]->status, SK_ST_DUPLICATE);
+        assert_int_equal(ms[i]->user_id, 0);
+        assert_int_equal(ms[i]->score, 0);
+    }
+    /* one event at or above the mark: the user must be there */
+    assert_int_equal(first(a, &sql, NULL), 0);
+    offsets_row(a, "3", "12");
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -EPROTO);
     sk_buf_free(&sql);
     sk_apply_free(a);
     free_batch(b);
@@ -293,7 +319,9 @@ static void two_games_share_a_transaction(void **state)
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, NULL), 0);
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('amy'),('bob');\nSTART TRANSACTION"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'amy'" MAY_APPLY("42", "3")
+                              " UNION ALL SELECT 'bob'" MAY_APPLY("7", "4") " OR "
+                              NO_MARK_ABOVE("42", "1") ";\nSTART TRANSACTION"));
     assert_non_null(strstr(q, "SET STATEMENT innodb_lock_wait_timeout = 1 FOR INSERT INTO games (id, name) VALUES (42,'One') ON DUPLICATE KEY UPDATE name = VALUES(name)"));
     assert_non_null(strstr(q, "INSERT INTO games (id, name) VALUES (7,'unnamed game 7') ON DUPLICATE KEY UPDATE id = id"));
     assert_non_null(strstr(q, "IN ((3,7),(3,42))"));
@@ -345,7 +373,7 @@ static void known_users_skip_insert_and_join(void **state)
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, k), 0);
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'zed'" MAY_APPLY("42", "2") ";"));
     assert_non_null(strstr(q, "SELECT game_id, user_id, score FROM game_players WHERE (game_id, user_id) IN ((42,7))"));
     assert_non_null(strstr(q, "WHERE u.username IN ('zed')"));
     /* statements: INSERT users, START, games, offsets, known, unknown */
@@ -395,14 +423,16 @@ static struct sk_msg *user_in(struct sk_part *p, int64_t off, const char *name, 
     return m;
 }
 
-#define USERS_LOCK                                                                              \
-    "START TRANSACTION;\nINSERT INTO users (username) VALUES ('alice'),('bob'),('carol') ON "  \
-    "DUPLICATE KEY UPDATE id = id;\nSET STATEMENT in_predicate_conversion_threshold = 1 FOR " \
+#define USERS_LOCK(marks)                                                                       \
+    "START TRANSACTION;\nINSERT INTO user_offsets (topic, `partition`, username, next_offset) "  \
+    "VALUES " marks " ON DUPLICATE KEY UPDATE next_offset = next_offset;\n"                      \
+    "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "                                  \
     "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = 'game.scores' "  \
     "AND (`partition`, username) IN "
 #define USERS_FENCE(name, part, off)                                                            \
     " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE topic = 'game.scores' AND " \
     "`partition` = " part " AND username = '" name "' AND next_offset > " off ")"
+#define ABC_MARKS "('game.scores',3,'alice',0),('game.scores',3,'bob',0),('game.scores',3,'carol',0)"
 
 static void user_fold(void **state)
 {
@@ -417,11 +447,17 @@ static void user_fold(void **state)
     struct sk_buf sql;
     sk_buf_init(&sql);
     assert_int_equal(first(a, &sql, NULL), 0);
-    /* Locks in byte order, marks read, each nickname written only from an
-     * event at or above its mark, marks moved, ids read. */
+    /* Marks locked (created at 0) in key order and read; each user created
+     * only from its last event at or above its mark, in byte order; each
+     * nickname written only from an event at or above its mark; marks
+     * moved, ids read. */
     assert_string_equal(
         sk_buf_cstr(&sql),
-        USERS_LOCK "((3,'alice'),(3,'bob'),(3,'carol'));\n"
+        USERS_LOCK(ABC_MARKS) "((3,'alice'),(3,'bob'),(3,'carol'));\n"
+        "INSERT INTO users (username) SELECT 'alice'" USERS_FENCE("alice", "3", "2")
+        " UNION ALL SELECT 'bob'" USERS_FENCE("bob", "3", "3")
+        " UNION ALL SELECT 'carol'" USERS_FENCE("carol", "3", "5")
+        " ON DUPLICATE KEY UPDATE id = id;\n"
         "INSERT INTO users (username, nickname) SELECT 'bob',NULL" USERS_FENCE("bob", "3", "3")
         " UNION ALL SELECT 'carol','C'" USERS_FENCE("carol", "3", "4")
         " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname);\n"
@@ -429,7 +465,7 @@ static void user_fold(void **state)
         "('game.scores',3,'alice',3),('game.scores',3,'bob',4),('game.scores',3,'carol',6) ON "
         "DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset));\n"
         "SELECT id, username FROM users WHERE username IN ('alice','bob','carol');\nCOMMIT");
-    assert_int_equal(last_stmt, 6);
+    assert_int_equal(last_stmt, 7);
     user_id_rows(a);
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
@@ -439,6 +475,222 @@ static void user_fold(void **state)
     assert_int_equal(ms[4]->user_id, 3);
     for (int i = 0; i < 5; i++)
         assert_int_equal(ms[i]->status, SK_ST_APPLIED);
+    assert_int_equal(sk_apply_deleted(a), 0);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+/* A user event whose user is not there after the commit: an error when it
+ * applied (created just before), a duplicate when it lay below its mark
+ * (a later tombstone deleted the user: the duplicate creates nothing). */
+static void user_gone_after_the_commit(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {user(4, "alice", SK_NICK_SET, "A"), user(5, "bob", SK_NICK_ABSENT, NULL)};
+    struct sk_batch *b = batch(0, ms, 2);
+    for (int applied = 0; applied < 2; applied++) {
+        struct sk_apply *a = sk_apply_new(&b, 1);
+        struct sk_buf sql;
+        sk_buf_init(&sql);
+        assert_int_equal(first(a, &sql, NULL), 0);
+        user_mark_row(a, "3", "alice", applied ? "0" : "9");
+        user_id_row(a, "2", "bob");
+        char err[100];
+        if (applied) {
+            assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), -EPROTO);
+            assert_non_null(strstr(err, "alice"));
+        } else {
+            assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+            sk_apply_outcome(a);
+            assert_int_equal(ms[0]->status, SK_ST_DUPLICATE);
+            assert_int_equal(ms[0]->user_id, 0);
+            assert_int_equal(ms[1]->status, SK_ST_APPLIED);
+            assert_int_equal(ms[1]->user_id, 2);
+        }
+        sk_buf_free(&sql);
+        sk_apply_free(a);
+    }
+    free_batch(b);
+}
+
+static struct sk_msg *tombstone(int64_t off, const char *name)
+{
+    struct sk_msg *m = user(off, name, SK_NICK_ABSENT, NULL);
+    m->ev.del = true;
+    return m;
+}
+
+/* the row of a user as the first round trip of a tombstone batch reads it */
+static void user_old_row(struct sk_apply *a, const char *id, const char *name)
+{
+    char *r[2] = {(char *)(uintptr_t)id, (char *)(uintptr_t)name};
+    unsigned long len[2] = {strlen(id), strlen(name)};
+    sk_apply_row(a, 3, r, len, 2);
+}
+
+struct gone {
+    char names[8][16];
+    int64_t ids[8];
+    unsigned n;
+};
+
+static void note_user(void *ud, const char *name, size_t len, int64_t id)
+{
+    struct gone *g = ud;
+    snprintf(g->names[g->n], sizeof g->names[0], "%.*s", (int)len, name);
+    g->ids[g->n++] = id;
+}
+
+/* A batch with tombstones: marks and rows read (and locked) first; then a
+ * user deleted with its game_players rows, one not found, one renamed, one
+ * created; the marks moved in the same transaction. */
+static void tombstones_delete_users(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        user(1, "alice", SK_NICK_SET, "A"), tombstone(2, "bob"), tombstone(3, "carol"),
+        user(4, "dave", SK_NICK_ABSENT, NULL),
+    };
+    struct sk_batch *b = batch(0, ms, 4);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, NULL), 0);
+    assert_string_equal(
+        sk_buf_cstr(&sql),
+        USERS_LOCK(ABC_MARKS ",('game.scores',3,'dave',0)")
+        "((3,'alice'),(3,'bob'),(3,'carol'),(3,'dave'));\n"
+        "SELECT id, username FROM users WHERE username IN ('alice','bob','carol','dave') FOR UPDATE");
+    user_old_row(a, "1", "alice");
+    user_old_row(a, "2", "bob");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_string_equal(
+        sk_buf_cstr(&sql),
+        "DELETE FROM game_players WHERE user_id IN (2);\n"
+        "DELETE FROM users WHERE id IN (2);\n"
+        "INSERT INTO users (username, nickname) VALUES ('alice','A') ON DUPLICATE KEY UPDATE "
+        "nickname = VALUES(nickname);\n"
+        "INSERT INTO users (username) VALUES ('dave') ON DUPLICATE KEY UPDATE id = id;\n"
+        "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES "
+        "('game.scores',3,'alice',2),('game.scores',3,'bob',3),('game.scores',3,'carol',4),"
+        "('game.scores',3,'dave',5) ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, "
+        "VALUES(next_offset));\n"
+        "SELECT id, username FROM users WHERE username IN ('alice','bob','carol','dave');\nCOMMIT");
+    count_stmts(&sql);
+    user_id_row(a, "1", "alice");
+    user_id_row(a, "5", "dave");
+    sk_apply_outcome(a);
+    enum sk_status want[] = {SK_ST_APPLIED, SK_ST_DELETED, SK_ST_NOT_FOUND, SK_ST_APPLIED};
+    int64_t ids[] = {1, 2, 0, 5};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ms[i]->status, want[i]);
+        assert_int_equal(ms[i]->user_id, ids[i]);
+    }
+    assert_int_equal(sk_apply_deleted(a), 1);
+    /* bob and carol are no one's now: the known map forgets them */
+    struct gone g = {.n = 0};
+    sk_apply_users(a, note_user, &g);
+    assert_int_equal(g.n, 4);
+    assert_string_equal(g.names[1], "bob");
+    assert_int_equal(g.ids[1], 0);
+    assert_int_equal(g.ids[2], 0);
+    assert_int_equal(g.ids[3], 5);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
+/* One user's events in one batch, in order: renamed, deleted, created
+ * again, deleted again, created again.  Each event's result names the row
+ * it applied to; the row made and deleted within the transaction is made
+ * and deleted for real, so that its id is a real one.  With the mark past
+ * the first two, they are duplicates and the rest the same. */
+static void delete_and_recreate_in_one_batch(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        user(1, "alice", SK_NICK_SET, "A"), tombstone(2, "alice"), user(3, "alice", SK_NICK_ABSENT, NULL),
+        tombstone(4, "alice"), user(5, "alice", SK_NICK_SET, "Z"),
+    };
+    struct sk_batch *b = batch(0, ms, 5);
+    for (int marked = 0; marked < 2; marked++) {
+        struct sk_apply *a = sk_apply_new(&b, 1);
+        struct sk_buf sql;
+        sk_buf_init(&sql);
+        assert_int_equal(first(a, &sql, NULL), 0);
+        if (marked)
+            user_mark_row(a, "3", "alice", "3");
+        else
+            user_old_row(a, "1", "alice");
+        char err[100];
+        assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+        const char *made = "INSERT INTO users (username, nickname) VALUES ('alice',NULL) ON DUPLICATE "
+                           "KEY UPDATE nickname = VALUES(nickname);\n"
+                           "SELECT id, username FROM users WHERE username = 'alice';\n"
+                           "DELETE FROM game_players WHERE user_id = (SELECT id FROM users WHERE "
+                           "username = 'alice');\n"
+                           "DELETE FROM users WHERE username = 'alice';\n"
+                           "INSERT INTO users (username, nickname) VALUES ('alice','Z') ON "
+                           "DUPLICATE KEY UPDATE nickname = VALUES(nickname);\n"
+                           "INSERT INTO user_offsets";
+        const char *s = sk_buf_cstr(&sql);
+        if (marked) {
+            assert_true(strncmp(s, made, strlen(made)) == 0);
+        } else {
+            const char *old = "DELETE FROM game_players WHERE user_id IN (1);\n"
+                              "DELETE FROM users WHERE id IN (1);\n";
+            assert_true(strncmp(s, old, strlen(old)) == 0);
+            assert_true(strncmp(s + strlen(old), made, strlen(made)) == 0);
+        }
+        count_stmts(&sql);
+        /* the SELECT of the row made and deleted */
+        char *r[2] = {(char *)"7", (char *)"alice"};
+        unsigned long len[2] = {1, 5};
+        sk_apply_row(a, marked ? 1 : 3, r, len, 2);
+        user_id_row(a, "8", "alice");
+        sk_apply_outcome(a);
+        enum sk_status want[] = {SK_ST_APPLIED, SK_ST_DELETED, SK_ST_APPLIED, SK_ST_DELETED,
+                                 SK_ST_APPLIED};
+        int64_t ids[] = {1, 1, 7, 7, 8};
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(ms[i]->status, marked && i < 2 ? SK_ST_DUPLICATE : want[i]);
+            assert_int_equal(ms[i]->user_id, marked && i < 2 ? 8 : ids[i]);
+        }
+        assert_int_equal(sk_apply_deleted(a), marked ? 1 : 2);
+        sk_buf_free(&sql);
+        sk_apply_free(a);
+    }
+    free_batch(b);
+}
+
+/* A tombstone consumed again, below its mark, deletes nothing: not the
+ * user created since by a later event either. */
+static void tombstone_below_the_mark_is_a_duplicate(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {tombstone(6, "bob")};
+    struct sk_batch *b = batch(0, ms, 1);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, NULL), 0);
+    user_mark_row(a, "3", "bob", "9");
+    user_old_row(a, "4", "bob");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    assert_string_equal(sk_buf_cstr(&sql),
+                        "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES "
+                        "('game.scores',3,'bob',7) ON DUPLICATE KEY UPDATE next_offset = "
+                        "GREATEST(next_offset, VALUES(next_offset));\n"
+                        "SELECT id, username FROM users WHERE username IN ('bob');\nCOMMIT");
+    count_stmts(&sql);
+    user_id_row(a, "4", "bob");
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->status, SK_ST_DUPLICATE);
+    assert_int_equal(ms[0]->user_id, 4);
+    assert_int_equal(sk_apply_deleted(a), 0);
     sk_buf_free(&sql);
     sk_apply_free(a);
     free_batch(b);
@@ -699,7 +951,8 @@ static void one_trip_with_a_new_user(void **state)
     assert_int_equal(first(a, &sql, k), 0);
     assert_true(sk_apply_one_trip(a));
     const char *q = sk_buf_cstr(&sql);
-    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) VALUES ('zed');\nSTART TRANSACTION;\n"));
+    assert_non_null(strstr(q, "INSERT IGNORE INTO users (username) SELECT 'zed'" MAY_APPLY("42", "10")
+                              ";\nSTART TRANSACTION;\n"));
     assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
     /* rows in key order: the new user (no id yet) first, then by id */
     assert_non_null(strstr(q, "VALUES (42,(SELECT id FROM users WHERE username = 'zed'),100),(42,7,1) ON DUPLICATE"));
@@ -819,6 +1072,10 @@ int main(void)
         cmocka_unit_test(two_games_share_a_transaction),
         cmocka_unit_test(known_users_skip_insert_and_join),
         cmocka_unit_test(user_fold),
+        cmocka_unit_test(user_gone_after_the_commit),
+        cmocka_unit_test(tombstones_delete_users),
+        cmocka_unit_test(delete_and_recreate_in_one_batch),
+        cmocka_unit_test(tombstone_below_the_mark_is_a_duplicate),
         cmocka_unit_test(user_events_below_the_mark_are_duplicates),
         cmocka_unit_test(user_in_two_partitions),
         cmocka_unit_test(one_trip_when_marks_are_known),

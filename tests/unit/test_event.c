@@ -288,10 +288,44 @@ static void event_id_echoed_on_rejection(void **state)
 
 /* ---- envelope ---- */
 
+/* A tombstone on the users topic deletes the user its key names: the key
+ * is held to the rules of a username, since there is no body. */
+static void user_tombstone(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "zo\xc3\xab 'x'", 8, NULL), SK_OK);
+    assert_true(ev.del);
+    assert_int_equal(ev.kind, SK_EV_USER);
+    assert_int_equal(ev.username_len, 8);
+    assert_string_equal(ev.username, "zo\xc3\xab 'x'");
+    assert_int_equal(ev.nick, SK_NICK_ABSENT);
+    assert_null(ev.event_id);
+    sk_event_clear(&ev);
+    /* a payload is never a tombstone, even an empty one */
+    assert_int_equal(parse_n(SK_EV_USER, "", 0, "a", 1, NULL), SK_E_EMPTY);
+    assert_int_equal(pu("{\"username\":\"a\"}", "a"), SK_OK);
+    assert_false(ev.del);
+    sk_event_clear(&ev);
+    /* the key */
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, NULL, 0, NULL), SK_E_MISSING_KEY);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "", 0, NULL), SK_E_MISSING_KEY);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "a\xc0\x80", 3, NULL), SK_E_INVALID_UTF8);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "a\nb", 3, NULL), SK_E_CONTROL_CHAR);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "a\xc2\x85", 3, NULL), SK_E_CONTROL_CHAR);
+    char name[64];
+    memset(name, 'x', sizeof name);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, name, 50, NULL), SK_OK);
+    sk_event_clear(&ev);
+    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, name, 51, NULL), SK_E_TOO_LONG);
+    assert_non_null(strstr(err.message, "51 characters"));
+}
+
 static void tombstone_empty_too_large(void **state)
 {
     (void)state;
-    assert_int_equal(parse_n(SK_EV_USER, NULL, 0, "a", 1, NULL), SK_E_TOMBSTONE);
+    /* a tombstone deletes a user; score events are never deleted */
+    assert_int_equal(parse_n(SK_EV_SCORE, NULL, 0, "42", 2, NULL), SK_E_TOMBSTONE);
+    assert_non_null(strstr(err.message, "score events are never deleted"));
     assert_int_equal(parse_n(SK_EV_USER, "", 0, "a", 1, NULL), SK_E_EMPTY);
     struct sk_limits l;
     sk_limits_default(&l);
@@ -691,6 +725,7 @@ int main(void)
         cmocka_unit_test_teardown(event_id_rules, teardown),
         cmocka_unit_test_teardown(event_id_echoed_on_rejection, teardown),
         cmocka_unit_test_teardown(tombstone_empty_too_large, teardown),
+        cmocka_unit_test_teardown(user_tombstone, teardown),
         cmocka_unit_test_teardown(invalid_utf8, teardown),
         cmocka_unit_test_teardown(lone_surrogates, teardown),
         cmocka_unit_test_teardown(invalid_json, teardown),

@@ -137,12 +137,16 @@ static void edge_inputs(void **state)
     (void)state;
     static const uint8_t score_key_cut[] = {FZ_F_SCORE | FZ_F_KEY, 200, '4', '2'};
     static const uint8_t tombstone[] = {FZ_F_TOMBSTONE | FZ_F_KEY, 1, 'a', '{', '}'};
+    static const uint8_t score_tombstone[] = {FZ_F_SCORE | FZ_F_TOMBSTONE | FZ_F_KEY, 1, '7'};
+    static const uint8_t tombstone_bad_key[] = {FZ_F_TOMBSTONE | FZ_F_KEY, 2, 'a', '\n'};
     static const uint8_t key_len_missing[] = {FZ_F_KEY};
     static const uint8_t all_flags[] = {0xff, 0, '{', '"', 'u', 's', 'e', 'r', 'n', 'a', 'm', 'e',
                                         '"', ':', '"', 'x', '"', '}'};
     assert_int_equal(fz_check(NULL, 0), 0);
     assert_int_equal(fz_check(score_key_cut, sizeof score_key_cut), 0);
     assert_int_equal(fz_check(tombstone, sizeof tombstone), 0);
+    assert_int_equal(fz_check(score_tombstone, sizeof score_tombstone), 0);
+    assert_int_equal(fz_check(tombstone_bad_key, sizeof tombstone_bad_key), 0);
     assert_int_equal(fz_check(key_len_missing, sizeof key_len_missing), 0);
     assert_int_equal(fz_check(all_flags, sizeof all_flags), 0);
 

@@ -119,12 +119,42 @@ static void rejected(void **state)
     sk_buf_free(&b);
 }
 
+/* A user's tombstone: deleted, with the id the user had; not found, or a
+ * duplicate whose user is gone since, without one. */
+static void user_deleted(void **state)
+{
+    (void)state;
+    struct sk_buf b;
+    sk_buf_init(&b);
+    struct sk_result r = {.status = SK_ST_DELETED, .topic = "game.users", .partition = 1,
+                          .offset = 5, .kind = SK_EV_USER, .user_id = 7, .username = "alice",
+                          .username_len = 5};
+    assert_string_equal(render(&b, &r),
+                        "{\"status\":\"deleted\",\"user_id\":7,\"username\":\"alice\","
+                        "\"source\":{\"topic\":\"game.users\",\"partition\":1,\"offset\":5}}");
+    r.status = SK_ST_NOT_FOUND;
+    r.user_id = 0;
+    assert_string_equal(render(&b, &r),
+                        "{\"status\":\"not_found\",\"username\":\"alice\","
+                        "\"source\":{\"topic\":\"game.users\",\"partition\":1,\"offset\":5}}");
+    r.status = SK_ST_DUPLICATE;
+    r.kind = SK_EV_SCORE;
+    r.game_id = 42;
+    assert_string_equal(render(&b, &r),
+                        "{\"status\":\"duplicate\",\"game_id\":42,\"username\":\"alice\","
+                        "\"score\":0,\"source\":{\"topic\":\"game.users\",\"partition\":1,"
+                        "\"offset\":5}}");
+    sk_buf_free(&b);
+}
+
 static void status_names(void **state)
 {
     (void)state;
     assert_string_equal(sk_status_name(SK_ST_APPLIED), "applied");
     assert_string_equal(sk_status_name(SK_ST_REJECTED), "rejected");
     assert_string_equal(sk_status_name(SK_ST_DUPLICATE), "duplicate");
+    assert_string_equal(sk_status_name(SK_ST_DELETED), "deleted");
+    assert_string_equal(sk_status_name(SK_ST_NOT_FOUND), "not_found");
     assert_string_equal(sk_status_name((enum sk_status)0), "unknown");
 }
 
@@ -134,6 +164,7 @@ int main(void)
         cmocka_unit_test(score_applied),
         cmocka_unit_test(user_applied),
         cmocka_unit_test(rejected),
+        cmocka_unit_test(user_deleted),
         cmocka_unit_test(status_names),
     };
     return cmocka_run_group_tests_name("result", tests, NULL, NULL);

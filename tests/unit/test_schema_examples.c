@@ -169,9 +169,11 @@ static const char *str_of(const cJSON *o, const char *name, size_t *len)
     return s;
 }
 
+/* 0 when absent (a result without user_id) */
 static int64_t int_of(const cJSON *o, const char *name)
 {
-    return (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, name));
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? (int64_t)cJSON_GetNumberValue(v) : 0;
 }
 
 static void result_examples(void **state)
@@ -198,8 +200,11 @@ static void result_examples(void **state)
         r.event_id = str_of(j, "event_id", &r.event_id_len);
         const char *st = str_of(j, "status", NULL);
         assert_non_null(st);
-        r.status = !strcmp(st, "applied") ? SK_ST_APPLIED
-                   : !strcmp(st, "duplicate") ? SK_ST_DUPLICATE : SK_ST_REJECTED;
+        r.status = !strcmp(st, "applied")     ? SK_ST_APPLIED
+                   : !strcmp(st, "duplicate") ? SK_ST_DUPLICATE
+                   : !strcmp(st, "deleted")   ? SK_ST_DELETED
+                   : !strcmp(st, "not_found") ? SK_ST_NOT_FOUND
+                                              : SK_ST_REJECTED;
         const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source");
         r.topic = str_of(src, "topic", NULL);
         r.partition = (int32_t)int_of(src, "partition");
