@@ -23,6 +23,7 @@
 #                             drop the packets of those connections (given by
 #                             their namespace-side ports) and of no other: a
 #                             firewall that forgot them; new ones still pass
+#   sk_netns_speak_conns      stop dropping the packets of single connections
 #
 # Everything goes at exit: the forwarders, every process left in the
 # namespace (only the test's own run there), the namespace, and with it the
@@ -132,6 +133,8 @@ sk_netns_silence_conns() {
     local p
     for p in "$@"; do _sk_netns_nft add element inet sk_drop conns "{ $p }" || return 1; done
 }
+
+sk_netns_speak_conns() { _sk_netns_nft flush set inet sk_drop conns; }
 
 _sk_netns_cleanup() {
     local p
