@@ -27,7 +27,9 @@
 #
 # Everything goes at exit: the forwarders, every process left in the
 # namespace (only the test's own run there), the namespace, and with it the
-# veth pair and the table.
+# veth pair and the table.  The EXIT trap does it; a reaper started with the
+# namespace does it too once the test's process is gone, for the exits where
+# no trap runs (SIGKILL after a timeout, a trap lost to a signal).
 
 SK_NS=
 SK_NS_HOST=
@@ -35,6 +37,22 @@ SK_NS_PEER=
 SK_NS_EXEC=()
 _SK_NS_FWD=()
 _SK_NS_VETH=
+_SK_NS_STATE=
+
+# The reaper: waits for the test's process to end, then stops the
+# forwarders still listed in the state file and deletes the namespace.
+# shellcheck disable=SC2016 # expanded by the reaper's own shell
+_SK_NS_REAPER='
+pid=$1 ns=$2 veth=$3 state=$4
+while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+if [ -s "$state" ]; then
+    while read -r p; do kill -TERM -- "-$p" 2>/dev/null; done <"$state"
+fi
+rm -f -- "$state"
+for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+ip netns del "$ns" 2>/dev/null
+ip link del "$veth" 2>/dev/null
+exit 0'
 
 _sk_netns_nft() { "${SK_NS_EXEC[@]}" nft "$@"; }
 
@@ -52,6 +70,9 @@ sk_netns_up() {
         ip -4 -o addr show | grep -q " 10\.211\.$net\." || break
     done
     ip netns add "$SK_NS" || sk_bail "cannot create network namespace $SK_NS"
+    _SK_NS_STATE=$(mktemp "${TMPDIR:-/tmp}/sk-netns.XXXXXX") || sk_bail "mktemp failed"
+    setsid bash -c "$_SK_NS_REAPER" reaper "$$" "$SK_NS" "${_SK_NS_VETH}h" "$_SK_NS_STATE" \
+        </dev/null >/dev/null 2>&1 &
     SK_NS_EXEC=(ip netns exec "$SK_NS")
     SK_NS_HOST=10.211.$net.1
     SK_NS_PEER=10.211.$net.2
@@ -82,7 +103,7 @@ table inet sk_drop {
 }
 NFT
     for ((i = 0; i < 50; i++)); do
-        "${SK_NS_EXEC[@]}" ping -c1 -W1 "$SK_NS_HOST" >/dev/null 2>&1 && break
+        ip -n "$SK_NS" -o link show dev "${_SK_NS_VETH}n" | grep -q LOWER_UP && break
         sleep 0.1
     done
     tap_diag "network namespace $SK_NS: host $SK_NS_HOST, namespace $SK_NS_PEER"
@@ -93,6 +114,7 @@ sk_netns_forward() {
     setsid socat "TCP-LISTEN:$port,bind=$SK_NS_HOST,reuseaddr,fork" "TCP:127.0.0.1:$port" \
         </dev/null 2>>"$SK_TEST_TMP/netns-fwd.log" &
     _SK_NS_FWD+=($!)
+    printf '%s\n' "$!" >>"$_SK_NS_STATE"
     for ((i = 0; i < 50; i++)); do
         ss -Hltn "src $SK_NS_HOST:$port" | grep -q . && return 0
         sleep 0.1
@@ -143,6 +165,8 @@ _sk_netns_cleanup() {
         wait "$p" 2>/dev/null || true
     done
     _SK_NS_FWD=()
+    # Stopped: the reaper must not signal these ids again.
+    [[ -z $_SK_NS_STATE ]] || : >"$_SK_NS_STATE"
     [[ -n $SK_NS ]] || return 0
     for p in $(ip netns pids "$SK_NS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del "$SK_NS" 2>/dev/null || printf '# warning: could not delete network namespace %s\n' "$SK_NS"
