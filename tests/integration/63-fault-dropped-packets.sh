@@ -60,7 +60,7 @@ metric() {
     "${SK_NS_EXEC[@]}" curl -fsS --max-time 5 "$(url "$1")/metrics" 2>/dev/null |
         awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2; f = 1 } END { if (f) print s }'
 }
-# wait_for SECONDS WHAT CMD...: until CMD succeeds; prints how long it took.
+# wait_for SECONDS WHAT CMD...: until CMD succeeds; sets waited to how long it took.
 waited=0
 wait_for() {
     local tmo=$1 what=$2 t0=$SECONDS
@@ -198,7 +198,7 @@ else
     tap_fail "B: game 1 applies again after the outage" \
         "$(fault_results_so_far) of $sent results; sessions: $(sk_sql "" "SELECT CONCAT(id, ' ', command, ' ', time, ' ', IFNULL(state, '')) FROM information_schema.PROCESSLIST WHERE user = '$SK_DB_USER'" | paste -sd';' -)"
 fi
-tap_is "B: b1 applied once (its result)" "$(outcome b1)" "duplicate"
+tap_is "B: b1 has one result, duplicate (applied by the commit whose answer was lost)" "$(outcome b1)" "duplicate"
 tap_is "B: b2 applied" "$(outcome b2)" "applied"
 tap_is "B: alice's score counts b1 and b2 once" "$(db_score 1 alice)" "1106"
 back_ready() { [[ $(healthz 1) == 200 ]]; }
