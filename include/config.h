@@ -52,6 +52,7 @@ struct sk_config {
     unsigned db_retry_min_ms;  /* db.retry_min_ms, default 100 */
     unsigned db_retry_max_ms;  /* db.retry_max_ms, default 10000 */
     unsigned db_idle_ping_ms;  /* db.idle_ping_ms, default 30000 */
+    unsigned db_keepalive_ms;  /* db.keepalive_ms, default 10000, 0: off */
     unsigned db_slow_txn_ms;   /* db.slow_transaction_ms, default 1000, 0: off (reloadable) */
     unsigned db_tls;           /* db.tls (enum sk_db_tls), default off */
     char *db_tls_ca;           /* db.tls_ca: CA file; unset: the system's CA store */

@@ -100,6 +100,11 @@ const struct opt config_opts[] = {
              "COMMIT, is logged as a warning (0: never)"},
     {.key = "db.idle_ping_ms", .type = OT_MS, AT(db_idle_ping_ms), .min = 1000, .max = 3600000,
      .def = "30000", .help = "Ping a connection idle this long (finds silently dropped ones)"},
+    {.key = "db.keepalive_ms", .type = OT_MS, AT(db_keepalive_ms), .min = 0, .max = 3600000,
+     .def = "10000",
+     .help = "TCP keepalive of the database connections: one whose peer stopped answering "
+             "while nothing was in flight is closed within about this long (whole seconds, "
+             "at least 2; 0: off)"},
     {.key = "kafka.bootstrap.servers", .alias = "kafka.brokers", .type = OT_STR,
      AT(kafka_brokers), .flags = OF_EMPTY_UNSET,
      .help = "Kafka brokers, host:port[,host:port...] (required)"},

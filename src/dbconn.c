@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <mysql.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,11 +298,18 @@ static void become_free(struct sk_db_conn *c)
  * reads back what the session ended up with, the session's
  * max_allowed_packet, which no statement may exceed, and @@read_only: a
  * read-only server is not the primary (a replica, or the old primary after
- * a failover), and a session on it would only have its writes refused. */
+ * a failover), and a session on it would only have its writes refused.
+ *
+ * idle_transaction_timeout (db.query_timeout_ms, whole seconds): the
+ * daemon never leaves a transaction idle between two statements longer
+ * than a round trip, so a session that waits longer lost its client (an
+ * answer dropped by a silent network, the connection given up and closed
+ * where no reset reaches the server); the server ends it and lets go of its
+ * locks, instead of holding the games' rows until wait_timeout. */
 static const char session_fmt[] =
     "SET NAMES utf8mb4, SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO', SESSION tx_isolation='READ-COMMITTED', SESSION autocommit=1, "
-    "SESSION max_statement_time=%u.%03u;"
+    "SESSION max_statement_time=%u.%03u, SESSION idle_transaction_timeout=%u;"
     "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, "
     "@@max_allowed_packet, @@read_only";
 
@@ -449,6 +458,33 @@ static void session_done(void *ud, struct sk_db_conn *c, const struct sk_db_erro
     become_free(c);
 }
 
+/* TCP keepalive, db.keepalive_ms: a connection whose path went silent (a
+ * firewall or NAT that forgot it, a host gone without a reset) is closed by
+ * the kernel within about that long while nothing is in flight, so a free
+ * connection is found dead before a transaction is handed to it, and the
+ * socket's error names why (idle_woken).  A statement in flight is bounded
+ * by the read timeout instead.  The kernel counts in whole seconds: probes
+ * start after `idle` silent seconds and `cnt` of them, `intvl` apart, go
+ * unanswered. */
+static void keepalive_on(struct sk_db_conn *c)
+{
+    unsigned ms = c->cfg->db_keepalive_ms;
+    int fd = (int)mysql_get_socket(&c->mysql);
+    if (!ms || c->cfg->db.socket || fd < 0)
+        return;
+    int total = ms < 2000 ? 2 : (int)((ms + 999) / 1000), cnt = 3;
+    int intvl = total / 6 > 1 ? total / 6 : 1;
+    while (cnt > 1 && total - cnt * intvl < 1)
+        cnt--;
+    int idle = total - cnt * intvl, on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
+        log_warning("db#%d: cannot set TCP keepalive on socket %d: %s; a connection dropped "
+                    "silently is found by the idle ping only", c->id, fd, strerror(errno));
+}
+
 static void connect_cont(struct sk_db_conn *c, int status)
 {
     /* Paused: the address was used; from now on the host is the name. */
@@ -467,6 +503,7 @@ static void connect_cont(struct sk_db_conn *c, int status)
         connect_failed(c, why);
         return;
     }
+    keepalive_on(c);
     /* Held by itself until its session statement passed. */
     conn_set_state(c, DBC_HELD);
     c->setting_up = true;
@@ -664,8 +701,21 @@ static void idle_woken(struct sk_db_conn *c, int status)
 {
     (void)status;
     /* Readable while idle: the server closed the connection (timeout,
-     * KILL, restart).  Notice it now rather than on the next batch. */
-    conn_lost(c, "server closed the idle connection");
+     * KILL, restart), or the kernel gave it up.  Notice it now rather than
+     * on the next batch. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = 0;
+    char why[160];
+    if (err == ETIMEDOUT && c->cfg->db_keepalive_ms)
+        snprintf(why, sizeof why, "no answer to TCP keepalive within db.keepalive_ms %u",
+                 c->cfg->db_keepalive_ms);
+    else if (err)
+        snprintf(why, sizeof why, "the idle connection failed: %s", strerror(err));
+    else
+        snprintf(why, sizeof why, "server closed the idle connection");
+    conn_lost(c, why);
 }
 
 static void held_woken(struct sk_db_conn *c, int status)
@@ -706,7 +756,8 @@ int dbconn_new(sd_event *loop, const struct sk_config *cfg, int id, const struct
     *c = (struct sk_db_conn){.loop = loop, .cfg = cfg, .id = id, .state = DBC_DOWN, .ev = ev,
                              .owner = owner, .fd = -1};
     unsigned ms = sk_policy_statement_ms(cfg->db_query_timeout_ms);
-    snprintf(c->session_sql, sizeof c->session_sql, session_fmt, ms / 1000, ms % 1000);
+    snprintf(c->session_sql, sizeof c->session_sql, session_fmt, ms / 1000, ms % 1000,
+             (cfg->db_query_timeout_ms + 999) / 1000);
     int r = sd_event_add_time_relative(loop, &c->wait_timer, CLOCK_MONOTONIC, 0, 1000,
                                        on_wait_timer, c);
     if (r >= 0)

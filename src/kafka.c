@@ -77,6 +77,15 @@ rd_kafka_conf_t *sk_kafka_conf(const struct sk_config *cfg, bool consumer, char 
         set(c, "bootstrap.servers", cfg->kafka_brokers ? cfg->kafka_brokers : "", def, err, errlen) < 0 ||
         set(c, "client.id", consumer ? "scorekeeper-consumer" : "scorekeeper-producer", def, err, errlen) < 0)
         goto fail;
+    /* A broker that stops answering without refusing (packets dropped) is
+     * given up within the same bound as a silent database statement
+     * (db.query_timeout_ms' default) rather than librdkafka's 60 s, and a
+     * connect whose SYNs are dropped is tried afresh after 10 s rather
+     * than 30 s, so the clients come back soon after the path does. */
+    if (set(c, "socket.timeout.ms", "30000", def, err, errlen) < 0 ||
+        set(c, "socket.connection.setup.timeout.ms", "10000", def, err, errlen) < 0 ||
+        set(c, "socket.keepalive.enable", "true", def, err, errlen) < 0)
+        goto fail;
     if (consumer) {
         /* Offsets are stored and committed by us, only for events whose
          * results were delivered. */

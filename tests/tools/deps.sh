@@ -24,7 +24,7 @@ packages=(
     kcat default-jre-headless maven
     jq gnuplot-nox
     clang libclang-rt-14-dev
-    procps iproute2 util-linux coreutils findutils sed gawk grep
+    procps iproute2 nftables util-linux coreutils findutils sed gawk grep
     ca-certificates openssl git curl
     systemd-container debootstrap socat
     dpkg-dev debhelper lintian

@@ -177,7 +177,7 @@ static void test_defaults(void **state)
 static const char *const all_keys[] = {
     "db.url", "db.password_file", "db.pool_size", "db.connect_timeout_ms",
     "db.query_timeout_ms", "db.retry_min_ms", "db.retry_max_ms", "db.idle_ping_ms",
-    "db.slow_transaction_ms", "db.tls", "db.tls_ca", "db.tls_cert", "db.tls_key",
+    "db.keepalive_ms", "db.slow_transaction_ms", "db.tls", "db.tls_ca", "db.tls_cert", "db.tls_key",
     "db.tls_key_password_file",
     "kafka.bootstrap.servers",
     "kafka.group.id", "topic.users", "topic.scores", "topic.results", "topic.dead_letter",
