@@ -52,6 +52,10 @@ static const struct enum_name tls_modes[] = {
     {NULL, 0},
 };
 
+static const struct enum_name unknown_fields_names[] = {
+    {"reject", SK_UNKNOWN_REJECT}, {"ignore", SK_UNKNOWN_IGNORE}, {NULL, 0},
+};
+
 const struct opt config_opts[] = {
     {.key = "db.url", .type = OT_STR, AT(db_url), .check = check_dburl,
      .flags = OF_NOECHO | OF_EMPTY_UNSET,
@@ -156,6 +160,10 @@ const struct opt config_opts[] = {
     {.key = "limits.max_game_name_chars", .type = OT_UINT, AT(limits.max_game_name_chars),
      .min = 1, .max = 100, .def = "100", .flags = OF_RELOAD,
      .help = "Longest game name (characters)"},
+    {.key = "events.unknown_fields", .type = OT_ENUM, AT(limits.unknown_fields),
+     .names = unknown_fields_names, .def = "reject", .flags = OF_RELOAD,
+     .help = "An input member the contract does not define: reject the event (unknown_field), "
+             "or ignore the member (still strict JSON, no name twice); reject|ignore"},
     {.key = "log.level", .type = OT_ENUM, AT(log_level), .names = log_levels, .def = "info",
      .flags = OF_RELOAD, .help = "Least severe message logged: err|warning|notice|info|debug"},
     {.key = "shutdown.timeout_ms", .type = OT_MS, AT(shutdown_timeout_ms), .min = 1000,

@@ -162,6 +162,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.limits.max_event_id_len, 128);
     assert_int_equal(c.limits.max_name_chars, 50);
     assert_int_equal(c.limits.max_game_name_chars, 100);
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_REJECT);
     assert_int_equal(c.log_level, SK_LOG_INFO);
     assert_int_equal(c.shutdown_timeout_ms, 30000);
     assert_int_equal(c.commit_interval_ms, 1000);
@@ -185,7 +186,8 @@ static const char *const all_keys[] = {
     "pipeline.max_inflight_bytes", "pipeline.stall_timeout_ms", "pipeline.known_users",
     "pipeline.known_users_preload", "pipeline.game_marks",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
-    "limits.max_name_chars", "limits.max_game_name_chars", "log.level", "shutdown.timeout_ms",
+    "limits.max_name_chars", "limits.max_game_name_chars", "events.unknown_fields",
+    "log.level", "shutdown.timeout_ms",
     "offsets.commit_interval_ms", "metrics.listen", "results.echo_headers", "sql.dir",
 };
 
@@ -358,6 +360,14 @@ static void test_enum(void **state)
     set_bad(&c, "log.level", "", "expected one of");
     set_bad(&c, "log.level", "3", "expected one of");
     assert_int_equal(c.log_level, SK_LOG_DEBUG);
+    assert_dump_has(&c, "events.unknown_fields = reject");
+    set_ok(&c, "events.unknown_fields", "Ignore");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_IGNORE);
+    assert_dump_has(&c, "events.unknown_fields = ignore");
+    set_bad(&c, "events.unknown_fields", "drop", "expected one of reject, ignore");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_IGNORE);
+    set_ok(&c, "events.unknown_fields", "reject");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_REJECT);
     sk_config_free(&c);
 }
 
@@ -1190,6 +1200,7 @@ static void test_reloadable(void **state)
     assert_true(sk_config_key_is_reloadable("limits.max_message_bytes"));
     assert_true(sk_config_key_is_reloadable("limits.max_name_chars"));
     assert_true(sk_config_key_is_reloadable("log.level"));
+    assert_true(sk_config_key_is_reloadable("events.unknown_fields"));
     assert_false(sk_config_key_is_reloadable("db.pool_size"));
     assert_false(sk_config_key_is_reloadable("db.url"));
     assert_false(sk_config_key_is_reloadable("kafka.brokers"));
@@ -1214,11 +1225,13 @@ static void test_reload_diff(void **state)
     set_ok(&b, "batch.max_events", "50");
     set_ok(&b, "log.level", "debug");
     set_ok(&b, "limits.max_depth", "8");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 3);
+    set_ok(&b, "events.unknown_fields", "IGNORE");
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 4);
     assert_int_equal(sk_config_apply_reload(&a, &b), 0);
     assert_int_equal(a.batch_max_events, 50);
     assert_int_equal(a.log_level, SK_LOG_DEBUG);
     assert_int_equal(a.limits.max_depth, 8);
+    assert_int_equal(a.limits.unknown_fields, SK_UNKNOWN_IGNORE);
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 0);
 
     set_ok(&b, "db.pool_size", "8");
@@ -1258,6 +1271,7 @@ static void test_reload_diff(void **state)
     set_ok(&b, "batch.max_events", "50");
     set_ok(&b, "log.level", "debug");
     set_ok(&b, "limits.max_depth", "8");
+    set_ok(&b, "events.unknown_fields", "ignore");
     set_ok(&b, "db.password_file", path);
     assert_int_equal(sk_config_finish(&b, err, sizeof err), 0);
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
