@@ -571,6 +571,9 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
         return config_set_kafka(c, key, value, orig(origin), err, errlen);
     if (strcmp(key, "db.password") == 0)
         return config_secret_refused(key, orig(origin), err, errlen);
+    if (strcmp(key, "include") == 0)
+        return fail(err, errlen, "\"include\" (from %s) is a line of a configuration file, "
+                    "not a setting", orig(origin));
     const char *s = suggest(key);
     if (s)
         return fail(err, errlen, "unknown key \"%s\" (from %s); did you mean \"%s\"?",
@@ -632,6 +635,9 @@ void sk_config_free(struct sk_config *c)
         free(c->kafka[i].origin);
     }
     free(c->kafka);
+    for (size_t i = 0; i < c->n_files; i++)
+        free(c->files[i]);
+    free(c->files);
     sk_dburl_free(&c->db);
     config_wipe_free(c->db_password);
     config_wipe_free(c->db_tls_key_password);
