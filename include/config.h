@@ -128,8 +128,9 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
  * setting, -ENOENT, -EACCES, -EISDIR, ... when a file cannot be opened or
  * read, -ENOMEM. */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
-/* After all sets: cross-key checks, parse db.url, read the password file
- * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present),
+/* After all sets: cross-key checks (db.url is required), parse db.url,
+ * read the password file (db.password_file, else
+ * $CREDENTIALS_DIRECTORY/db.password when present),
  * find the TLS client certificate and key (db.tls_cert / db.tls_key, else
  * $CREDENTIALS_DIRECTORY/db.tls_cert / db.tls_key when present), read the
  * key's passphrase (db.tls_key_password_file, else the credential
@@ -142,6 +143,10 @@ int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t
  * settings that do not go together or a bad password file, the open or
  * read error of the password file (-ENOENT, -EACCES, ...), -ENOMEM. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
+/* The daemon and --check-config talk to Kafka, `migrate` and `reset-marks`
+ * do not: for the first two, kafka.bootstrap.servers is required.  0, or
+ * -EINVAL with the message in err. */
+int sk_config_require_kafka(const struct sk_config *c, char *err, size_t errlen);
 
 /* Which client a kafka.* passthrough key (without "kafka.") is for, with
  * the librdkafka property it sets in *prop: kafka.consumer.<property> and
