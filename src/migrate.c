@@ -259,7 +259,7 @@ static int print_dry_run(struct mig *m)
         int r = migration_sql(x, &m->sql);
         if (r < 0)
             return r == -ENOMEM ? EX_SOFTWARE : EX_NOINPUT;
-        printf("\n-- %s (%s)\n%s;\n", x->name, x->path, sk_buf_cstr(&m->sql));
+        printf("\n-- migration %s, from %s\n%s;\n", x->name, x->path, sk_buf_cstr(&m->sql));
     }
     return 0;
 }
