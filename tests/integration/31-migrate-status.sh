@@ -69,7 +69,7 @@ daemon_args=(-o "db.url=$runtime" -o "db.password_file=$SCOREKEEPER_DB_PASSWORD_
     -o metrics.listen=off -o sql.dir="$SK_ROOT/sql")
 before=$(tables)
 rc=0
-timeout 120 "$B" "${daemon_args[@]}" >"$SK_TEST_TMP/d1.log" 2>&1 || rc=$?
+timeout 60 "$B" "${daemon_args[@]}" >"$SK_TEST_TMP/d1.log" 2>&1 || rc=$?
 tap_is "the daemon on a database older than it needs: exit 78" "$rc" 78
 tap_check "and says what is missing and what to run" bash -c \
     'grep -q "the database schema is older than this scorekeeper needs: the database is at version 002, needs $2" "$1" &&
@@ -101,7 +101,7 @@ mkdir -p "$next"
 cp "$SK_ROOT"/sql/[0-9][0-9][0-9]_*.sql "$next/"
 printf 'CREATE TABLE IF NOT EXISTS t31_probe (id INT PRIMARY KEY) ENGINE=InnoDB;\n' >"$next/900_t31_probe.sql"
 rc=0
-timeout 120 "$B" "${daemon_args[@]}" -o sql.dir="$next" >"$SK_TEST_TMP/d2.log" 2>&1 || rc=$?
+timeout 60 "$B" "${daemon_args[@]}" -o sql.dir="$next" >"$SK_TEST_TMP/d2.log" 2>&1 || rc=$?
 tap_is "with a new migration in sql.dir the daemon refuses the database: exit 78" "$rc" 78
 tap_check "naming it" grep -q "needs 900 (sql.dir $next); not applied: 900_t31_probe;" "$SK_TEST_TMP/d2.log"
 run -o db.url="$admin" -o sql.dir="$next" migrate
