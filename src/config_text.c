@@ -125,7 +125,7 @@ static int read_dir(struct reader *r, const char *dir, const char *origin)
         sprintf(names[n++], "%s/%s", dir, e->d_name);
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n) /* qsort takes no NULL array, even empty */
         qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0)
