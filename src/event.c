@@ -109,31 +109,36 @@ static int classify(const struct sk_json_str *name, enum sk_event_kind kind)
     char buf[24];
     if (name->len >= sizeof buf)
         return -1;
-    size_t n = sk_json_decode(name, buf, sizeof buf);
+    const char *p = name->raw; /* the usual name has no escape to decode */
+    if (name->escaped)
+        p = buf, sk_json_decode(name, buf, sizeof buf);
     for (int f = 0; f < F__COUNT; f++)
-        if ((fields[f].kinds & (1u << kind)) && fields[f].len == n &&
-            memcmp(fields[f].name, buf, n) == 0)
+        if ((fields[f].kinds & (1u << kind)) && fields[f].len == name->len &&
+            memcmp(fields[f].name, p, name->len) == 0)
             return f;
     return -1;
 }
 
 /* Which top-level members the scan records: every member of the contract
  * (no name repeats, so they fit), and the first unknown one when unknown
- * members are rejected (it is the one reported). */
+ * members are rejected (it is the one reported).  fid[] says which field
+ * each recorded member is (-1: unknown), so names are classified once. */
 struct keep {
     enum sk_event_kind kind;
     bool ignore_unknown;
     bool unknown_kept;
+    int fid[SK_JSON_MAX_MEMBERS];
+    size_t n;
 };
 
 static bool keep_member(void *ud, const struct sk_json_str *name)
 {
     struct keep *k = ud;
-    if (classify(name, k->kind) >= 0)
-        return true;
-    if (k->ignore_unknown || k->unknown_kept)
+    int f = classify(name, k->kind);
+    if (f < 0 && (k->ignore_unknown || k->unknown_kept))
         return false;
-    k->unknown_kept = true;
+    k->unknown_kept |= f < 0;
+    k->fid[k->n++] = f; /* asked only while the doc has room: it is recorded */
     return true;
 }
 
@@ -257,19 +262,15 @@ static bool key_is_game_id(const char *key, size_t len, int64_t game_id)
     return v == game_id;
 }
 
-/* Echo the producer's event_id in a rejection, when the recorded members
- * hold one and it is itself valid. */
-static void echo_event_id(const struct sk_json_doc *doc, enum sk_event_kind kind, size_t max,
+/* Echo the producer's event_id (member k of the doc, -1: none) in a
+ * rejection, when it is valid. */
+static void echo_event_id(const struct sk_json_doc *doc, int k, size_t max,
                           struct sk_parse_error *err)
 {
-    for (size_t k = 0; k < doc->n_members; k++) {
-        const struct sk_json_value *v = &doc->m[k].value;
-        if (classify(&doc->m[k].name, kind) != F_EVENT_ID || !event_id_valid(v, max))
-            continue;
-        size_t n = sk_json_decode(&v->str, err->event_id, EVENT_ID_CAP);
-        err->event_id[n] = '\0';
+    if (k < 0 || !event_id_valid(&doc->m[k].value, max))
         return;
-    }
+    size_t n = sk_json_decode(&doc->m[k].value.str, err->event_id, EVENT_ID_CAP);
+    err->event_id[n] = '\0';
 }
 
 static char *put_str(char **cursor, const struct sk_json_str *s, size_t *len_out)
@@ -375,7 +376,9 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
         /* the members before it are recorded: an event_id among them is
          * echoed, unless it is the name used twice */
         if (classify(&jerr.name, kind) != F_EVENT_ID)
-            echo_event_id(&doc, kind, evid_max, err);
+            for (size_t k = 0; k < doc.n_members; k++)
+                if (keep.fid[k] == F_EVENT_ID)
+                    echo_event_id(&doc, (int)k, evid_max, err);
         return fail(err, SK_E_DUPLICATE_KEY, q, "duplicate member \"%s\"", q);
     case SK_JSON_TOO_MANY:
         return fail(err, SK_E_TOO_MANY_MEMBERS, "",
@@ -390,14 +393,14 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
 
     /* Member names: the scan recorded every member of the contract, once
      * each, and the first unknown one unless unknown ones are ignored. */
-    int fid[SK_JSON_MAX_MEMBERS];
+    const int *fid = keep.fid;
     int idx[F__COUNT];
     for (int f = 0; f < F__COUNT; f++)
         idx[f] = -1;
     for (size_t k = 0; k < doc.n_members; k++)
-        if ((fid[k] = classify(&doc.m[k].name, kind)) >= 0)
+        if (fid[k] >= 0)
             idx[fid[k]] = (int)k;
-    echo_event_id(&doc, kind, evid_max, err);
+    echo_event_id(&doc, idx[F_EVENT_ID], evid_max, err);
     /* An event of another version of the contract may use the same names
      * for other things: nothing else of it is judged. */
     if (idx[F_SCHEMA_VERSION] >= 0) {

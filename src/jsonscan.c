@@ -252,6 +252,11 @@ static int dec_next(struct dec *d)
 static uint64_t name_hash(const struct sk_json_str *s)
 {
     uint64_t h = 0xcbf29ce484222325u;
+    if (!s->escaped) { /* the usual name: its text is its bytes */
+        for (size_t i = 0; i < s->raw_len; i++)
+            h = (h ^ (unsigned char)s->raw[i]) * 0x100000001b3u;
+        return h;
+    }
     struct dec d;
     dec_init(&d, s);
     for (int c; (c = dec_next(&d)) >= 0;)
