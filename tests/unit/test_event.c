@@ -97,21 +97,23 @@ static int teardown(void **state)
 
 /* ---- events.unknown_fields, duplicates at every depth, schema_version ---- */
 
-/* A user event parsed with events.unknown_fields = ignore. */
-static enum sk_reject pu_ignore(const char *json, const char *key)
+/* An event parsed with events.unknown_fields = ignore. */
+static enum sk_reject parse_ignore(enum sk_event_kind kind, const char *json, const char *key)
 {
     struct sk_limits l;
     sk_limits_default(&l);
     l.unknown_fields = SK_UNKNOWN_IGNORE;
-    return parse_n(SK_EV_USER, json, strlen(json), key, key ? strlen(key) : 0, &l);
+    return parse_n(kind, json, strlen(json), key, key ? strlen(key) : 0, &l);
+}
+
+static enum sk_reject pu_ignore(const char *json, const char *key)
+{
+    return parse_ignore(SK_EV_USER, json, key);
 }
 
 static enum sk_reject ps_ignore(const char *json, const char *key)
 {
-    struct sk_limits l;
-    sk_limits_default(&l);
-    l.unknown_fields = SK_UNKNOWN_IGNORE;
-    return parse_n(SK_EV_SCORE, json, strlen(json), key, key ? strlen(key) : 0, &l);
+    return parse_ignore(SK_EV_SCORE, json, key);
 }
 
 static void unknown_fields_ignored(void **state)
