@@ -284,12 +284,11 @@ static int check_schema(const struct mig *m)
         if (!m->list[i].applied_at[0])
             len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "",
                                     m->list[i].name);
-    log_error("the database schema is older than this scorekeeper needs: %s at version %03u, "
-              "needs %03u (sql.dir %s); not applied: %s; apply them with `scorekeeper migrate` "
-              "and an administrative account in db.url (`scorekeeper migrate status` lists "
-              "them); not starting",
-              m->no_table ? "no schema_migrations table, never migrated, so" : "the database is",
-              m->top, m->list[m->n - 1].version, m->dir, names);
+    log_error("the database schema is at version %03u%s, this scorekeeper needs %03u (sql.dir "
+              "%s): not applied: %s; apply them with `scorekeeper migrate` and an administrative "
+              "account in db.url (`scorekeeper migrate status` lists them); not starting",
+              m->top, m->no_table ? " (no schema_migrations table: never migrated)" : "",
+              m->list[m->n - 1].version, m->dir, names);
     return EX_CONFIG;
 }
 

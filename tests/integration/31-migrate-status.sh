@@ -72,8 +72,7 @@ rc=0
 timeout 60 "$B" "${daemon_args[@]}" >"$SK_TEST_TMP/d1.log" 2>&1 || rc=$?
 tap_is "the daemon on a database older than it needs: exit 78" "$rc" 78
 tap_check "and says what is missing and what to run" bash -c \
-    'grep -q "the database schema is older than this scorekeeper needs: the database is at version 002, needs $2" "$1" &&
-     grep -q "not applied: $3.*$4; apply them with \`scorekeeper migrate\`" "$1"' _ \
+    'grep -q "the database schema is at version 002, this scorekeeper needs $2 (sql.dir .*): not applied: $3.*$4; apply them with \`scorekeeper migrate\`" "$1"' _ \
     "$SK_TEST_TMP/d1.log" "$(printf '%03d' $((10#${files[n - 1]:0:3})))" "${names[2]}" "$last"
 tap_check "it did not report ready" bash -c '! grep -q "ready:" "$1"' _ "$SK_TEST_TMP/d1.log"
 tap_is "it changed nothing" "$(tables)" "$before"
@@ -103,7 +102,7 @@ printf 'CREATE TABLE IF NOT EXISTS t31_probe (id INT PRIMARY KEY) ENGINE=InnoDB;
 rc=0
 timeout 60 "$B" "${daemon_args[@]}" -o sql.dir="$next" >"$SK_TEST_TMP/d2.log" 2>&1 || rc=$?
 tap_is "with a new migration in sql.dir the daemon refuses the database: exit 78" "$rc" 78
-tap_check "naming it" grep -q "needs 900 (sql.dir $next); not applied: 900_t31_probe;" "$SK_TEST_TMP/d2.log"
+tap_check "naming it" grep -q "this scorekeeper needs 900 (sql.dir $next): not applied: 900_t31_probe;" "$SK_TEST_TMP/d2.log"
 run -o db.url="$admin" -o sql.dir="$next" migrate
 tap_is "migrate applies it" "$rc $(grep -c 'applied migration 900_t31_probe' <<<"$err")" "0 1"
 
