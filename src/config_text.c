@@ -200,23 +200,31 @@ static int read_file(struct reader *r, const char *path, const char *from)
     if (r->depth == MAX_INCLUDE)
         return fail(err, errlen, "%sincludes nested more than %d files deep", where,
                     MAX_INCLUDE - 1);
+    struct stat st;
+    /* an included FIFO or device would block the start (--config itself may
+     * be a pipe: --config <(...)) */
+    if (from && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return fail(err, errlen, "%scannot include %s: not a regular file", where, path);
     FILE *f = fopen(path, "re");
     if (!f) {
         int e = errno;
         return sk_errf_code(-e, err, errlen, "%scannot open config file %s: %s", where, path,
                             strerror(e));
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0) {
-        for (unsigned i = 0; i < r->depth; i++)
-            if (r->open[i].dev == st.st_dev && r->open[i].ino == st.st_ino) {
-                fclose(f);
-                return fail(err, errlen, "%sinclude of %s: it is already being read (an "
-                                         "include loop)", where, path);
-            }
-        r->open[r->depth].dev = st.st_dev;
-        r->open[r->depth].ino = st.st_ino;
+    if (fstat(fileno(f), &st) < 0) {
+        int e = errno;
+        fclose(f);
+        return sk_errf_code(-e, err, errlen, "%scannot stat config file %s: %s", where, path,
+                            strerror(e));
     }
+    for (unsigned i = 0; i < r->depth; i++)
+        if (r->open[i].dev == st.st_dev && r->open[i].ino == st.st_ino) {
+            fclose(f);
+            return fail(err, errlen, "%sinclude of %s: it is already being read (an include "
+                                     "loop)", where, path);
+        }
+    r->open[r->depth].dev = st.st_dev;
+    r->open[r->depth].ino = st.st_ino;
     r->depth++;
     char *line = malloc(MAX_LINE + 1);
     char *origin = malloc(strlen(path) + 24);

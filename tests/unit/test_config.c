@@ -1309,6 +1309,16 @@ static void test_include(void **state)
     assert_non_null(strstr(err, "includes nested more than 7 files deep"));
     sk_config_free(&c);
 
+    /* an included FIFO would block: refused */
+    char fifo[PATH_MAX];
+    snprintf(fifo, sizeof fifo, "%s/inc/fifo.conf", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_at("inc/fifo-inc.conf", "include = fifo.conf\n", path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "fifo.conf: not a regular file"));
+    sk_config_free(&c);
+
     /* not a setting */
     init(&c);
     set_bad(&c, "include", path, "is a line of a configuration file, not a setting");
