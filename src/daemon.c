@@ -257,9 +257,13 @@ static void on_db_idle(void *ud)
         if (d->phase == PH_DONE || sk_migrate_check_running(d->schema))
             return;
         struct sk_db_conn *c = sk_db_acquire(d->db);
-        if (c && sk_migrate_check_start(d->schema, c, on_schema, d) < 0) {
+        int r = c ? sk_migrate_check_start(d->schema, c, on_schema, d) : 0;
+        if (r < 0) {
+            char why[128];
             sk_db_release(c);
-            fail(d, "cannot read the database's schema version (out of memory)");
+            snprintf(why, sizeof why, "cannot read the database's schema version: %s",
+                     strerror(-r));
+            fail(d, why);
         }
         return;
     }
