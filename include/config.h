@@ -94,6 +94,9 @@ struct sk_config {
     char *echo_headers;             /* results.echo_headers: comma-separated header names */
     char *metrics_listen;           /* metrics.listen: HOST:PORT or "off" */
     char *sql_dir;                  /* sql.dir, default SK_SQL_DIR (migrations for `migrate`) */
+    /* where the settings came from */
+    char **files;   /* the configuration files read, in order, includes too */
+    size_t n_files;
 };
 
 /* Defaults in place.  Returns 0, or -ENOMEM (-EINVAL: a settings table row
@@ -115,12 +118,19 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
  * first non-blank character of a line, so values may contain '#'.  A value
  * whose first character is '"' must be one double-quoted string: it keeps
  * blanks and '#', and \" and \\ are its only escapes.  Lines are at most
- * 4096 bytes.  Errors name "path:line".  Returns 0, or a negative errno
- * with a message in err: -EINVAL for a refused line or setting, -ENOENT,
- * -EACCES, -EISDIR, ... when the file cannot be opened or read, -ENOMEM. */
+ * 4096 bytes.  `include = PATH` reads PATH at that point, as if its lines
+ * were there (so what follows overrides it): a file, or every *.conf file
+ * of a directory in name order; a relative PATH is taken from the
+ * including file's directory; at most 8 files open at once, and no file
+ * includes itself.  Every file read is added to c->files.  Errors name
+ * "path:line" (of the included file when the error is in it).  Returns 0,
+ * or a negative errno with a message in err: -EINVAL for a refused line or
+ * setting, -ENOENT, -EACCES, -EISDIR, ... when a file cannot be opened or
+ * read, -ENOMEM. */
 int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t errlen);
-/* After all sets: cross-key checks, parse db.url, read the password file
- * (db.password_file, else $CREDENTIALS_DIRECTORY/db.password when present),
+/* After all sets: cross-key checks (db.url is required), parse db.url,
+ * read the password file (db.password_file, else
+ * $CREDENTIALS_DIRECTORY/db.password when present),
  * find the TLS client certificate and key (db.tls_cert / db.tls_key, else
  * $CREDENTIALS_DIRECTORY/db.tls_cert / db.tls_key when present), read the
  * key's passphrase (db.tls_key_password_file, else the credential
@@ -133,6 +143,10 @@ int sk_config_load_file(struct sk_config *c, const char *path, char *err, size_t
  * settings that do not go together or a bad password file, the open or
  * read error of the password file (-ENOENT, -EACCES, ...), -ENOMEM. */
 int sk_config_finish(struct sk_config *c, char *err, size_t errlen);
+/* The daemon and --check-config talk to Kafka, `migrate` and `reset-marks`
+ * do not: for the first two, kafka.bootstrap.servers is required.  0, or
+ * -EINVAL with the message in err. */
+int sk_config_require_kafka(const struct sk_config *c, char *err, size_t errlen);
 
 /* Which client a kafka.* passthrough key (without "kafka.") is for, with
  * the librdkafka property it sets in *prop: kafka.consumer.<property> and

@@ -38,6 +38,9 @@ enum sk_reject {
     SK_E_UNKNOWN_TOPIC,    /* "unknown_topic": message from a topic we do not serve */
     SK_E_NO_MEMORY,        /* "no_memory": not a verdict on the message: allocation
                             * failed, the caller should retry, never reject */
+    SK_E_TOO_MANY_MEMBERS, /* "too_many_members": more member names in the open
+                            * objects than the scanner keeps (SK_JSON_MAX_NAMES) */
+    SK_E_UNSUPPORTED_VERSION, /* "unsupported_version": "schema_version" other than 1 */
     SK_E__COUNT
 };
 
@@ -48,13 +51,27 @@ enum sk_event_kind { SK_EV_USER = 1, SK_EV_SCORE = 2 };
 enum sk_nick { SK_NICK_ABSENT = 0, SK_NICK_NULL, SK_NICK_SET };
 enum sk_op { SK_OP_DELTA = 1, SK_OP_SET = 2 };
 
-/* Limits a stranger's input is held to; all are settings (limits.*). */
+/* What a member the contract does not define does to an event
+ * (events.unknown_fields). */
+enum sk_unknown_fields {
+    SK_UNKNOWN_REJECT = 0, /* the event is rejected unknown_field (the default) */
+    SK_UNKNOWN_IGNORE = 1, /* the member is skipped; the JSON around it is still
+                              checked (strict grammar and UTF-8, no name twice) */
+};
+
+/* The version of the input contract this code reads; an event's
+ * "schema_version" member, when present, must equal it. */
+#define SK_EVENT_SCHEMA_VERSION 1
+
+/* Limits a stranger's input is held to; all are settings (limits.*, and
+ * events.unknown_fields). */
 struct sk_limits {
     size_t max_message_bytes;   /* default 65536 */
     unsigned max_depth;         /* default 4 (events are flat objects) */
     unsigned max_event_id_len;  /* default 128 (printable ASCII, bytes) */
     unsigned max_name_chars;    /* default 50 (username, nickname; code points) */
     unsigned max_game_name_chars; /* default 100 (code points) */
+    unsigned unknown_fields;    /* enum sk_unknown_fields, default SK_UNKNOWN_REJECT */
 };
 void sk_limits_default(struct sk_limits *l);
 

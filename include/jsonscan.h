@@ -18,9 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Members recorded per object; the rest are counted only.  Events have at
- * most 6 distinct members, so among 8 a duplicate or unknown one exists. */
-#define SK_JSON_MAX_MEMBERS 8
+/* Members of the top-level object recorded; the rest are counted only.
+ * Events have at most 8 distinct members, and no name may repeat, so among
+ * 12 recorded an unknown one exists. */
+#define SK_JSON_MAX_MEMBERS 12
+/* Member names the objects open at one point of the text may hold between
+ * them: each name is kept until its object closes, to find one used twice
+ * without allocating.  So an object has at most this many members, counting
+ * those of the objects it is nested in. */
+#define SK_JSON_MAX_NAMES 128
 /* Hard cap on nesting whatever the configured limit (bit stack size). */
 #define SK_JSON_DEPTH_CAP 1024u
 
@@ -79,20 +85,34 @@ enum sk_json_status {
     SK_JSON_SYNTAX,        /* not RFC 8259 JSON */
     SK_JSON_TOO_DEEP,      /* nesting above max_depth */
     SK_JSON_BAD_SURROGATE, /* \u escape(s) that are not valid UTF-16 */
+    SK_JSON_DUPLICATE,     /* a member name used twice in one object (any depth) */
+    SK_JSON_TOO_MANY,      /* more than SK_JSON_MAX_NAMES names in the open objects */
 };
 
 struct sk_json_error {
     size_t offset;    /* byte offset of the problem */
     const char *what; /* static text, e.g. "expected ':' after member name" */
+    struct sk_json_str name; /* SK_JSON_DUPLICATE: the name met the second time */
 };
+
+/* Whether to record a member of the top-level object, asked once per member
+ * name in text order (while room is left in the doc). */
+typedef bool (*sk_json_keep_fn)(void *ud, const struct sk_json_str *name);
 
 /* Validate p[0..len) (valid UTF-8) as one JSON text, nesting at most
  * max_depth containers (the top-level object is depth 1; values above
- * SK_JSON_DEPTH_CAP are treated as the cap).  Stops at the first problem
- * in text order; scanning a too-deep text stops at the first bracket too
- * many.  On SK_JSON_OK, *doc describes the top-level value. */
+ * SK_JSON_DEPTH_CAP are treated as the cap), with no member name twice in
+ * any object (names compare decoded: "\u0061" is "a").  Stops at the first
+ * problem in text order; scanning a too-deep text stops at the first
+ * bracket too many.  On SK_JSON_OK, *doc describes the top-level value; on
+ * SK_JSON_DUPLICATE it holds the members recorded before the name met
+ * twice.  Records the first SK_JSON_MAX_MEMBERS members. */
 enum sk_json_status sk_json_scan(const char *p, size_t len, unsigned max_depth,
                                  struct sk_json_doc *doc, struct sk_json_error *err);
+/* The same, recording only the top-level members keep(ud, name) wants. */
+enum sk_json_status sk_json_scan_keep(const char *p, size_t len, unsigned max_depth,
+                                      sk_json_keep_fn keep, void *ud, struct sk_json_doc *doc,
+                                      struct sk_json_error *err);
 
 /* Decode a string token scanned by sk_json_scan() into out, which has room
  * for cap bytes; stops before a character that does not fit.  Returns the

@@ -166,6 +166,9 @@ int sk_check_run(const struct sk_config *cfg)
         return EX_CONFIG;
     }
     printf("configuration: ok\n");
+    /* as comments, so the lines below still read back as a configuration */
+    for (size_t i = 0; i < cfg->n_files; i++)
+        printf("  # read %s\n", cfg->files[i]);
     sk_config_dump(cfg, print_line, NULL);
     print_clients(cfg, conf);
     rd_kafka_conf_destroy(conf[0]);

@@ -52,6 +52,10 @@ static const struct enum_name tls_modes[] = {
     {NULL, 0},
 };
 
+static const struct enum_name unknown_fields_names[] = {
+    {"reject", SK_UNKNOWN_REJECT}, {"ignore", SK_UNKNOWN_IGNORE}, {NULL, 0},
+};
+
 const struct opt config_opts[] = {
     {.key = "db.url", .type = OT_STR, AT(db_url), .check = check_dburl,
      .flags = OF_NOECHO | OF_EMPTY_UNSET,
@@ -156,6 +160,10 @@ const struct opt config_opts[] = {
     {.key = "limits.max_game_name_chars", .type = OT_UINT, AT(limits.max_game_name_chars),
      .min = 1, .max = 100, .def = "100", .flags = OF_RELOAD,
      .help = "Longest game name (characters)"},
+    {.key = "events.unknown_fields", .type = OT_ENUM, AT(limits.unknown_fields),
+     .names = unknown_fields_names, .def = "reject", .flags = OF_RELOAD,
+     .help = "An input member the contract does not define: reject the event (unknown_field), "
+             "or ignore the member (still strict JSON, no name twice); reject|ignore"},
     {.key = "log.level", .type = OT_ENUM, AT(log_level), .names = log_levels, .def = "info",
      .flags = OF_RELOAD, .help = "Least severe message logged: err|warning|notice|info|debug"},
     {.key = "shutdown.timeout_ms", .type = OT_MS, AT(shutdown_timeout_ms), .min = 1000,
@@ -563,6 +571,9 @@ int sk_config_set(struct sk_config *c, const char *key, const char *value, const
         return config_set_kafka(c, key, value, orig(origin), err, errlen);
     if (strcmp(key, "db.password") == 0)
         return config_secret_refused(key, orig(origin), err, errlen);
+    if (strcmp(key, "include") == 0)
+        return fail(err, errlen, "\"include\" (from %s) is a line of a configuration file, "
+                    "not a setting", orig(origin));
     const char *s = suggest(key);
     if (s)
         return fail(err, errlen, "unknown key \"%s\" (from %s); did you mean \"%s\"?",
@@ -624,6 +635,9 @@ void sk_config_free(struct sk_config *c)
         free(c->kafka[i].origin);
     }
     free(c->kafka);
+    for (size_t i = 0; i < c->n_files; i++)
+        free(c->files[i]);
+    free(c->files);
     sk_dburl_free(&c->db);
     config_wipe_free(c->db_password);
     config_wipe_free(c->db_tls_key_password);

@@ -293,9 +293,6 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
     if (!c->db_url)
         return fail(err, errlen, "missing required setting \"db.url\" "
                                  "(e.g. db.url = mariadb://scorekeeper@localhost/scorekeeper)");
-    if (!c->kafka_brokers)
-        return fail(err, errlen, "missing required setting \"kafka.bootstrap.servers\" "
-                                 "(e.g. kafka.bootstrap.servers = localhost:9092)");
     if (c->db_retry_min_ms > c->db_retry_max_ms)
         return fail(err, errlen, "\"db.retry_min_ms\" (%u) exceeds \"db.retry_max_ms\" (%u)",
                     c->db_retry_min_ms, c->db_retry_max_ms);
@@ -321,6 +318,14 @@ int sk_config_finish(struct sk_config *c, char *err, size_t errlen)
         sk_dburl_free(&c->db);
         return r;
     }
+    return 0;
+}
+
+int sk_config_require_kafka(const struct sk_config *c, char *err, size_t errlen)
+{
+    if (!c->kafka_brokers)
+        return fail(err, errlen, "missing required setting \"kafka.bootstrap.servers\" "
+                                 "(e.g. kafka.bootstrap.servers = localhost:9092)");
     return 0;
 }
 

@@ -26,6 +26,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "output.h"
 #include "stats.h"
 #include "txn.h"
@@ -53,10 +54,12 @@ struct daemon {
     bool kafka_answered; /* the group assigned us, or a broker answered about our topics */
     bool wedged;
     bool failed; /* a fatal error ended the run */
+    bool schema_ok; /* the database has every migration: until then nothing else uses it */
     uint64_t watchdog_usec;
     sd_event_source *commit_timer, *poll_timer, *status_timer, *watchdog_timer, *deadline_timer;
     struct sk_stats st;
     struct sk_db *db;
+    struct sk_migrate_check *schema;
     struct sk_consumer *consumer;
     struct sk_txns *txns;
     struct sk_output *output;
@@ -139,8 +142,16 @@ static void notify_status(struct daemon *d)
 
 static void maybe_ready(struct daemon *d)
 {
-    if (d->phase == PH_STARTING && d->kafka_answered && sk_db_count_up(d->db) > 0)
+    if (d->phase == PH_STARTING && d->schema_ok && d->kafka_answered && sk_db_count_up(d->db) > 0)
         set_phase(d, PH_RUNNING);
+}
+
+/* The transactions (and the reads before them) use the database only once
+ * its schema is known to be the one this code was written for. */
+static void kick(struct daemon *d)
+{
+    if (d->schema_ok)
+        sk_txns_kick(d->txns);
 }
 
 /* DRAINING -> CLOSING once nothing is in flight: commit, leave the group. */
@@ -196,7 +207,7 @@ static void on_assigned(void *ud, struct sk_part *p) { sk_txns_assigned(((struct
 
 static void on_revoked(void *ud, struct sk_part *p) { sk_txns_revoked(((struct daemon *)ud)->txns, p); }
 
-static void on_consumed(void *ud) { sk_txns_kick(((struct daemon *)ud)->txns); }
+static void on_consumed(void *ud) { kick(ud); }
 
 static void on_answered(void *ud)
 {
@@ -225,11 +236,39 @@ static void on_fatal(void *ud, int err, const char *why)
     fail_code(ud, err == -EACCES ? EX_NOPERM : EXIT_FAILURE, why);
 }
 
+/* ---- the schema check, first on the first free connection --------------- */
+
+static void on_schema(void *ud, int verdict)
+{
+    struct daemon *d = ud;
+    if (verdict == 0)
+        d->schema_ok = true; /* the connection it freed calls on_db_idle */
+    else if (verdict != EX_UNAVAILABLE && d->phase < PH_DONE) {
+        d->failed = true; /* logged: too old, or unreadable */
+        d->exit_code = verdict;
+        set_phase(d, PH_DONE);
+    } /* else lost: the next free connection reads it again */
+}
+
 static void on_db_idle(void *ud)
 {
     struct daemon *d = ud;
+    if (!d->schema_ok) {
+        if (d->phase == PH_DONE || sk_migrate_check_running(d->schema))
+            return;
+        struct sk_db_conn *c = sk_db_acquire(d->db);
+        int r = c ? sk_migrate_check_start(d->schema, c, on_schema, d) : 0;
+        if (r < 0) {
+            char why[128];
+            sk_db_release(c);
+            snprintf(why, sizeof why, "cannot read the database's schema version: %s",
+                     strerror(-r));
+            fail(d, why);
+        }
+        return;
+    }
     maybe_ready(d);
-    sk_txns_kick(d->txns);
+    kick(d);
 }
 
 /* ---- signals, reload, deadline --------------------------------------- */
@@ -238,6 +277,11 @@ static void begin_drain(struct daemon *d, const char *why)
 {
     if (d->phase >= PH_DRAINING)
         return;
+    if (!d->schema_ok) { /* nothing was applied: what was consumed comes again */
+        log_notice("%s: stopping before the database schema was checked", why);
+        set_phase(d, PH_DONE);
+        return;
+    }
     log_notice("%s: stopping; finishing %zu events in flight (deadline %u ms)", why,
                sk_consumer_inflight(d->consumer), d->cfg->shutdown_timeout_ms);
     set_phase(d, PH_DRAINING);
@@ -269,14 +313,15 @@ static void reload(struct daemon *d)
     }
     if (changed >= 0) {
         sk_log_set_level(d->cfg->log_level);
-        sk_txns_reload(d->txns);
+        if (d->schema_ok) /* it may start the linger timer, which dispatches */
+            sk_txns_reload(d->txns);
         log_notice("reloaded settings: %d changed", changed);
     }
     /* An operator who reset a refused partition's marks reloads: check it
      * again, whatever became of the settings (not while stopping: nothing
      * is read any more). */
     if (d->phase <= PH_RUNNING && sk_consumer_recheck(d->consumer))
-        sk_txns_kick(d->txns);
+        kick(d);
     /* READY=1 ends the reload for systemd; before the daemon was ready, or
      * while it stops, it would say something false (and RELOADING=1 was
      * not sent then). */
@@ -479,6 +524,8 @@ static int setup(struct daemon *d)
     sk_stats_init(&d->st);
     if ((r = sk_db_new(d->loop, d->cfg, on_db_idle, d, &d->db)) < 0)
         return r == -EINVAL ? EX_CONFIG : EX_UNAVAILABLE;
+    if ((r = sk_migrate_check_new(d->cfg, &d->schema)) < 0)
+        return r == -ENOMEM ? EXIT_FAILURE : EX_CONFIG;
     if ((r = sk_txns_new(d->loop, d->cfg, d->db, &d->st, &tops, d, &d->txns)) < 0) {
         log_error("cannot set up the transactions: %s", strerror(-r));
         return EXIT_FAILURE;
@@ -516,6 +563,7 @@ static void teardown(struct daemon *d)
     sd_event_source_disable_unref(d->watchdog_timer);
     sd_event_source_disable_unref(d->deadline_timer);
     sk_db_free(d->db);
+    sk_migrate_check_free(d->schema); /* after the pool: a query of it may be in flight */
     sd_event_unref(d->loop);
 }
 

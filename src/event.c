@@ -1,12 +1,14 @@
 /* event — parse and validate one Kafka message, see include/event.h.
  *
  * Pipeline: size checks -> strict UTF-8 over the whole payload ->
- * sk_json_scan() (strict RFC 8259 grammar, depth, number lexemes, string
- * facts, top-level members) -> member names (unknown / duplicate) ->
- * delta+set conflict -> member values in text order -> missing members ->
- * Kafka key.  The first failure wins.  On success the strings are decoded
- * into one allocation.  A null payload on the users topic is a delete: its
- * key is checked as a username instead. */
+ * sk_json_scan_keep() (strict RFC 8259 grammar, depth, number lexemes,
+ * string facts, no member name twice in any object, the top-level members
+ * of the contract) -> schema_version -> unknown members (rejected, or
+ * skipped under events.unknown_fields = ignore) -> delta+set conflict ->
+ * member values in text order -> missing members -> Kafka key.  The first
+ * failure wins.  On success the strings are decoded into one allocation.
+ * A null payload on the users topic is a delete: its key is checked as a
+ * username instead. */
 #include "event.h"
 
 #include "jsonscan.h"
@@ -48,6 +50,8 @@ static const char *const reject_codes[SK_E__COUNT] = {
     [SK_E_DB_REJECTED] = "db_rejected",
     [SK_E_UNKNOWN_TOPIC] = "unknown_topic",
     [SK_E_NO_MEMORY] = "no_memory",
+    [SK_E_TOO_MANY_MEMBERS] = "too_many_members",
+    [SK_E_UNSUPPORTED_VERSION] = "unsupported_version",
 };
 
 const char *sk_reject_code(enum sk_reject r)
@@ -64,6 +68,7 @@ void sk_limits_default(struct sk_limits *l)
     l->max_event_id_len = 128;
     l->max_name_chars = 50;
     l->max_game_name_chars = 100;
+    l->unknown_fields = SK_UNKNOWN_REJECT;
 }
 
 void sk_event_clear(struct sk_event *ev)
@@ -74,7 +79,10 @@ void sk_event_clear(struct sk_event *ev)
 
 /* ---- members of the contract ---- */
 
-enum fid { F_EVENT_ID, F_USERNAME, F_NICKNAME, F_GAME_ID, F_GAME_NAME, F_DELTA, F_SET, F__COUNT };
+enum fid {
+    F_EVENT_ID, F_USERNAME, F_NICKNAME, F_GAME_ID, F_GAME_NAME, F_DELTA, F_SET, F_SCHEMA_VERSION,
+    F__COUNT
+};
 
 #define K_USER (1u << SK_EV_USER)
 #define K_SCORE (1u << SK_EV_SCORE)
@@ -91,21 +99,47 @@ static const struct {
     [F_GAME_NAME] = {"game_name", 9, K_SCORE},
     [F_DELTA] = {"delta", 5, K_SCORE},
     [F_SET] = {"set", 3, K_SCORE},
+    [F_SCHEMA_VERSION] = {"schema_version", 14, K_USER | K_SCORE},
 };
 
 /* The field (F_*) a member name stands for in a kind of event, -1 when it
  * is none of them (an unknown member). */
 static int classify(const struct sk_json_str *name, enum sk_event_kind kind)
 {
-    char buf[16];
+    char buf[24];
     if (name->len >= sizeof buf)
         return -1;
-    size_t n = sk_json_decode(name, buf, sizeof buf);
+    const char *p = name->raw; /* the usual name has no escape to decode */
+    if (name->escaped)
+        p = buf, sk_json_decode(name, buf, sizeof buf);
     for (int f = 0; f < F__COUNT; f++)
-        if ((fields[f].kinds & (1u << kind)) && fields[f].len == n &&
-            memcmp(fields[f].name, buf, n) == 0)
+        if ((fields[f].kinds & (1u << kind)) && fields[f].len == name->len &&
+            memcmp(fields[f].name, p, name->len) == 0)
             return f;
     return -1;
+}
+
+/* Which top-level members the scan records: every member of the contract
+ * (no name repeats, so they fit), and the first unknown one when unknown
+ * members are rejected (it is the one reported).  fid[] says which field
+ * each recorded member is (-1: unknown), so names are classified once. */
+struct keep {
+    enum sk_event_kind kind;
+    bool ignore_unknown;
+    bool unknown_kept;
+    int fid[SK_JSON_MAX_MEMBERS];
+    size_t n;
+};
+
+static bool keep_member(void *ud, const struct sk_json_str *name)
+{
+    struct keep *k = ud;
+    int f = classify(name, k->kind);
+    if (f < 0 && (k->ignore_unknown || k->unknown_kept))
+        return false;
+    k->unknown_kept |= f < 0;
+    k->fid[k->n++] = f; /* asked only while the doc has room: it is recorded */
+    return true;
 }
 
 /* ---- error reporting ---- */
@@ -228,6 +262,17 @@ static bool key_is_game_id(const char *key, size_t len, int64_t game_id)
     return v == game_id;
 }
 
+/* Echo the producer's event_id (member k of the doc, -1: none) in a
+ * rejection, when it is valid. */
+static void echo_event_id(const struct sk_json_doc *doc, int k, size_t max,
+                          struct sk_parse_error *err)
+{
+    if (k < 0 || !event_id_valid(&doc->m[k].value, max))
+        return;
+    size_t n = sk_json_decode(&doc->m[k].value.str, err->event_id, EVENT_ID_CAP);
+    err->event_id[n] = '\0';
+}
+
 static char *put_str(char **cursor, const struct sk_json_str *s, size_t *len_out)
 {
     char *dst = *cursor;
@@ -311,7 +356,10 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
 
     struct sk_json_doc doc;
     struct sk_json_error jerr;
-    switch (sk_json_scan(text, len, lim->max_depth, &doc, &jerr)) {
+    struct keep keep = {.kind = kind, .ignore_unknown = lim->unknown_fields == SK_UNKNOWN_IGNORE};
+    char q[QUOTE_BUF];
+    size_t evid_max = lim->max_event_id_len < EVENT_ID_CAP ? lim->max_event_id_len : EVENT_ID_CAP;
+    switch (sk_json_scan_keep(text, len, lim->max_depth, keep_member, &keep, &doc, &jerr)) {
     case SK_JSON_OK: break;
     case SK_JSON_SYNTAX:
         return fail(err, SK_E_INVALID_JSON, "", "invalid JSON at byte offset %zu: %s",
@@ -323,6 +371,19 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
     case SK_JSON_BAD_SURROGATE:
         return fail(err, SK_E_INVALID_UTF8, "", "invalid string at byte offset %zu: %s",
                     jerr.offset, jerr.what);
+    case SK_JSON_DUPLICATE:
+        quote_str(q, &jerr.name);
+        /* the members before it are recorded: an event_id among them is
+         * echoed, unless it is the name used twice */
+        if (classify(&jerr.name, kind) != F_EVENT_ID)
+            for (size_t k = 0; k < doc.n_members; k++)
+                if (keep.fid[k] == F_EVENT_ID)
+                    echo_event_id(&doc, (int)k, evid_max, err);
+        return fail(err, SK_E_DUPLICATE_KEY, q, "duplicate member \"%s\"", q);
+    case SK_JSON_TOO_MANY:
+        return fail(err, SK_E_TOO_MANY_MEMBERS, "",
+                    "more than %d member names in the objects open at byte offset %zu",
+                    SK_JSON_MAX_NAMES, jerr.offset);
     }
     if (doc.type != SK_JT_OBJECT) {
         struct sk_json_value top = {.type = doc.type};
@@ -330,29 +391,29 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
                     type_desc(&top));
     }
 
-    /* Member names. */
-    int fid[SK_JSON_MAX_MEMBERS];
+    /* Member names: the scan recorded every member of the contract, once
+     * each, and the first unknown one unless unknown ones are ignored. */
+    const int *fid = keep.fid;
     int idx[F__COUNT];
-    size_t evid_max = lim->max_event_id_len < EVENT_ID_CAP ? lim->max_event_id_len : EVENT_ID_CAP;
     for (int f = 0; f < F__COUNT; f++)
         idx[f] = -1;
-    int evid_count = 0, evid_at = -1;
-    for (size_t k = 0; k < doc.n_members; k++) {
-        fid[k] = classify(&doc.m[k].name, kind);
-        if (fid[k] == F_EVENT_ID) {
-            evid_count++;
-            evid_at = (int)k;
-        }
+    for (size_t k = 0; k < doc.n_members; k++)
+        if (fid[k] >= 0)
+            idx[fid[k]] = (int)k;
+    echo_event_id(&doc, idx[F_EVENT_ID], evid_max, err);
+    /* An event of another version of the contract may use the same names
+     * for other things: nothing else of it is judged. */
+    if (idx[F_SCHEMA_VERSION] >= 0) {
+        const struct sk_json_value *v = &doc.m[idx[F_SCHEMA_VERSION]].value;
+        enum sk_reject rc = check_int(err, "schema_version", v, 1, SK_INT53_MAX);
+        if (rc != SK_OK)
+            return rc;
+        if (v->num.value != SK_EVENT_SCHEMA_VERSION)
+            return fail(err, SK_E_UNSUPPORTED_VERSION, "schema_version",
+                        "\"schema_version\" %" PRId64 " is not supported: this scorekeeper reads "
+                        "version %d", v->num.value, SK_EVENT_SCHEMA_VERSION);
     }
-    /* Echo the producer's event_id in rejections, when it is unambiguous
-     * and itself valid. */
-    if (evid_count == 1 && doc.total_members == doc.n_members &&
-        event_id_valid(&doc.m[evid_at].value, evid_max)) {
-        size_t n = sk_json_decode(&doc.m[evid_at].value.str, err->event_id, EVENT_ID_CAP);
-        err->event_id[n] = '\0';
-    }
     for (size_t k = 0; k < doc.n_members; k++) {
-        char q[QUOTE_BUF];
         if (fid[k] < 0) {
             char name[QUOTE_MAX + 4];
             size_t n = sk_json_decode(&doc.m[k].name, name, sizeof name);
@@ -360,10 +421,6 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
             return fail(err, SK_E_UNKNOWN_FIELD, q, "unknown member \"%s\" in a %s event", q,
                         what);
         }
-        if (idx[fid[k]] >= 0)
-            return fail(err, SK_E_DUPLICATE_KEY, fields[fid[k]].name, "duplicate member \"%s\"",
-                        fields[fid[k]].name);
-        idx[fid[k]] = (int)k;
     }
     if (idx[F_DELTA] >= 0 && idx[F_SET] >= 0)
         return fail(err, SK_E_CONFLICT, "set",
@@ -379,6 +436,7 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
         const char *f = fields[fid[k]].name;
         enum sk_reject rc = SK_OK;
         switch ((enum fid)fid[k]) {
+        case F_SCHEMA_VERSION: break; /* checked above */
         case F_EVENT_ID: rc = check_str(err, f, v, &r_evid); break;
         case F_USERNAME: rc = check_str(err, f, v, &r_name); break;
         case F_NICKNAME:

@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "utf8.h"
 
+#include <assert.h>
 #include <string.h>
 
 struct scan {
@@ -216,23 +217,126 @@ static enum sk_json_status scan_literal(struct scan *s, const char *word, size_t
     return SK_JSON_OK;
 }
 
-enum sk_json_status sk_json_scan(const char *text, size_t len, unsigned max_depth,
-                                 struct sk_json_doc *doc, struct sk_json_error *err)
+/* ---- member names ------------------------------------------------------- */
+
+/* The bytes of a scanned string once decoded, one at a time: names are
+ * compared decoded, so "\u0061" and "a" are the same name. */
+struct dec {
+    const unsigned char *p;
+    size_t i, n;
+    char b[4];
+    size_t bi, bn;
+};
+
+static void dec_init(struct dec *d, const struct sk_json_str *s)
+{
+    *d = (struct dec){.p = (const unsigned char *)s->raw, .n = s->raw_len};
+}
+
+static int dec_next(struct dec *d)
+{
+    if (d->bi < d->bn)
+        return (unsigned char)d->b[d->bi++];
+    if (d->i >= d->n)
+        return -1;
+    if (d->p[d->i] != '\\')
+        return d->p[d->i++];
+    uint32_t cp;
+    d->i += unescape(d->p + d->i, &cp);
+    d->bn = sk_utf8_put(d->b, cp);
+    d->bi = 1;
+    return (unsigned char)d->b[0];
+}
+
+/* FNV-1a over the decoded bytes. */
+static uint64_t name_hash(const struct sk_json_str *s)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    if (!s->escaped) { /* the usual name: its text is its bytes */
+        for (size_t i = 0; i < s->raw_len; i++)
+            h = (h ^ (unsigned char)s->raw[i]) * 0x100000001b3u;
+        return h;
+    }
+    struct dec d;
+    dec_init(&d, s);
+    for (int c; (c = dec_next(&d)) >= 0;)
+        h = (h ^ (unsigned)c) * 0x100000001b3u;
+    return h;
+}
+
+static bool name_equal(const struct sk_json_str *a, const struct sk_json_str *b)
+{
+    if (a->len != b->len)
+        return false;
+    if (!a->escaped && !b->escaped)
+        return memcmp(a->raw, b->raw, a->len) == 0;
+    struct dec x, y;
+    dec_init(&x, a);
+    dec_init(&y, b);
+    int c;
+    while ((c = dec_next(&x)) >= 0)
+        if (c != dec_next(&y))
+            return false;
+    return true;
+}
+
+struct name_ref {
+    struct sk_json_str name;
+    uint64_t hash;
+};
+
+/* The names of the open objects, innermost last; base[d] is where the
+ * names of the object at depth d + 1 start. */
+struct names {
+    struct name_ref v[SK_JSON_MAX_NAMES];
+    size_t n;
+    uint8_t base[SK_JSON_DEPTH_CAP];
+};
+
+static_assert(SK_JSON_MAX_NAMES <= UINT8_MAX, "base[] holds indexes into v[]");
+
+/* Add name to the innermost open object (at depth d), unless it is
+ * already there. */
+static enum sk_json_status name_add(struct scan *s, struct names *nm, unsigned d,
+                                    const struct sk_json_str *name, size_t at)
+{
+    uint64_t h = name_hash(name);
+    for (size_t k = nm->base[d - 1]; k < nm->n; k++)
+        if (nm->v[k].hash == h && name_equal(&nm->v[k].name, name)) {
+            s->err->name = *name;
+            return fail_at(s, at, SK_JSON_DUPLICATE, "member name used twice in one object");
+        }
+    if (nm->n == SK_JSON_MAX_NAMES)
+        return fail_at(s, at, SK_JSON_TOO_MANY, "too many members in the open objects");
+    nm->v[nm->n++] = (struct name_ref){*name, h};
+    return SK_JSON_OK;
+}
+
+/* ---- the scan ------------------------------------------------------------- */
+
+enum sk_json_status sk_json_scan_keep(const char *text, size_t len, unsigned max_depth,
+                                      sk_json_keep_fn keep, void *ud, struct sk_json_doc *doc,
+                                      struct sk_json_error *err)
 {
     struct scan sc = {(const unsigned char *)text, len, 0, err};
     struct scan *s = &sc;
     uint64_t is_obj[SK_JSON_DEPTH_CAP / 64]; /* bit per open container */
+    struct names nm;
     unsigned d = 0, maxd = max_depth < SK_JSON_DEPTH_CAP ? max_depth : SK_JSON_DEPTH_CAP;
     struct sk_json_member *cur = NULL;
     struct sk_json_value *rec;
+    struct sk_json_str name;
     enum sk_json_status st = SK_JSON_OK;
     enum sk_json_type t;
     bool top_obj = false, in_obj;
+    size_t at;
 
+    nm.n = 0;
     doc->type = 0;
     doc->n_members = doc->total_members = 0;
     err->offset = 0;
     err->what = "";
+    memset(&err->name, 0, sizeof err->name);
     skip_ws(s);
 
 value:
@@ -252,10 +356,12 @@ value:
             rec->type = t;
         if (d >= maxd)
             return fail_at(s, s->i, SK_JSON_TOO_DEEP, "nesting too deep");
-        if (t == SK_JT_OBJECT)
+        if (t == SK_JT_OBJECT) {
             is_obj[d / 64] |= (uint64_t)1 << (d % 64);
-        else
+            nm.base[d] = (uint8_t)nm.n;
+        } else {
             is_obj[d / 64] &= ~((uint64_t)1 << (d % 64));
+        }
         d++;
         s->i++;
         skip_ws(s);
@@ -318,6 +424,8 @@ after:
     if (s->p[s->i] == (in_obj ? '}' : ']')) {
         s->i++;
         d--;
+        if (in_obj) /* its names are done with */
+            nm.n = nm.base[d];
         goto after;
     }
     return bad(s, in_obj ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -325,23 +433,33 @@ after:
 member:
     if (s->i >= len || s->p[s->i] != '"')
         return bad(s, "expected a member name");
+    at = s->i;
+    st = scan_string(s, &name);
+    if (st != SK_JSON_OK)
+        return st;
+    if ((st = name_add(s, &nm, d, &name, at)) != SK_JSON_OK)
+        return st;
     if (d == 1 && top_obj) {
         doc->total_members++;
         cur = NULL;
-        if (doc->n_members < SK_JSON_MAX_MEMBERS) {
+        if (doc->n_members < SK_JSON_MAX_MEMBERS && (!keep || keep(ud, &name))) {
             cur = &doc->m[doc->n_members++];
             memset(cur, 0, sizeof *cur);
+            cur->name = name;
         }
     }
-    st = scan_string(s, (d == 1 && cur) ? &cur->name : NULL);
-    if (st != SK_JSON_OK)
-        return st;
     skip_ws(s);
     if (s->i >= len || s->p[s->i] != ':')
         return bad(s, "expected ':' after member name");
     s->i++;
     skip_ws(s);
     goto value;
+}
+
+enum sk_json_status sk_json_scan(const char *text, size_t len, unsigned max_depth,
+                                 struct sk_json_doc *doc, struct sk_json_error *err)
+{
+    return sk_json_scan_keep(text, len, max_depth, NULL, NULL, doc, err);
 }
 
 size_t sk_json_decode(const struct sk_json_str *s, char *out, size_t cap)

@@ -29,7 +29,13 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  run        run the daemon (default)\n"
-            "  migrate    apply the SQL migrations in sql.dir, then exit\n"
+            "  migrate    apply the SQL migrations in sql.dir that the database lacks, then\n"
+            "             exit; needs an administrative account in db.url, no Kafka\n"
+            "  migrate status\n"
+            "             list every migration of sql.dir, applied (when) or pending, and\n"
+            "             those the database records but sql.dir lacks; changes nothing\n"
+            "  migrate --dry-run\n"
+            "             print the SQL that migrate would send, in order; changes nothing\n"
             "  reset-marks --topic TOPIC [--partition N]\n"
             "             delete the applied-offset marks (game_offsets) of TOPIC, or of\n"
             "             one partition, after the daemon refused it because its offsets\n"
@@ -51,6 +57,9 @@ static void usage(FILE *f)
             "kafka.sasl.password.  kafka.* properties scorekeeper's promises rest on\n"
             "(enable.auto.commit, enable.idempotence, isolation.level, ...) are refused.\n"
             "\n"
+            "The daemon (run) starts only on a database where every migration of sql.dir\n"
+            "is applied; otherwise it names the missing ones and exits 78.\n"
+            "\n"
             "Signals: TERM/INT drain and stop; HUP reloads the settings that may change at\n"
             "run time (marked [reload] below) from the same file and -o options.\n"
             "\n"
@@ -58,10 +67,27 @@ static void usage(FILE *f)
             "66 no migrations to read (sql.dir), 69 service unreachable, 70 internal\n"
             "error (migrate), 77 not allowed (Kafka refused the SASL credentials;\n"
             "reset-marks as the runtime account), 78 configuration error (also under\n"
-            "--check-config).\n"
+            "--check-config), or a database schema older than the daemon needs.\n"
             "\n"
             "Settings:\n%s",
             sk_config_help());
+}
+
+/* migrate's own argument: none, "status" or "--dry-run".  False (said on
+ * stderr) when it is something else. */
+static bool migrate_args(int argc, char **argv, enum sk_migrate_mode *mode)
+{
+    *mode = SK_MIGRATE_APPLY;
+    if (argc == 0)
+        return true;
+    bool status = !strcmp(argv[0], "status"), dry = !strcmp(argv[0], "--dry-run");
+    if (argc == 1 && (status || dry)) {
+        *mode = status ? SK_MIGRATE_STATUS : SK_MIGRATE_DRY_RUN;
+        return true;
+    }
+    fprintf(stderr, "scorekeeper: migrate: unexpected argument \"%s\" (status or --dry-run; "
+                    "try --help)\n", argv[status || dry ? 1 : 0]);
+    return false;
 }
 
 /* reset-marks' own arguments: --topic T (a Kafka topic name) and
@@ -137,18 +163,27 @@ static int run(int argc, char **argv)
     const char *command = optind < argc ? argv[optind] : "run";
     const char *topic = NULL;
     int32_t partition = -1;
-    bool reset = !strcmp(command, "reset-marks"), redrive = !strcmp(command, "redrive");
+    enum sk_migrate_mode mode = SK_MIGRATE_APPLY;
+    bool reset = !strcmp(command, "reset-marks"), redrive = !strcmp(command, "redrive"),
+         migrate = !strcmp(command, "migrate");
+    int nargs = optind < argc ? argc - optind - 1 : 0;
     struct sk_redrive_args rd;
+    bool ok = true;
     if (redrive) {
-        int urc = sk_redrive_args_parse(argc - optind - 1, argv + optind + 1, &rd);
+        int urc = sk_redrive_args_parse(nargs, argv + optind + 1, &rd);
         if (urc) {
             free(src.overrides);
             return urc;
         }
-    } else if (reset ? !reset_args(argc - optind - 1, argv + optind + 1, &topic, &partition)
-                     : optind + 1 < argc || (strcmp(command, "run") && strcmp(command, "migrate"))) {
-        if (!reset)
-            fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
+    } else if (reset) {
+        ok = reset_args(nargs, argv + optind + 1, &topic, &partition);
+    } else if (migrate) {
+        ok = migrate_args(nargs, argv + optind + 1, &mode);
+    } else if (strcmp(command, "run") || nargs) {
+        fprintf(stderr, "scorekeeper: unknown command \"%s\" (try --help)\n", command);
+        ok = false;
+    }
+    if (!ok) {
         free(src.overrides);
         return EX_USAGE;
     }
@@ -164,11 +199,20 @@ static int run(int argc, char **argv)
         return EX_CONFIG;
     }
     sk_log_set_level(cfg.log_level);
+    /* The commands that only talk to the database need no Kafka settings. */
+    if ((check || (!migrate && !reset)) && sk_config_require_kafka(&cfg, err, sizeof err) < 0) {
+        log_error("configuration: %s", err);
+        if (check)
+            printf("configuration: FAILED: %s\n", err);
+        sk_config_free(&cfg);
+        free(src.overrides);
+        return EX_CONFIG;
+    }
     int rc;
     if (check)
         rc = sk_check_run(&cfg);
-    else if (!strcmp(command, "migrate"))
-        rc = sk_migrate_run(&cfg);
+    else if (migrate)
+        rc = sk_migrate_run(&cfg, mode);
     else if (reset)
         rc = sk_resetmarks_run(&cfg, topic, partition);
     else if (redrive)

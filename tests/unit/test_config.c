@@ -162,6 +162,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.limits.max_event_id_len, 128);
     assert_int_equal(c.limits.max_name_chars, 50);
     assert_int_equal(c.limits.max_game_name_chars, 100);
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_REJECT);
     assert_int_equal(c.log_level, SK_LOG_INFO);
     assert_int_equal(c.shutdown_timeout_ms, 30000);
     assert_int_equal(c.commit_interval_ms, 1000);
@@ -185,7 +186,8 @@ static const char *const all_keys[] = {
     "pipeline.max_inflight_bytes", "pipeline.stall_timeout_ms", "pipeline.known_users",
     "pipeline.known_users_preload", "pipeline.game_marks",
     "limits.max_message_bytes", "limits.max_depth", "limits.max_event_id_len",
-    "limits.max_name_chars", "limits.max_game_name_chars", "log.level", "shutdown.timeout_ms",
+    "limits.max_name_chars", "limits.max_game_name_chars", "events.unknown_fields",
+    "log.level", "shutdown.timeout_ms",
     "offsets.commit_interval_ms", "metrics.listen", "results.echo_headers", "sql.dir",
 };
 
@@ -358,6 +360,14 @@ static void test_enum(void **state)
     set_bad(&c, "log.level", "", "expected one of");
     set_bad(&c, "log.level", "3", "expected one of");
     assert_int_equal(c.log_level, SK_LOG_DEBUG);
+    assert_dump_has(&c, "events.unknown_fields = reject");
+    set_ok(&c, "events.unknown_fields", "Ignore");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_IGNORE);
+    assert_dump_has(&c, "events.unknown_fields = ignore");
+    set_bad(&c, "events.unknown_fields", "drop", "expected one of reject, ignore");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_IGNORE);
+    set_ok(&c, "events.unknown_fields", "reject");
+    assert_int_equal(c.limits.unknown_fields, SK_UNKNOWN_REJECT);
     sk_config_free(&c);
 }
 
@@ -708,8 +718,14 @@ static void test_finish_checks(void **state)
     init(&c);
     finish_bad(&c, -EINVAL, "missing required setting \"db.url\"");
     set_ok(&c, "db.url", "mariadb://sk@h/db");
-    finish_bad(&c, -EINVAL, "missing required setting \"kafka.bootstrap.servers\"");
+    /* migrate and reset-marks need no Kafka: only the daemon and
+     * --check-config ask for the brokers */
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    err[0] = '\0';
+    assert_int_equal(sk_config_require_kafka(&c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "missing required setting \"kafka.bootstrap.servers\""));
     set_ok(&c, "kafka.brokers", "k:9092");
+    assert_int_equal(sk_config_require_kafka(&c, err, sizeof err), 0);
     assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
     assert_string_equal(c.db.host, "h");
     assert_string_equal(c.db.dbname, "db");
@@ -1178,6 +1194,137 @@ static void test_metrics_listen(void **state)
     sk_config_free(&c);
 }
 
+/* ---- include ------------------------------------------------------------ */
+
+/* A file at tmpdir/name, its directories made first. */
+static void write_at(const char *name, const char *text, char *out, size_t outlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, name);
+    for (char *p = dir + strlen(tmpdir) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(dir, 0700);
+        *p = '/';
+    }
+    write_text(name, text, out, outlen);
+}
+
+static void test_include(void **state)
+{
+    (void)state;
+    struct sk_config c;
+    char base[PATH_MAX], inst[PATH_MAX], d1[PATH_MAX], d2[PATH_MAX], junk[PATH_MAX];
+    /* a shared base, an instance that includes it and overrides one key,
+     * then a conf.d directory read in name order */
+    write_at("inc/scorekeeper.conf",
+             "db.url = mariadb://sk@db/scores\n"
+             "kafka.bootstrap.servers = k1:9092\n"
+             "metrics.listen = 127.0.0.1:9464\n"
+             "batch.linger_ms = 7\n",
+             base, sizeof base);
+    write_at("inc/conf.d/20-late.conf", "batch.linger_ms = 20\nkafka.acks = all\n", d2,
+             sizeof d2);
+    write_at("inc/conf.d/10-early.conf", "batch.linger_ms = 10\nlog.level = debug\n", d1,
+             sizeof d1);
+    write_at("inc/conf.d/notes.txt", "this is not read\n", junk, sizeof junk);
+    write_at("inc/conf.d/.hidden.conf", "this is not read either\n", junk, sizeof junk);
+    write_at("inc/1.conf",
+             "include = scorekeeper.conf\n"     /* relative to this file */
+             "metrics.listen = 127.0.0.1:9461\n" /* overrides the base */
+             "include = conf.d\n",
+             inst, sizeof inst);
+    init(&c);
+    int rc = sk_config_load_file(&c, inst, err, sizeof err);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.db_url, "mariadb://sk@db/scores");
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9461");
+    assert_int_equal(c.batch_linger_ms, 20);
+    assert_int_equal(c.log_level, SK_LOG_DEBUG);
+    assert_int_equal(c.n_files, 4);
+    assert_string_equal(c.files[0], inst);
+    assert_string_equal(c.files[1], base);
+    assert_string_equal(c.files[2], d1);
+    assert_string_equal(c.files[3], d2);
+    /* origins name the file that set the value */
+    char origin[PATH_MAX + 64];
+    snprintf(origin, sizeof origin, "%s:2", d2);
+    assert_string_equal(c.kafka[0].origin, origin);
+    assert_int_equal(sk_config_finish(&c, err, sizeof err), 0);
+    sk_config_free(&c);
+
+    /* an absolute path, an empty directory */
+    char abs[PATH_MAX + 64], path[PATH_MAX];
+    snprintf(abs, sizeof abs, "include = %s\ninclude = empty.d\n", base);
+    mkdir(strcat(strcpy(path, tmpdir), "/inc/empty.d"), 0700);
+    write_at("inc/abs.conf", abs, path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), 0);
+    assert_int_equal(c.n_files, 2);
+    assert_int_equal(c.batch_linger_ms, 7);
+    sk_config_free(&c);
+
+    /* an error in an included file names that file and line */
+    write_at("inc/bad-base.conf", "db.pool_size = 4\nbatch.max_events = 0\n", base, sizeof base);
+    write_at("inc/bad.conf", "include = bad-base.conf\n", path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    snprintf(origin, sizeof origin, "(from %s:2)", base);
+    assert_non_null(strstr(err, origin));
+    sk_config_free(&c);
+
+    /* a missing file names the include line */
+    write_at("inc/missing.conf", "\ninclude = nowhere.conf\n", path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -ENOENT);
+    snprintf(origin, sizeof origin, "%s:2: cannot include ", path);
+    assert_non_null(strstr(err, origin));
+    assert_non_null(strstr(err, "inc/nowhere.conf"));
+    sk_config_free(&c);
+
+    /* an empty path, a loop, too deep */
+    write_at("inc/empty.conf", "include =\n", path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":1: include needs a file or directory"));
+    sk_config_free(&c);
+    write_at("inc/loop-a.conf", "include = loop-b.conf\n", path, sizeof path);
+    write_at("inc/loop-b.conf", "batch.linger_ms = 1\ninclude = loop-a.conf\n", junk,
+             sizeof junk);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    snprintf(origin, sizeof origin, "%s:2: include of ", junk);
+    assert_non_null(strstr(err, origin));
+    assert_non_null(strstr(err, "already being read (an include loop)"));
+    sk_config_free(&c);
+    for (int i = 0; i < 9; i++) {
+        char name[64], text[64];
+        snprintf(name, sizeof name, "inc/deep%d.conf", i);
+        snprintf(text, sizeof text, "include = deep%d.conf\n", i + 1);
+        write_at(name, text, i ? junk : path, sizeof path);
+    }
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "includes nested more than 7 files deep"));
+    sk_config_free(&c);
+
+    /* an included FIFO would block: refused */
+    char fifo[PATH_MAX];
+    snprintf(fifo, sizeof fifo, "%s/inc/fifo.conf", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_at("inc/fifo-inc.conf", "include = fifo.conf\n", path, sizeof path);
+    init(&c);
+    assert_int_equal(sk_config_load_file(&c, path, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "fifo.conf: not a regular file"));
+    sk_config_free(&c);
+
+    /* not a setting */
+    init(&c);
+    set_bad(&c, "include", path, "is a line of a configuration file, not a setting");
+    sk_config_free(&c);
+}
+
 /* ---- reload ------------------------------------------------------------- */
 
 static void test_reloadable(void **state)
@@ -1190,6 +1337,7 @@ static void test_reloadable(void **state)
     assert_true(sk_config_key_is_reloadable("limits.max_message_bytes"));
     assert_true(sk_config_key_is_reloadable("limits.max_name_chars"));
     assert_true(sk_config_key_is_reloadable("log.level"));
+    assert_true(sk_config_key_is_reloadable("events.unknown_fields"));
     assert_false(sk_config_key_is_reloadable("db.pool_size"));
     assert_false(sk_config_key_is_reloadable("db.url"));
     assert_false(sk_config_key_is_reloadable("kafka.brokers"));
@@ -1214,11 +1362,13 @@ static void test_reload_diff(void **state)
     set_ok(&b, "batch.max_events", "50");
     set_ok(&b, "log.level", "debug");
     set_ok(&b, "limits.max_depth", "8");
-    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 3);
+    set_ok(&b, "events.unknown_fields", "IGNORE");
+    assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 4);
     assert_int_equal(sk_config_apply_reload(&a, &b), 0);
     assert_int_equal(a.batch_max_events, 50);
     assert_int_equal(a.log_level, SK_LOG_DEBUG);
     assert_int_equal(a.limits.max_depth, 8);
+    assert_int_equal(a.limits.unknown_fields, SK_UNKNOWN_IGNORE);
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), 0);
 
     set_ok(&b, "db.pool_size", "8");
@@ -1258,6 +1408,7 @@ static void test_reload_diff(void **state)
     set_ok(&b, "batch.max_events", "50");
     set_ok(&b, "log.level", "debug");
     set_ok(&b, "limits.max_depth", "8");
+    set_ok(&b, "events.unknown_fields", "ignore");
     set_ok(&b, "db.password_file", path);
     assert_int_equal(sk_config_finish(&b, err, sizeof err), 0);
     assert_int_equal(sk_config_reload_diff(&a, &b, err, sizeof err), -EINVAL);
@@ -1281,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_file_basic),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_override_precedence),
+        cmocka_unit_test(test_include),
         cmocka_unit_test(test_dburl_ok),
         cmocka_unit_test(test_dburl_bad),
         cmocka_unit_test(test_finish_checks),

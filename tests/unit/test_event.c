@@ -95,6 +95,145 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- events.unknown_fields, duplicates at every depth, schema_version ---- */
+
+/* An event parsed with events.unknown_fields = ignore. */
+static enum sk_reject parse_ignore(enum sk_event_kind kind, const char *json, const char *key)
+{
+    struct sk_limits l;
+    sk_limits_default(&l);
+    l.unknown_fields = SK_UNKNOWN_IGNORE;
+    return parse_n(kind, json, strlen(json), key, key ? strlen(key) : 0, &l);
+}
+
+static enum sk_reject pu_ignore(const char *json, const char *key)
+{
+    return parse_ignore(SK_EV_USER, json, key);
+}
+
+static enum sk_reject ps_ignore(const char *json, const char *key)
+{
+    return parse_ignore(SK_EV_SCORE, json, key);
+}
+
+static void unknown_fields_ignored(void **state)
+{
+    (void)state;
+    /* reject (the default) names the member */
+    const char *j = "{\"event_id\":\"s-1\",\"game_id\":42,\"username\":\"a\",\"delta\":5,"
+                    "\"client\":{\"v\":[1,\"x\",null]}}";
+    assert_int_equal(ps(j, "42"), SK_E_UNKNOWN_FIELD);
+    assert_string_equal(err.field, "client");
+    assert_string_equal(err.event_id, "s-1");
+    /* ignore: the member is skipped, the event applies as without it */
+    assert_int_equal(ps_ignore(j, "42"), SK_OK);
+    assert_int_equal(ev.game_id, 42);
+    assert_int_equal(ev.value, 5);
+    assert_string_equal(ev.event_id, "s-1");
+    /* members of the other kind are unknown too */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"game_id\":7,\"nickname\":\"N\"}", "a"), SK_OK);
+    assert_string_equal(ev.nickname, "N");
+    /* the contract's members are found after any number of unknown ones */
+    char buf[4096], *p = buf;
+    p += sprintf(p, "{");
+    for (int i = 0; i < 100; i++)
+        p += sprintf(p, "\"x%d\":%d,", i, i);
+    sprintf(p, "\"username\":\"late\",\"nickname\":null,\"event_id\":\"e-9\"}");
+    assert_int_equal(pu_ignore(buf, "late"), SK_OK);
+    assert_string_equal(ev.username, "late");
+    assert_int_equal(ev.nick, SK_NICK_NULL);
+    assert_string_equal(ev.event_id, "e-9");
+    assert_int_equal(pu(buf, "late"), SK_E_UNKNOWN_FIELD);
+    assert_string_equal(err.field, "x0");
+    assert_string_equal(err.event_id, "e-9"); /* unambiguous, so echoed */
+    /* what is ignored is still checked as JSON */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":01}", "a"), SK_E_INVALID_JSON);
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":\"\\ud800\"}", "a"), SK_E_INVALID_UTF8);
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":\"\xC0\x80\"}", "a"), SK_E_INVALID_UTF8);
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":[[[[1]]]]}", "a"), SK_E_TOO_DEEP);
+    /* ... and the contract's own members are judged as ever */
+    assert_int_equal(pu_ignore("{\"username\":5,\"x\":1}", "a"), SK_E_WRONG_TYPE);
+    assert_int_equal(pu_ignore("{\"x\":1}", "a"), SK_E_MISSING_FIELD);
+    assert_int_equal(ps_ignore("{\"game_id\":1,\"username\":\"a\",\"delta\":1,\"set\":1,\"x\":1}",
+                               "1"), SK_E_CONFLICT);
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":1}", "b"), SK_E_KEY_MISMATCH);
+}
+
+static void duplicates_everywhere(void **state)
+{
+    (void)state;
+    /* an unknown member twice, with either setting */
+    const char *j = "{\"event_id\":\"u-1\",\"username\":\"a\",\"x\":1,\"x\":2}";
+    assert_int_equal(pu_ignore(j, "a"), SK_E_DUPLICATE_KEY);
+    assert_string_equal(err.field, "x");
+    assert_string_equal(err.message, "duplicate member \"x\"");
+    assert_string_equal(err.event_id, "u-1");
+    assert_int_equal(pu(j, "a"), SK_E_DUPLICATE_KEY);
+    /* spelt with an escape */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\\u0079\":1,\"xy\":2}", "a"),
+                     SK_E_DUPLICATE_KEY);
+    assert_string_equal(err.field, "xy");
+    /* in nested objects, at any depth, also inside arrays */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":{\"k\":1,\"k\":1}}", "a"),
+                     SK_E_DUPLICATE_KEY);
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":[{\"k\":1},{\"k\":{\"\\u006b\":1,"
+                               "\"k\":2}}]}", "a"), SK_E_DUPLICATE_KEY);
+    assert_string_equal(err.field, "k");
+    /* the same name in sibling or nested objects is fine */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"x\":[{\"k\":1},{\"k\":{\"k\":2}}],"
+                               "\"k\":{\"username\":1}}", "a"), SK_OK);
+    /* a name that differs only after an escaped NUL, or in case */
+    assert_int_equal(pu_ignore("{\"username\":\"a\",\"k\\u0000a\":1,\"k\\u0000b\":1,\"K\":1,"
+                               "\"k\":1}", "a"), SK_OK);
+    /* the event_id used twice is ambiguous: not echoed */
+    assert_int_equal(pu_ignore("{\"event_id\":\"a\",\"username\":\"a\",\"event_id\":\"b\"}", "a"),
+                     SK_E_DUPLICATE_KEY);
+    assert_string_equal(err.event_id, "");
+}
+
+static void too_many_members(void **state)
+{
+    (void)state;
+    char buf[8192], *p = buf;
+    p += sprintf(p, "{\"username\":\"a\"");
+    for (int i = 1; i < SK_JSON_MAX_NAMES; i++)
+        p += sprintf(p, ",\"x%d\":0", i);
+    sprintf(p, "}");
+    assert_int_equal(pu_ignore(buf, "a"), SK_OK); /* exactly the most */
+    sprintf(p, ",\"last\":0}");
+    assert_int_equal(pu_ignore(buf, "a"), SK_E_TOO_MANY_MEMBERS);
+    assert_string_equal(sk_reject_code(err.code), "too_many_members");
+    /* the names of closed objects no longer count */
+    p = buf;
+    p += sprintf(p, "{\"username\":\"a\",\"x\":[");
+    for (int i = 0; i < 100; i++)
+        p += sprintf(p, "%s{\"a\":1,\"b\":2}", i ? "," : "");
+    sprintf(p, "]}");
+    assert_int_equal(pu_ignore(buf, "a"), SK_OK);
+}
+
+static void schema_version(void **state)
+{
+    (void)state;
+    assert_int_equal(pu("{\"schema_version\":1,\"username\":\"a\"}", "a"), SK_OK);
+    assert_int_equal(ps("{\"game_id\":1,\"username\":\"a\",\"set\":1,\"schema_version\":1}", "1"),
+                     SK_OK);
+    /* another version is refused whatever it holds, before its members are judged */
+    assert_int_equal(pu("{\"event_id\":\"v2\",\"username\":{},\"new\":1,\"schema_version\":2}", "a"),
+                     SK_E_UNSUPPORTED_VERSION);
+    assert_string_equal(err.field, "schema_version");
+    assert_string_equal(err.event_id, "v2");
+    assert_string_equal(err.message,
+                        "\"schema_version\" 2 is not supported: this scorekeeper reads version 1");
+    assert_int_equal(pu_ignore("{\"schema_version\":3,\"username\":\"a\"}", "a"),
+                     SK_E_UNSUPPORTED_VERSION);
+    assert_string_equal(sk_reject_code(SK_E_UNSUPPORTED_VERSION), "unsupported_version");
+    assert_int_equal(pu("{\"schema_version\":\"1\",\"username\":\"a\"}", "a"), SK_E_WRONG_TYPE);
+    assert_int_equal(pu("{\"schema_version\":1.0,\"username\":\"a\"}", "a"), SK_E_NOT_INTEGER);
+    assert_int_equal(pu("{\"schema_version\":0,\"username\":\"a\"}", "a"), SK_E_OUT_OF_RANGE);
+    assert_int_equal(pu("{\"schema_version\":null,\"username\":\"a\"}", "a"), SK_E_WRONG_TYPE);
+}
+
 /* ---- happy paths ---- */
 
 static void user_event_ok(void **state)
@@ -644,6 +783,7 @@ static void reject_codes(void **state)
     assert_int_equal(l.max_event_id_len, 128);
     assert_int_equal(l.max_name_chars, 50);
     assert_int_equal(l.max_game_name_chars, 100);
+    assert_int_equal(l.unknown_fields, SK_UNKNOWN_REJECT);
 }
 
 static void utf8_count(void **state)
@@ -741,6 +881,10 @@ int main(void)
         cmocka_unit_test_teardown(utf8_count, teardown),
         cmocka_unit_test_teardown(agrees_with_cjson, teardown),
         cmocka_unit_test_teardown(all_prefixes, teardown),
+        cmocka_unit_test_teardown(unknown_fields_ignored, teardown),
+        cmocka_unit_test_teardown(duplicates_everywhere, teardown),
+        cmocka_unit_test_teardown(too_many_members, teardown),
+        cmocka_unit_test_teardown(schema_version, teardown),
     };
     return cmocka_run_group_tests_name("event", tests, NULL, NULL);
 }
