@@ -281,7 +281,7 @@ fuzz-clean:
 # tests/bench/README.md.  Always the plain -O2 build, never the sanitizer one.
 .PHONY: bench
 bench:
-	@$(MAKE) --no-print-directory SANITIZE= build/scorekeeper build/tools/loadgen build/tools/mktopic
+	@$(MAKE) --no-print-directory SANITIZE= build/scorekeeper build/tools/loadgen build/tools/mktopic build/tools/sqlpace
 	@tests/bench/bench.sh
 # ------------------------------------------------------------------ soak
 # The fault suite (tests/integration/5N-fault-*.sh) in its long form: bigger

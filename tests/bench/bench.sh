@@ -62,7 +62,7 @@ cd "$root"
 
 SK_BIN=$root/build/scorekeeper
 export SK_TOOLS=$root/build/tools
-for f in "$SK_BIN" "$SK_TOOLS/loadgen" "$SK_TOOLS/mktopic"; do
+for f in "$SK_BIN" "$SK_TOOLS/loadgen" "$SK_TOOLS/mktopic" "$SK_TOOLS/sqlpace"; do
     [[ -x $f ]] || { echo "bench: $f missing; run it through 'make bench'" >&2; exit 2; }
 done
 
