@@ -18,6 +18,7 @@
 
 #define EX_UNAVAILABLE 69
 #define EX_CONFIG 78
+#define EX_NOPERM 77
 
 struct dbcheck {
     sd_event *loop;
@@ -110,12 +111,32 @@ static void print_clients(const struct sk_config *cfg, rd_kafka_conf_t *const co
     }
 }
 
+/* The first authentication failure librdkafka reports, if any. */
+struct auth_failure {
+    bool seen;
+    char why[400];
+};
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    struct auth_failure *a = opaque;
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION && !a->seen) {
+        a->seen = true;
+        snprintf(a->why, sizeof a->why, "%s", reason);
+    }
+}
+
 /* Prints its verdict; 0, -EINVAL (librdkafka refuses the settings when it
- * builds the client: a configuration error, as for the daemon) or
+ * builds the client: a configuration error, as for the daemon), -EACCES
+ * (the brokers refuse the credentials, as the daemon exits 77) or
  * -EHOSTUNREACH (no broker answers).  conf is taken over. */
 static int check_kafka(const struct sk_config *cfg, rd_kafka_conf_t *conf)
 {
     char err[512];
+    struct auth_failure auth = {0};
+    rd_kafka_conf_set_opaque(conf, &auth);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set(conf, "log.queue", "false", NULL, 0);
     rd_kafka_conf_set(conf, "log_level", "0", NULL, 0); /* the verdict below says it all */
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -127,7 +148,18 @@ static int check_kafka(const struct sk_config *cfg, rd_kafka_conf_t *conf)
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
     int rc = 0;
-    if (e) {
+    if (e)
+        rd_kafka_poll(rk, 0); /* serves the error callback */
+    if (e && auth.seen) {
+        char mech[64] = "?", user[128] = "?";
+        size_t n = sizeof mech;
+        rd_kafka_conf_get(rd_kafka_conf(rk), "sasl.mechanisms", mech, &n);
+        n = sizeof user;
+        rd_kafka_conf_get(rd_kafka_conf(rk), "sasl.username", user, &n);
+        printf("kafka:    FAILED: authentication refused (SASL mechanism %s, user %s): %s\n", mech,
+               user, auth.why);
+        rc = -EACCES;
+    } else if (e) {
         printf("kafka:    FAILED: no answer from %s: %s\n", cfg->kafka_brokers, rd_kafka_err2str(e));
         rc = -EHOSTUNREACH;
     } else {
@@ -186,5 +218,7 @@ int sk_check_run(const struct sk_config *cfg)
     int kafka = check_kafka(cfg, conf[1]);
     if (kafka == -EINVAL)
         return EX_CONFIG;
+    if (kafka == -EACCES)
+        return EX_NOPERM;
     return db == 0 && kafka == 0 ? 0 : EX_UNAVAILABLE;
 }

@@ -124,6 +124,11 @@ tap_check "wrong password: never READY" bash -c '! grep -q "ready:" "$1"' _ "$lo
 tap_check "wrong password: neither password appears in the log" bash -c '
     ! grep -qFf "$2" "$1" && ! grep -qFf "$3" "$1"' _ "$log_b" "$wrong" "$pwf"
 [[ $rc == 77 ]] || tap_diag "$(tail -n 15 "$log_b")"
+out=$("$SK_DAEMON" --check-config "${base[@]}" "${sasl[@]}" -o "kafka.sasl.password_file=$wrong" 2>&1) && rc=0 || rc=$?
+tap_is "wrong password: --check-config exits 77 too" "$rc" 77
+tap_check "wrong password: --check-config says the brokers refused the credentials" \
+    grep -qF "kafka:    FAILED: authentication refused (SASL mechanism SCRAM-SHA-512, user $KAFKA_SASL_USER)" <<<"$out"
+tap_check "wrong password: not in --check-config's output" bash -c '! grep -qFf "$2" <<<"$1"' _ "$out" "$wrong"
 
 # ---- C: a CA that did not sign the broker's certificate -----------------
 other=$SK_TEST_TMP/other-ca
