@@ -367,6 +367,30 @@ daemon_quantiles() {
     echo
 }
 
+# drain_shape PREFIX N: where a drain's events spent their time and how they
+# were grouped, from the running daemon's /metrics (means of its histograms,
+# in ms: the wait from consuming an event to the start of its transaction,
+# the transactions, consuming to the result) and its log (holds at the
+# in-flight limit, slow transactions): PREFIX_txns, PREFIX_events_per_txn,
+# PREFIX_games_per_txn, PREFIX_wait_ms, PREFIX_txn_ms, PREFIX_event_ms,
+# PREFIX_holds, PREFIX_slow.  Call before stop_daemon.
+drain_shape() {
+    local p=$1 n=$2 port text
+    port=$(sed -n 's|.*metrics on http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$D_LOG" | tail -1)
+    text=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" 2>/dev/null) || text=
+    awk -v p="$p" -v n="$n" '
+        $1 == "scorekeeper_transactions_total" { tx = $2 }
+        $1 == "scorekeeper_batches_total" { b = $2 }
+        { k = $1; sub(/\{\}$/, "", k) } # a histogram without labels: name_sum{} v
+        k ~ /^scorekeeper_(event_wait_seconds|db_transaction_seconds|event_seconds)_(sum|count)$/ { v[k] = $2 }
+        function mean(h) { c = v[h "_count"]; return c > 0 ? sprintf("%.1f", v[h "_sum"] * 1000 / c) : "-" }
+        END { if (tx > 0) { printf "%s_txns\t%d\n%s_events_per_txn\t%.1f\n%s_games_per_txn\t%.1f\n", p, tx, p, n / tx, p, b / tx }
+              printf "%s_wait_ms\t%s\n%s_txn_ms\t%s\n%s_event_ms\t%s\n", p, mean("scorekeeper_event_wait_seconds"),
+                     p, mean("scorekeeper_db_transaction_seconds"), p, mean("scorekeeper_event_seconds") }' <<<"$text" >>"$SUMMARY"
+    put "${p}_holds" "$(grep -c ': paused ' "$D_LOG" || true)"
+    put "${p}_slow" "$(grep -c 'slow transaction' "$D_LOG" || true)"
+}
+
 # db_status: Handler_write Handler_update Com_commit Innodb_data_fsyncs (global;
 # MariaDB 10.11 has no Innodb_rows_* counters any more).  An upsert that hits an
 # existing row counts one Handler_write attempt and one Handler_update.
@@ -430,6 +454,7 @@ cpu_done=$(daemon_cpu "$D_PID")
 db_cpu1=$(svc_cpu "${MARIADB_PID:-}") kafka_cpu1=$(svc_cpu "${KAFKA_PID:-}")
 hwm_done=$(proc_hwm "$D_PID")
 read -r ins1 upd1 com1 fs1 < <(db_status)
+drain_shape main "$BENCH_EVENTS"
 stop_daemon
 read_results 0 "$BENCH_EVENTS" "$R_DIR/results.tsv"
 read -r _ _ _ _ _ first_ms last_ms < <(latency_stats "$R_DIR/results.tsv")
@@ -474,12 +499,27 @@ if ((BENCH_ONE)) && ((BENCH_PARTITIONS != 1)); then
     new_run one 1
     log "one partition: producing the same $BENCH_EVENTS events into one partition"
     produce "$BENCH_SEED" "$BENCH_EVENTS" "$R_DIR/ledger"
+    read -r ins0 upd0 com0 fs0 < <(db_status)
     start_daemon --
+    cpu_ready=$(daemon_cpu "$D_PID")
+    db_cpu0=$(svc_cpu "${MARIADB_PID:-}") kafka_cpu0=$(svc_cpu "${KAFKA_PID:-}")
     wait_results "$BENCH_EVENTS"
+    cpu_done=$(daemon_cpu "$D_PID")
+    db_cpu1=$(svc_cpu "${MARIADB_PID:-}") kafka_cpu1=$(svc_cpu "${KAFKA_PID:-}")
+    read -r ins1 upd1 com1 fs1 < <(db_status)
+    drain_shape one "$BENCH_EVENTS"
     stop_daemon
     read_results 0 "$BENCH_EVENTS" "$R_DIR/results.tsv"
     read -r _ _ _ _ _ _ last_ms < <(latency_stats "$R_DIR/results.tsv")
     put one_eps_ready_last "$(calc "$BENCH_EVENTS / (($last_ms - $D_T_READY) / 1000)")"
+    # the server's work per event, beside the main run's (main_*)
+    put one_cpu_s_per_m "$(calc "($cpu_done - $cpu_ready) * 1000000 / $BENCH_EVENTS")"
+    [[ -n $db_cpu0 && -n $db_cpu1 ]] && put one_db_cpu_s_per_m "$(calc "($db_cpu1 - $db_cpu0) * 1000000 / $BENCH_EVENTS")"
+    [[ -n $kafka_cpu0 && -n $kafka_cpu1 ]] && put one_kafka_cpu_s_per_m "$(calc "($kafka_cpu1 - $kafka_cpu0) * 1000000 / $BENCH_EVENTS")"
+    put one_handler_ops "$((ins1 - ins0 + upd1 - upd0))"
+    put one_commits "$((com1 - com0))"
+    put one_gp_rows "$(table_changed "$R_DB" game_players)"
+    put one_batches "$(table_changed "$R_DB" game_offsets)"
     put one_vs_main "$(calc "$(get one_eps_ready_last) / $(get main_eps_ready_last)")"
     log "one partition: $(fmt "$(get one_eps_ready_last)") events/s; verifying"
     verify "$R_DIR/ledger" "$BENCH_EVENTS"
