@@ -25,12 +25,6 @@ static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
     return al < bl ? -1 : al > bl;
 }
 
-static int cmp_user(const void *x, const void *y)
-{
-    const struct user *a = x, *b = y;
-    return cmp_bytes(a->name, a->len, b->name, b->len);
-}
-
 static int cmp_player(const void *x, const void *y)
 {
     const struct player *a = x, *b = y;
@@ -102,6 +96,86 @@ static unsigned uniq(void *base, unsigned n, size_t size, int (*cmp)(const void 
     return drop_repeats(base, n, size, cmp);
 }
 
+/* Sort keys for building the tables: an index into a->msgs with what it
+ * is sorted by, small enough for qsort to move them itself.  A username's
+ * key is its first 8 bytes, big-endian and zero-padded, so that most
+ * comparisons of two names are one of two integers. */
+struct user_key {
+    uint64_t prefix;
+    unsigned msg;
+};
+
+struct player_key {
+    int64_t game;
+    unsigned user;
+    unsigned msg;
+};
+
+static uint64_t name_prefix(const char *s, size_t len)
+{
+    uint64_t k = 0;
+    size_t n = len < 8 ? len : 8;
+    for (size_t i = 0; i < 8; i++)
+        k = k << 8 | (i < n ? (unsigned char)s[i] : 0u);
+    return k;
+}
+
+/* Names with equal prefixes: as cmp_bytes, the length alone decides when
+ * both fit in the prefix. */
+static int cmp_same_prefix(const struct sk_event *e, const struct sk_event *f)
+{
+    if (e->username_len <= 8 && f->username_len <= 8)
+        return (e->username_len > f->username_len) - (e->username_len < f->username_len);
+    return cmp_bytes(e->username, e->username_len, f->username, f->username_len);
+}
+
+static int cmp_user_key(const void *x, const void *y, void *ctx)
+{
+    const struct user_key *p = x, *q = y;
+    if (p->prefix != q->prefix)
+        return p->prefix < q->prefix ? -1 : 1;
+    const struct sk_apply *a = ctx;
+    return cmp_same_prefix(&a->msgs[p->msg]->ev, &a->msgs[q->msg]->ev);
+}
+
+static int cmp_player_key(const void *x, const void *y)
+{
+    const struct player_key *p = x, *q = y;
+    if (p->game != q->game)
+        return p->game < q->game ? -1 : 1;
+    return (p->user > q->user) - (p->user < q->user);
+}
+
+/* users (unique, in byte order of the names) and muser. */
+static void build_users(struct sk_apply *a, struct user_key *k)
+{
+    for (unsigned i = 0; i < a->n; i++)
+        k[i] = (struct user_key){name_prefix(a->msgs[i]->ev.username, a->msgs[i]->ev.username_len), i};
+    qsort_r(k, a->n, sizeof *k, cmp_user_key, a);
+    a->nusers = 0;
+    for (unsigned j = 0; j < a->n; j++) {
+        const struct sk_event *ev = &a->msgs[k[j].msg]->ev;
+        if (!j || k[j].prefix != k[j - 1].prefix ||
+            cmp_same_prefix(ev, &a->msgs[k[j - 1].msg]->ev) != 0)
+            a->users[a->nusers++] = (struct user){.name = ev->username, .len = ev->username_len};
+        a->muser[k[j].msg] = a->nusers - 1;
+    }
+}
+
+/* players (unique (game, user), in that order) and mplayer; after users. */
+static void build_players(struct sk_apply *a, struct player_key *k)
+{
+    for (unsigned i = 0; i < a->n; i++)
+        k[i] = (struct player_key){a->msgs[i]->ev.game_id, a->muser[i], i};
+    qsort(k, a->n, sizeof *k, cmp_player_key);
+    a->nplayers = 0;
+    for (unsigned j = 0; j < a->n; j++) {
+        if (!j || cmp_player_key(&k[j], &k[j - 1]) != 0)
+            a->players[a->nplayers++] = (struct player){.game = k[j].game, .user = k[j].user};
+        a->mplayer[k[j].msg] = a->nplayers - 1;
+    }
+}
+
 struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
 {
     struct sk_apply *a = calloc(1, sizeof *a);
@@ -123,8 +197,11 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
     a->moff = malloc(n * sizeof *a->moff);
     a->by_uid = malloc(n * sizeof *a->by_uid);
     a->mgen = malloc(n * sizeof *a->mgen);
+    void *keys = malloc(n * (sizeof(struct user_key) > sizeof(struct player_key)
+                                 ? sizeof(struct user_key) : sizeof(struct player_key)));
     if (!a->msgs || !a->users || !a->players || !a->offs || !a->games || !a->mplayer || !a->muser ||
-        !a->moff || !a->by_uid || !a->mgen) {
+        !a->moff || !a->by_uid || !a->mgen || !keys) {
+        free(keys);
         sk_apply_free(a);
         return NULL;
     }
@@ -134,38 +211,40 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
             a->has_del |= m->ev.del;
             a->msgs[i++] = m;
         }
-    for (i = 0; i < a->n; i++) {
-        const struct sk_msg *m = a->msgs[i];
-        a->users[i] = (struct user){.name = m->ev.username, .len = m->ev.username_len};
-        a->offs[i] = (struct poff){.partition = m->part->partition, .game = m->ev.game_id,
-                                   .part = m->part};
-        a->games[i] = (struct game){.id = m->ev.game_id};
-    }
+    for (i = 0; i < a->n; i++)
+        a->games[i] = (struct game){.id = a->msgs[i]->ev.game_id};
     a->ngames = uniq(a->games, a->n, sizeof *a->games, cmp_game);
-    for (i = 0; i < a->n; i++) { /* in partition order: the last name wins */
+    /* In partition order: the last name wins.  A game's events sit
+     * together (a batch is one game's), so the lookup is made once a run. */
+    long g = -1;
+    for (i = 0; i < a->n; i++) {
         const struct sk_event *ev = &a->msgs[i]->ev;
-        struct game k = {.id = ev->game_id};
-        long g = find(a->games, a->ngames, sizeof *a->games, &k, cmp_game);
+        if (g < 0 || a->games[g].id != ev->game_id) {
+            struct game k = {.id = ev->game_id};
+            g = find(a->games, a->ngames, sizeof *a->games, &k, cmp_game);
+        }
         if (g >= 0 && ev->game_name_len)
             a->games[g].named = ev;
     }
     /* Users in byte order of their names: the order in which every
      * transaction takes locks on users rows. */
-    a->nusers = uniq(a->users, a->n, sizeof *a->users, cmp_user);
+    build_users(a, keys);
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
-        a->muser[i] = (unsigned)apply_find_user(a, m->ev.username, m->ev.username_len);
         /* user events are fenced per (partition, user), see apply_users.c */
-        if (a->kind == SK_EV_USER)
-            a->offs[i].game = a->muser[i];
+        a->offs[i] = (struct poff){.partition = m->part->partition,
+                                   .game = a->kind == SK_EV_USER ? a->muser[i] : m->ev.game_id,
+                                   .part = m->part};
     }
     a->noffs = uniq(a->offs, a->n, sizeof *a->offs, cmp_poff);
+    long at = -1;
     for (i = 0; i < a->n; i++) {
         const struct sk_msg *m = a->msgs[i];
-        a->players[i] = (struct player){.game = m->ev.game_id, .user = a->muser[i]};
         struct poff k = {.partition = m->part->partition,
                          .game = a->kind == SK_EV_USER ? a->muser[i] : m->ev.game_id};
-        a->moff[i] = (unsigned)find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+        if (at < 0 || cmp_poff(&a->offs[at], &k) != 0)
+            at = find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
+        a->moff[i] = (unsigned)at;
     }
     for (unsigned k = 0; k < a->noffs; k++) {
         a->offs[k].batch_max = -1;
@@ -192,11 +271,8 @@ struct sk_apply *sk_apply_new(struct sk_batch *const *bs, unsigned nb)
         if (a->msgs[i]->offset < o->batch_min)
             o->batch_min = a->msgs[i]->offset;
     }
-    a->nplayers = uniq(a->players, a->n, sizeof *a->players, cmp_player);
-    for (i = 0; i < a->n; i++) {
-        struct player k = {.game = a->msgs[i]->ev.game_id, .user = a->muser[i]};
-        a->mplayer[i] = (unsigned)find(a->players, a->nplayers, sizeof *a->players, &k, cmp_player);
-    }
+    build_players(a, keys);
+    free(keys);
     return a;
 }
 
@@ -574,19 +650,26 @@ long apply_find_off(const struct sk_apply *a, int32_t partition, int64_t game)
     return find(a->offs, a->noffs, sizeof *a->offs, &k, cmp_poff);
 }
 
+/* Parsed by hand (one or two numbers per event of a transaction): no
+ * strtoll with its locale and copy, no division per digit. */
 bool apply_parse_i64(const char *s, unsigned long len, int64_t *out)
 {
     if (!s || len == 0 || len > 20)
         return false;
-    char tmp[24];
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(tmp, &end, 10);
-    if (errno || *end)
+    bool neg = s[0] == '-';
+    unsigned long i = neg;
+    if (i == len || len - i > 19) /* 19 digits cannot overflow 64 bits */
         return false;
-    *out = v;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
+        return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return true;
 }
 

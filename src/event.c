@@ -273,6 +273,22 @@ static void echo_event_id(const struct sk_json_doc *doc, int k, size_t max,
     err->event_id[n] = '\0';
 }
 
+/* How many bytes at the start of s are ASCII, a word at a time: events are
+ * mostly ASCII, and those bytes need no UTF-8 decoding. */
+static size_t ascii_prefix(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        if (w & UINT64_C(0x8080808080808080))
+            break;
+    }
+    while (i < len && !((unsigned char)s[i] & 0x80))
+        i++;
+    return i;
+}
+
 static char *put_str(char **cursor, const struct sk_json_str *s, size_t *len_out)
 {
     char *dst = *cursor;
@@ -349,7 +365,8 @@ enum sk_reject sk_event_parse(enum sk_event_kind kind, const void *payload, size
     if (len == 0)
         return fail(err, SK_E_EMPTY, "", "the message is empty");
     const char *text = payload;
-    size_t bad = sk_utf8_check(text, len, NULL);
+    size_t ascii = ascii_prefix(text, len);
+    size_t bad = ascii == len ? len : ascii + sk_utf8_check(text + ascii, len - ascii, NULL);
     if (bad != len)
         return fail(err, SK_E_INVALID_UTF8, "",
                     "the message is not valid UTF-8 (byte offset %zu)", bad);

@@ -28,7 +28,9 @@ static enum sk_json_status bad(struct scan *s, const char *what)
     return fail_at(s, s->i, SK_JSON_SYNTAX, what);
 }
 
-static void skip_ws(struct scan *s)
+/* Called between every two tokens: inline, so that compact text (no white
+ * space at all) costs one comparison. */
+static inline __attribute__((always_inline)) void skip_ws(struct scan *s)
 {
     while (s->i < s->len) {
         unsigned char c = s->p[s->i];
@@ -77,6 +79,17 @@ static size_t unescape(const unsigned char *p, uint32_t *cp)
     }
 }
 
+/* The bytes a string holds as they are, with nothing to check: printable
+ * ASCII but '"' and '\\' (one table lookup a byte instead of four tests). */
+#define PLAIN16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char plain_byte[256] = {
+    [0x20] = 1, 1, 0 /* '"' */, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    PLAIN16, PLAIN16,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* '\\' */, 1, 1, 1,
+    PLAIN16,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 /* DEL */,
+};
+
 static enum sk_json_status scan_string(struct scan *s, struct sk_json_str *out)
 {
     const unsigned char *p = s->p;
@@ -86,7 +99,7 @@ static enum sk_json_status scan_string(struct scan *s, struct sk_json_str *out)
     for (;;) {
         /* fast path: plain printable ASCII */
         size_t i = s->i;
-        while (i < len && p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+        while (i < len && plain_byte[p[i]])
             i++;
         t.len += i - s->i;
         t.chars += i - s->i;
