@@ -91,8 +91,16 @@ int sk_part_track(struct sk_part *p, int64_t offset)
 
 void sk_part_done(struct sk_part *p, int64_t offset)
 {
-    /* Binary search: the ring holds strictly increasing offsets. */
+    /* Offsets in a partition are mostly consecutive: where it would be if
+     * they were, checked first; else a binary search, as the ring holds
+     * strictly increasing offsets. */
     size_t lo = 0, hi = p->count;
+    if (p->count && offset >= p->offs[p->head] &&
+        (uint64_t)(offset - p->offs[p->head]) < p->count) {
+        size_t guess = (size_t)(offset - p->offs[p->head]);
+        if (p->offs[(p->head + guess) % p->cap] == offset)
+            lo = hi = guess;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int64_t v = p->offs[(p->head + mid) % p->cap];

@@ -60,7 +60,8 @@ cd "$root"
 : "${BENCH_LOADGEN_OPTS:=}"         # extra loadgen arguments for every stream, space-separated
 : "${BENCH_OPTS:=}"                 # extra -o settings for every daemon, space-separated
 
-SK_BIN=$root/build/scorekeeper
+: "${BENCH_BIN:=$root/build/scorekeeper}" # the daemon measured: another build for an A/B
+SK_BIN=$BENCH_BIN
 export SK_TOOLS=$root/build/tools
 for f in "$SK_BIN" "$SK_TOOLS/loadgen" "$SK_TOOLS/mktopic" "$SK_TOOLS/sqlpace"; do
     [[ -x $f ]] || { echo "bench: $f missing; run it through 'make bench'" >&2; exit 2; }

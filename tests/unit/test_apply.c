@@ -361,6 +361,60 @@ static struct sk_known *knows_alice(void)
     return k;
 }
 
+/* Users are sorted by the bytes of their names (the order every
+ * transaction locks users rows in) also when names share their first 8
+ * bytes, are shorter than 8 or not ASCII; and the numbers of result rows
+ * are read exactly, from INT64_MIN to INT64_MAX, a malformed or
+ * overflowing one ignored. */
+static void names_in_byte_order_numbers_exact(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {
+        score(1, "abcdefghX", SK_OP_DELTA, 1, NULL), score(2, "b", SK_OP_DELTA, 1, NULL),
+        score(3, "abcdefgh\xc3\xa9", SK_OP_DELTA, 1, NULL), score(4, "abcdefgh", SK_OP_DELTA, 1, NULL),
+        score(5, "abc", SK_OP_DELTA, 1, NULL), score(6, "abcdefghA", SK_OP_DELTA, -1, NULL),
+        score(7, "abcdefghX", SK_OP_DELTA, 1, NULL), score(8, "abcdefgh", SK_OP_DELTA, 1, NULL),
+    };
+    struct sk_batch *b = batch(42, ms, 8);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, NULL), 0);
+    /* each user's SELECT of the INSERT IGNORE, in byte order */
+    static const char *const order[] = {"'abc'", "'abcdefgh'", "'abcdefghA'", "'abcdefghX'",
+                                        "'abcdefgh\xc3\xa9'", "'b'"};
+    const char *at = sk_buf_cstr(&sql);
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "SELECT %s FROM DUAL", order[k]);
+        const char *next = strstr(sk_buf_cstr(&sql), want);
+        assert_non_null(next);
+        assert_true(next > at || (k == 0 && next >= at));
+        at = next;
+    }
+    grow(a, "1", "abc", "42", "-9223372036854775808");
+    grow(a, "2", "abcdefgh", "42", "99999999999999999999"); /* overflows: no row */
+    grow(a, "3", "abcdefghA", "42", "9223372036854775807");
+    grow(a, "4", "abcdefghX", "42", "12a"); /* malformed: no row */
+    grow(a, "5", "abcdefgh\xc3\xa9", "42", "-0");
+    grow(a, "6", "b", "42", "-");
+    char err[200];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 1);
+    sk_apply_outcome(a);
+    assert_int_equal(ms[4]->score, INT64_MIN + 1);
+    assert_int_equal(ms[4]->user_id, 1);
+    assert_int_equal(ms[7]->score, 2);
+    assert_int_equal(ms[5]->score, INT64_MAX - 1);
+    assert_int_equal(ms[6]->score, 2);
+    assert_int_equal(ms[6]->user_id, 4);
+    assert_int_equal(ms[2]->score, 1);
+    assert_int_equal(ms[1]->score, 1);
+    assert_int_equal(ms[1]->user_id, 6);
+    sk_buf_free(&sql);
+    sk_apply_free(a);
+    free_batch(b);
+}
+
 /* Known users: no INSERT for them, scores read by (game_id, user_id). */
 static void known_users_skip_insert_and_join(void **state)
 {
@@ -1071,6 +1125,7 @@ int main(void)
         cmocka_unit_test(duplicates_are_not_applied),
         cmocka_unit_test(two_games_share_a_transaction),
         cmocka_unit_test(known_users_skip_insert_and_join),
+        cmocka_unit_test(names_in_byte_order_numbers_exact),
         cmocka_unit_test(user_fold),
         cmocka_unit_test(user_gone_after_the_commit),
         cmocka_unit_test(tombstones_delete_users),
