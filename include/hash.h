@@ -27,3 +27,13 @@ static inline uint64_t sk_hash_bytes(const void *p, size_t len)
     }
     return h;
 }
+
+/* The largest power-of-two table, from min_cap up, that a table of at
+ * most entries needs to stay at most half full. */
+static inline size_t sk_hash_cap_for(size_t min_cap, size_t entries)
+{
+    size_t cap = min_cap;
+    while (cap < 2 * entries)
+        cap *= 2;
+    return cap;
+}

@@ -51,3 +51,6 @@ struct sk_kafka_wake {
  * which must outlive io.  -errno (logged, naming what) on failure. */
 int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pipe[2],
                    sd_event_source **io, struct sk_kafka_wake *wake);
+
+/* Is v a name Kafka accepts for a topic (1..249 of [a-zA-Z0-9._-])? */
+bool sk_kafka_topic_name_ok(const char *v);

@@ -253,3 +253,10 @@ int sk_kafka_watch(sd_event *loop, rd_kafka_queue_t *q, const char *what, int pi
         log_error("cannot watch the %s's queue: %s", what, strerror(-r));
     return r;
 }
+
+bool sk_kafka_topic_name_ok(const char *v)
+{
+    size_t len = strlen(v);
+    return len && len <= 249 &&
+           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}

@@ -107,14 +107,6 @@ static void gen_reset(struct gen *g)
     g->n = 0;
 }
 
-static size_t max_cap(const struct sk_known *k)
-{
-    size_t cap = MIN_CAP;
-    while (cap < 2 * k->gen_max)
-        cap *= 2;
-    return cap;
-}
-
 struct sk_known *sk_known_new(size_t max_entries)
 {
     struct sk_known *k = calloc(1, sizeof *k);
@@ -190,7 +182,8 @@ static void put(struct sk_known *k, uint64_t h, const char *name, size_t len, in
     }
     if (g->n >= k->gen_max)
         rotate(k);
-    else if (2 * (g->n + 1) > g->cap && g->cap < max_cap(k) && set_table(g, g->cap * 2) < 0)
+    else if (2 * (g->n + 1) > g->cap &&
+             g->cap < sk_hash_cap_for(MIN_CAP, k->gen_max) && set_table(g, g->cap * 2) < 0)
         return; /* only an optimization: forget it */
     uint32_t off;
     if (!keep_name(g, name, len, &off))

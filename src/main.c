@@ -10,6 +10,7 @@
 #include "check.h"
 #include "config.h"
 #include "daemon.h"
+#include "kafka.h"
 #include "log.h"
 #include "migrate.h"
 #include "redrive.h"
@@ -108,9 +109,7 @@ static bool reset_args(int argc, char **argv, const char **topic, int32_t *parti
             return false;
         }
         if (n == 7 && !strncmp(a, "--topic", n)) {
-            size_t len = strlen(v);
-            if (!len || len > 249 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                               "0123456789._-") != len) {
+            if (!sk_kafka_topic_name_ok(v)) {
                 fprintf(stderr, "scorekeeper: reset-marks: \"%s\" is not a Kafka topic name\n", v);
                 return false;
             }

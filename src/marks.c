@@ -87,15 +87,6 @@ static void gen_reset(struct gen *g)
     g->n = 0;
 }
 
-/* The largest table a generation needs: half load at gen_max entries. */
-static size_t max_cap(const struct sk_marks *m)
-{
-    size_t cap = MIN_CAP;
-    while (cap < 2 * m->gen_max)
-        cap *= 2;
-    return cap;
-}
-
 struct sk_marks *sk_marks_new(size_t max_entries)
 {
     struct sk_marks *m = calloc(1, sizeof *m);
@@ -149,7 +140,8 @@ static bool put(struct sk_marks *m, int64_t game, uint64_t v)
     if (s->v == EMPTY) {
         if (g->n >= m->gen_max)
             rotate(m);
-        else if (2 * (g->n + 1) > g->cap && g->cap < max_cap(m) && set_table(g, g->cap * 2) < 0)
+        else if (2 * (g->n + 1) > g->cap &&
+                 g->cap < sk_hash_cap_for(MIN_CAP, m->gen_max) && set_table(g, g->cap * 2) < 0)
             return false;
         s = probe(g, game);
         s->game = game;

@@ -22,13 +22,6 @@
 #define CHUNK 1000        /* copies per transaction */
 #define PROGRESS_S 5      /* a progress line this often on long runs */
 
-static bool topic_name_ok(const char *v)
-{
-    size_t len = strlen(v);
-    return len && len <= 249 &&
-           strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
-}
-
 static bool parse_i64(const char *v, int64_t max, int64_t *out)
 {
     char *end = NULL;
@@ -95,7 +88,7 @@ int sk_redrive_args_parse(int argc, char **argv, struct sk_redrive_args *a)
             if (rc)
                 return rc;
         } else if (!strcmp(arg, "--source-topic") || !strcmp(arg, "--to")) {
-            if (!topic_name_ok(v))
+            if (!sk_kafka_topic_name_ok(v))
                 return usage_error("\"%s\" is not a Kafka topic name", v);
             *(arg[2] == 's' ? &a->source_topic : &a->to_topic) = v;
         } else if (!strcmp(arg, "--partition")) {

@@ -104,7 +104,7 @@ _bench_cleanup() {
     [[ -n ${LOCK_PID:-} ]] && kill "$LOCK_PID" 2>/dev/null || true
     if [[ -f $SK_TEST_TMP/.dbs.keep ]]; then : >"$SK_TEST_TMP/.dbs"; fi
 }
-trap '_b_rc=$?; _bench_cleanup; (exit $_b_rc); _sk_cleanup' EXIT
+trap '_b_rc=$?; set +e; _bench_cleanup; _sk_cleanup "$_b_rc"' EXIT
 
 # new_run NAME [PARTITIONS] [DB]: fresh topics and a fresh database
 # (migrated by the daemon, runtime user granted), or the existing DB.  Sets

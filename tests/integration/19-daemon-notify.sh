@@ -9,12 +9,9 @@ source "$(dirname "$0")/../lib/testlib.sh"
 source "$(dirname "$0")/../lib/daemon.sh"
 
 sk_daemon_setup notify 1
-sock=$SK_TEST_TMP/notify.sock
-notes=$SK_TEST_TMP/notify.txt
-"$SK_TOOLS/notify-listen" "$sock" >"$notes" &
-listener=$!
-trap '_d_rc=$?; kill $listener 2>/dev/null; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
-for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+listener=
+trap '_d_rc=$?; set +e; kill $listener 2>/dev/null; _sk_daemon_cleanup; _sk_cleanup "$_d_rc"' EXIT
+sk_notify_listen || sk_bail "no sd_notify listener"
 
 conf=$SK_TEST_TMP/sk.conf
 printf 'batch.linger_ms = 10\npipeline.stall_timeout_ms = 2000\n' >"$conf"

@@ -69,7 +69,7 @@ host_down() {
     done
     kill -KILL "$nspawn_pid" 2>/dev/null || true
 }
-trap '_rc=$?; host_down; (exit $_rc); _sk_cleanup' EXIT
+trap '_rc=$?; set +e; host_down; _sk_cleanup "$_rc"' EXIT
 
 "$host" nspawn --boot --console=passive --volatile=overlay --private-network --machine="$name" \
     --bind="$share:/srv/sk" >"$SK_TEST_TMP/console.log" 2>&1 &

@@ -21,11 +21,9 @@ command -v promtool >/dev/null || sk_bail "promtool is missing (make deps instal
 
 # ---- a real scrape: healthy, then wedged
 sk_daemon_setup alerts 2
-sock=$SK_TEST_TMP/notify.sock
-"$SK_TOOLS/notify-listen" "$sock" >"$SK_TEST_TMP/notify.txt" &
-listener=$!
-trap '_d_rc=$?; kill $listener 2>/dev/null; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
-for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+listener=
+trap '_d_rc=$?; set +e; kill $listener 2>/dev/null; _sk_daemon_cleanup; _sk_cleanup "$_d_rc"' EXIT
+sk_notify_listen || sk_bail "no sd_notify listener"
 
 export NOTIFY_SOCKET=$sock WATCHDOG_USEC=1000000
 sk_daemon_start -o batch.linger_ms=10 -o pipeline.stall_timeout_ms=1000 -o db.query_timeout_ms=60000 \

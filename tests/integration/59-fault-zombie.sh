@@ -43,7 +43,7 @@ _proxy_cleanup() {
     kill -TERM -- "-$proxy_pid" 2>/dev/null || true
     wait "$proxy_pid" 2>/dev/null || true
 }
-trap '_d_rc=$?; _fault_cleanup; _proxy_cleanup; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
+trap '_d_rc=$?; set +e; _fault_cleanup; _proxy_cleanup; _sk_daemon_cleanup; _sk_cleanup "$_d_rc"' EXIT
 
 opts=(-o batch.linger_ms=5 -o db.pool_size=2 -o log.level=debug)
 fd_start 1 "${opts[@]}" -o "db.url=mariadb://${SK_DB_USER}@127.0.0.1:${pport}/${D_DB}" \

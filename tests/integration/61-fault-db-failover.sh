@@ -68,12 +68,9 @@ printf '#!/bin/sh\nexec %s sh -c '\''mount --bind "$0" /etc/hosts && exec "$@"'\
 chmod +x "$wrapper"
 SK_DAEMON=$wrapper
 
-sock=$SK_TEST_TMP/notify.sock
-notes=$SK_TEST_TMP/notify.txt
-"$SK_TOOLS/notify-listen" "$sock" >"$notes" &
-listener=$!
-trap '_d_rc=$?; kill $listener 2>/dev/null; _sk_daemon_cleanup; _sk_privdb_stop; : >"$SK_TEST_TMP/.dbs"; (exit $_d_rc); _sk_cleanup' EXIT
-for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
+listener=
+trap '_d_rc=$?; set +e; kill $listener 2>/dev/null; _sk_daemon_cleanup; _sk_privdb_stop; : >"$SK_TEST_TMP/.dbs"; _sk_cleanup "$_d_rc"' EXIT
+sk_notify_listen || sk_bail "no sd_notify listener"
 
 n_start=0
 start_daemon() { # like sk_daemon_start, without waiting for READY

@@ -16,6 +16,7 @@
 #   sk_locker DB SQL                    an admin session kept open (coproc LOCKER) runs
 #                                       SQL; SK_LOCKED = its first output line
 #   sk_locker_end SQL                   run SQL in it, then close it
+#   sk_notify_listen                    an sd_notify listener; sets sock, notes, listener
 
 SK_DAEMON=${SK_DAEMON:-$SK_ROOT/build/san/scorekeeper}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -92,7 +93,7 @@ _sk_daemon_cleanup() {
     fi
 }
 # Chain onto testlib's EXIT trap: kill a daemon left running, then clean up.
-trap '_d_rc=$?; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
+trap '_d_rc=$?; set +e; _sk_daemon_cleanup; _sk_cleanup "$_d_rc"' EXIT
 
 sk_send() {
     timeout 60 kcat -b "$KAFKA_BROKERS" -P -t "$1" -K $'\t' -X acks=all -l "$2"
@@ -174,4 +175,21 @@ sk_locker_end() {
     echo "$1" >&"${LOCKER[1]}"
     exec {LOCKER[1]}>&-
     wait "$LOCKER_PID" || true
+}
+
+# sk_notify_listen: a listener on $SK_TEST_TMP/notify.sock (give it to the
+# daemon as NOTIFY_SOCKET) writing each message to $SK_TEST_TMP/notify.txt;
+# sets sock, notes and listener (its pid: kill it in the test's EXIT trap).
+# Fails when the socket does not appear within 5 s.
+sk_notify_listen() {
+    sock=$SK_TEST_TMP/notify.sock
+    notes=$SK_TEST_TMP/notify.txt
+    "$SK_TOOLS/notify-listen" "$sock" >"$notes" &
+    listener=$!
+    local i
+    for i in $(seq 50); do
+        [[ -S $sock ]] && return 0
+        sleep 0.1
+    done
+    return 1
 }

@@ -129,7 +129,7 @@ _fault_cleanup() {
     fi
     return 0
 }
-trap '_d_rc=$?; _fault_cleanup; _sk_daemon_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
+trap '_d_rc=$?; set +e; _fault_cleanup; _sk_daemon_cleanup; _sk_cleanup "$_d_rc"' EXIT
 
 fault_loadgen() {
     "$SK_TOOLS/loadgen" -q -b "$KAFKA_BROKERS" --users-topic "$T_USERS" --scores-topic "$T_SCORES" \

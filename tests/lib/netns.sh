@@ -173,4 +173,4 @@ _sk_netns_cleanup() {
     ip link del "${_SK_NS_VETH}h" 2>/dev/null || true
     SK_NS=
 }
-trap '_d_rc=$?; _fault_cleanup; _sk_daemon_cleanup; _sk_netns_cleanup; (exit $_d_rc); _sk_cleanup' EXIT
+trap '_d_rc=$?; set +e; _fault_cleanup; _sk_daemon_cleanup; _sk_netns_cleanup; _sk_cleanup "$_d_rc"' EXIT

@@ -105,4 +105,4 @@ SQL
 
 # Kill a daemon left running, stop the private server, then testlib's
 # cleanup (its databases went with the server's datadir).
-trap '_d_rc=$?; _sk_daemon_cleanup; _sk_privdb_stop; : >"$SK_TEST_TMP/.dbs"; (exit $_d_rc); _sk_cleanup' EXIT
+trap '_d_rc=$?; set +e; _sk_daemon_cleanup; _sk_privdb_stop; : >"$SK_TEST_TMP/.dbs"; _sk_cleanup "$_d_rc"' EXIT

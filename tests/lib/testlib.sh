@@ -103,8 +103,12 @@ export SK_STACK_OURS SK_DB_USER SK_DB_HOST SK_DB_PORT SK_DB_NAME
 # survive; they record what to clean up in files read by the EXIT trap.
 SK_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sk-test.XXXXXX")
 : >"$SK_TEST_TMP/.dbs"
+# _sk_cleanup [RC]: exits with RC (default: the status the test ended with).
+# A chained EXIT trap passes its saved status and runs with `set +e`: under
+# `set -e` a failing step (or an `(exit 1)`) would end the trap before the
+# databases and topics are dropped.
 _sk_cleanup() {
-    local rc=$? db
+    local rc=${1:-$?} db
     while IFS= read -r db; do
         [[ -n $db ]] || continue
         mariadb "${SK_DB_ADMIN[@]}" <<<"DROP DATABASE IF EXISTS \`$db\`;" >/dev/null 2>&1 ||
