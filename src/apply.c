@@ -529,8 +529,14 @@ static int cmp_upos(const void *x, const void *y)
  * at or above its game's mark; no mark: it may): a score event below the
  * mark is a duplicate, and must not bring back a user that a tombstone
  * deleted since.  The marks only move forward, so what this read, before
- * the transaction, still holds in it.  Returns whether it wrote the
- * statement, -ENOMEM. */
+ * the transaction, still holds in it.
+ *
+ * One statement: a table of (user, partition, game, offset), a row per
+ * user and game, joined once to game_offsets on its key; a user named in
+ * two games may be selected twice, and IGNORE makes the second a no-op.  A
+ * SELECT per user with its own subquery cost the server a query block to
+ * optimise per user, more than the rest of the transaction.  Returns
+ * whether it wrote the statement, -ENOMEM. */
 static int create_users(struct sk_buf *sql, const struct sk_apply *a)
 {
     if (a->ncached == a->nusers)
@@ -543,32 +549,30 @@ static int create_users(struct sk_buf *sql, const struct sk_apply *a)
         if (!a->users[a->muser[i]].cached)
             pos[n++] = (struct upos){a->muser[i], a->moff[i], a->msgs[i]->offset};
     qsort(pos, n, sizeof *pos, cmp_upos);
-    bool any = false;
-    long open = -1; /* the user whose SELECT is being written */
+    unsigned rows = 0;
     for (unsigned i = 0; i < n; i++) {
         if (i + 1 < n && pos[i + 1].user == pos[i].user && pos[i + 1].off == pos[i].off)
             continue; /* the last of them decides */
         const struct poff *o = &a->offs[pos[i].off];
-        if (open != (long)pos[i].user) {
-            open = (long)pos[i].user;
-            const struct user *u = &a->users[pos[i].user];
-            sk_buf_puts(sql, any ? " UNION ALL SELECT " : "INSERT IGNORE INTO users (username) SELECT ");
-            any = true;
-            sk_buf_sql_str(sql, u->name, u->len);
-            sk_buf_puts(sql, " FROM DUAL WHERE ");
-        } else {
-            sk_buf_puts(sql, " OR ");
-        }
-        sk_buf_puts(sql, "NOT EXISTS (SELECT 1 FROM game_offsets WHERE topic = ");
-        sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-        sk_buf_printf(sql, " AND `partition` = %d AND game_id = ", (int)o->partition);
+        const struct user *u = &a->users[pos[i].user];
+        /* the first row names the columns; the others are a VALUES list */
+        sk_buf_puts(sql, rows == 0   ? "INSERT IGNORE INTO users (username) SELECT v.u FROM (SELECT "
+                         : rows == 1 ? " UNION ALL VALUES ("
+                                     : ",(");
+        sk_buf_sql_str(sql, u->name, u->len);
+        sk_buf_printf(sql, rows ? ",%d," : " AS u, %d AS p, ", (int)o->partition);
         sk_buf_i64(sql, o->game);
-        sk_buf_puts(sql, " AND next_offset > ");
+        sk_buf_puts(sql, rows ? "," : " AS g, ");
         sk_buf_i64(sql, pos[i].offset);
-        sk_buf_putc(sql, ')');
+        sk_buf_puts(sql, rows ? ")" : " AS o");
+        rows++;
     }
     free(pos);
-    return any;
+    sk_buf_puts(sql, ") AS v LEFT JOIN game_offsets m ON m.topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_puts(sql, " AND m.`partition` = v.p AND m.game_id = v.g AND m.next_offset > v.o"
+                     " WHERE m.game_id IS NULL");
+    return 1;
 }
 
 /* The first round trip of a score transaction: create the users the
