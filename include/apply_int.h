@@ -93,6 +93,7 @@ struct sk_apply {
     /* statement numbers of the first round trip's SELECTs (and of the
      * one-round-trip path's upsert that returns scores), -1: not sent */
     int st_offsets, st_known, st_unknown, st_returned;
+    int n_returned; /* one round trip: the upserts from st_returned on that return scores */
     int st_old; /* has_del: the users rows read (and locked) first */
     int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
     bool one_trip;       /* this attempt takes the one-round-trip path */
@@ -125,8 +126,10 @@ void apply_next_statement(struct sk_buf *sql);
 bool apply_upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named);
 /* Upsert the players that pick() chooses, in key order (game_id, user_id):
  * two writers of overlapping rows take their locks in the same order.
- * tail follows the VALUES list.  Returns the number of rows, -ENOMEM when
- * out of memory. */
+ * Players whose user has no id yet (created just before, on the
+ * one-round-trip path) come in a second statement that finds the ids by
+ * name.  tail follows each statement's rows.  Returns the number of
+ * statements (0-2), -ENOMEM when out of memory. */
 long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct player *), const char *tail);
 /* The game_offsets upsert up to its VALUES list, each (partition, game)

@@ -33,7 +33,8 @@ static inline void sk_buf_append(struct sk_buf *b, const void *data, size_t len)
     }
     sk_buf_append_slow(b, data, len);
 }
-void sk_buf_puts(struct sk_buf *b, const char *s);
+/* Inline so that a literal's length is known when compiled. */
+static inline void sk_buf_puts(struct sk_buf *b, const char *s) { sk_buf_append(b, s, __builtin_strlen(s)); }
 static inline void sk_buf_putc(struct sk_buf *b, char c) { sk_buf_append(b, &c, 1); }
 void sk_buf_printf(struct sk_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -402,6 +402,20 @@ void apply_next_statement(struct sk_buf *sql)
         sk_buf_puts(sql, ";\n");
 }
 
+static void upsert_head(struct sk_buf *sql, const struct sk_apply *a)
+{
+    apply_next_statement(sql);
+    if (a->shared)
+        sk_buf_puts(sql, SHORT_WAIT);
+    sk_buf_puts(sql, "INSERT INTO game_players (game_id, user_id, score) ");
+}
+
+/* the one-round-trip path: the sum of the deltas, or the score the sets make */
+static int64_t row_score(const struct sk_apply *a, const struct player *p)
+{
+    return a->one_trip ? p->acc : p->score;
+}
+
 long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct player *), const char *tail)
 {
@@ -413,25 +427,61 @@ long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
         if (pick(&a->players[k]))
             rows[n++] = &a->players[k];
     qsort_r(rows, n, sizeof *rows, cmp_row, (void *)(uintptr_t)a);
+    long stmts = 0;
+    /* the users with an id, by number */
+    unsigned done = 0;
     for (unsigned k = 0; k < n; k++) {
-        if (!k) {
-            apply_next_statement(sql);
-            sk_buf_puts(sql, a->shared ? SHORT_WAIT "INSERT INTO game_players (game_id, user_id, score) VALUES ("
-                                       : "INSERT INTO game_players (game_id, user_id, score) VALUES (");
-        } else
+        const struct user *u = &a->users[rows[k]->user];
+        if (u->uid <= 0)
+            continue;
+        if (!done++)
+            upsert_head(sql, a), sk_buf_puts(sql, "VALUES (");
+        else
             sk_buf_puts(sql, ",(");
         sk_buf_i64(sql, rows[k]->game);
         sk_buf_putc(sql, ',');
-        user_id_sql(sql, &a->users[rows[k]->user]);
+        sk_buf_i64(sql, u->uid);
         sk_buf_putc(sql, ',');
-        /* the one-round-trip path: the sum of the deltas, or the score the sets make */
-        sk_buf_i64(sql, a->one_trip ? rows[k]->acc : rows[k]->score);
+        sk_buf_i64(sql, row_score(a, rows[k]));
         sk_buf_putc(sql, ')');
     }
-    free(rows);
-    if (n)
+    if (done) {
         sk_buf_puts(sql, tail);
-    return n;
+        stmts++;
+    }
+    /* Users created just before (the one-round-trip path) are found by
+     * name in one join, a table of (game, name, score) against users'
+     * unique key: a subquery per row cost the server a query block to
+     * optimise per row.  The name compares in the column's collation,
+     * byte for byte, as the literal yields to the column. */
+    if (done < n) {
+        unsigned m = 0;
+        for (unsigned k = 0; k < n; k++) {
+            const struct user *u = &a->users[rows[k]->user];
+            if (u->uid > 0)
+                continue;
+            if (!m) {
+                upsert_head(sql, a);
+                sk_buf_puts(sql, "SELECT v.g, us.id, v.s FROM (SELECT ");
+            } else {
+                sk_buf_puts(sql, m == 1 ? " UNION ALL VALUES (" : ",(");
+            }
+            sk_buf_i64(sql, rows[k]->game);
+            sk_buf_puts(sql, m ? "," : " AS g, ");
+            sk_buf_sql_str(sql, u->name, u->len);
+            sk_buf_puts(sql, m ? "," : " AS n, ");
+            sk_buf_i64(sql, row_score(a, rows[k]));
+            sk_buf_puts(sql, m ? ")" : " AS s");
+            m++;
+        }
+        /* LEFT: a user deleted since its INSERT IGNORE gives a NULL id,
+         * which the column refuses (1048), as the lookup per row did */
+        sk_buf_puts(sql, ") AS v LEFT JOIN users us ON us.username = v.n");
+        sk_buf_puts(sql, tail);
+        stmts++;
+    }
+    free(rows);
+    return stmts;
 }
 
 void apply_offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marked)
@@ -594,6 +644,7 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
         return -ENOMEM;
     stmt += any;
     a->st_returned = -1;
+    a->n_returned = 0;
     a->one_trip = apply_one_trip_ok(a);
     if (a->one_trip)
         return apply_one_trip_first(a, sql, stmt);
@@ -692,7 +743,8 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
             a->offs[i].next = next;
         return;
     }
-    if (a->kind == SK_EV_SCORE && (st == a->st_known || st == a->st_returned)) {
+    bool returned = a->st_returned >= 0 && st >= a->st_returned && st < a->st_returned + a->n_returned;
+    if (a->kind == SK_EV_SCORE && (st == a->st_known || returned)) {
         int64_t game, uid, score;
         if (nfields < 3 || !apply_parse_i64(row[0], lengths[0], &game) ||
             !apply_parse_i64(row[1], lengths[1], &uid) || !apply_parse_i64(row[2], lengths[2], &score))

@@ -153,11 +153,13 @@ int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt)
     long r = apply_upsert_players(sql, a, adds_deltas, tail);
     if (r < 0)
         return -ENOMEM;
-    a->st_returned = r ? stmt++ : -1;
+    a->st_returned = r ? stmt : -1;
+    a->n_returned = (int)r;
+    stmt += (int)r;
     r = apply_upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
     if (r < 0)
         return -ENOMEM;
-    stmt += r > 0;
+    stmt += (int)r;
     a->st_moved = stmt;
     upsert_offsets_from_marks(sql, a);
     sk_buf_puts(sql, ";\nCOMMIT");

@@ -58,8 +58,6 @@ void sk_buf_append_slow(struct sk_buf *b, const void *data, size_t len)
     b->p[b->len] = '\0';
 }
 
-void sk_buf_puts(struct sk_buf *b, const char *s) { sk_buf_append(b, s, strlen(s)); }
-
 void sk_buf_printf(struct sk_buf *b, const char *fmt, ...)
 {
     va_list ap;

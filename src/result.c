@@ -18,19 +18,15 @@ const char *sk_status_name(enum sk_status s)
     return "unknown";
 }
 
-static void key(struct sk_buf *b, const char *name)
-{
-    sk_buf_putc(b, ',');
-    sk_buf_json_str(b, name, strlen(name));
-    sk_buf_putc(b, ':');
-}
+/* ",\"name\":" for a member name of ours: plain ASCII, nothing to escape. */
+#define KEY(b, name) sk_buf_puts(b, ",\"" name "\":")
 
 /* Ids start at 1: 0 means the user does not exist (any more). */
 static void user_id(struct sk_buf *b, int64_t id)
 {
     if (id <= 0)
         return;
-    key(b, "user_id");
+    KEY(b, "user_id");
     sk_buf_i64(b, id);
 }
 
@@ -47,41 +43,43 @@ void sk_result_json(struct sk_buf *b, const struct sk_result *r)
         sk_buf_json_str(b, r->event_id, r->event_id_len);
         sk_buf_putc(b, ',');
     }
-    sk_buf_puts(b, "\"status\":");
-    const char *st = sk_status_name(r->status);
-    sk_buf_json_str(b, st, strlen(st));
+    /* status names and error codes are ASCII words */
+    sk_buf_puts(b, "\"status\":\"");
+    sk_buf_puts(b, sk_status_name(r->status));
+    sk_buf_putc(b, '"');
 
     if (r->status == SK_ST_REJECTED) {
         const char *code = sk_reject_code(r->error);
         const char *msg = r->error_message ? r->error_message : code;
-        key(b, "error");
-        sk_buf_puts(b, "{\"code\":");
-        sk_buf_json_str(b, code, strlen(code));
+        KEY(b, "error");
+        sk_buf_puts(b, "{\"code\":\"");
+        sk_buf_puts(b, code);
+        sk_buf_putc(b, '"');
         sk_buf_puts(b, ",\"message\":");
         sk_buf_json_str(b, msg, strlen(msg));
         sk_buf_putc(b, '}');
     } else if (r->kind == SK_EV_SCORE) {
-        key(b, "game_id");
+        KEY(b, "game_id");
         sk_buf_i64(b, r->game_id);
         user_id(b, r->user_id);
-        key(b, "username");
+        KEY(b, "username");
         str_or_empty(b, r->username, r->username_len);
-        key(b, "score");
+        KEY(b, "score");
         sk_buf_i64(b, r->score);
     } else if (r->kind == SK_EV_USER) {
         user_id(b, r->user_id);
-        key(b, "username");
+        KEY(b, "username");
         str_or_empty(b, r->username, r->username_len);
         if (r->nick == SK_NICK_SET) {
-            key(b, "nickname");
+            KEY(b, "nickname");
             str_or_empty(b, r->nickname, r->nickname_len);
         } else if (r->nick == SK_NICK_NULL) {
-            key(b, "nickname");
+            KEY(b, "nickname");
             sk_buf_puts(b, "null");
         }
     }
 
-    key(b, "source");
+    KEY(b, "source");
     sk_buf_puts(b, "{\"topic\":");
     str_or_empty(b, r->topic, r->topic ? strlen(r->topic) : 0);
     sk_buf_puts(b, ",\"partition\":");

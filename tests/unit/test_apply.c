@@ -1008,14 +1008,17 @@ static void one_trip_with_a_new_user(void **state)
     assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'zed'", "42", "10") MAY_APPLY
                               ";\nSTART TRANSACTION;\n"));
     assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
-    /* rows in key order: the new user (no id yet) first, then by id */
-    assert_non_null(strstr(q, "VALUES (42,(SELECT id FROM users WHERE username = 'zed'),100),(42,7,1) ON DUPLICATE"));
-    /* statements: users, START, games, ids, upsert RETURNING, offsets, COMMIT */
-    assert_int_equal(last_stmt, 6);
+    /* the users with an id by number; the new one found by name in a join */
+    assert_non_null(strstr(q, "INSERT INTO game_players (game_id, user_id, score) VALUES (42,7,1) ON DUPLICATE"));
+    assert_non_null(strstr(q, "RETURNING game_id, user_id, score;\nINSERT INTO game_players (game_id, user_id, "
+                              "score) SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'zed' AS n, 100 AS s) AS v "
+                              "LEFT JOIN users us ON us.username = v.n ON DUPLICATE KEY UPDATE score = IF("));
+    /* statements: users, START, games, ids, two upserts RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 7);
     char *r[2] = {(char *)"9", (char *)"zed"};
     unsigned long len[2] = {1, 3};
     sk_apply_row(a, 3, r, len, 2);
-    ret_row(a, 4, "9", "150");
+    ret_row(a, 5, "9", "150");
     ret_row(a, 4, "7", "1");
     char err[100];
     assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
@@ -1049,8 +1052,9 @@ static void one_trip_set_after_delta_of_a_new_user(void **state)
             "SET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
             "FROM game_players WHERE (game_id, user_id) IN ((42,(SELECT id FROM users WHERE username = "
             "'zed')));\n"
-            "INSERT INTO game_players (game_id, user_id, score) VALUES (42,(SELECT id FROM users WHERE "
-            "username = 'zed'),105) ON DUPLICATE KEY UPDATE score = VALUES(score);\n"));
+            "INSERT INTO game_players (game_id, user_id, score) SELECT v.g, us.id, v.s FROM (SELECT 42 "
+            "AS g, 'zed' AS n, 105 AS s) AS v LEFT JOIN users us ON us.username = v.n ON DUPLICATE KEY "
+            "UPDATE score = VALUES(score);\n"));
         /* statements: users, START, games, ids, old scores, sets, offsets, COMMIT */
         assert_int_equal(last_stmt, 7);
         char *r[2] = {(char *)"9", (char *)"zed"};
