@@ -11,7 +11,8 @@
  * create a user that a later event deleted.
  *
  * A batch without tombstones takes one round trip, each write decided in
- * SQL against the marks (its WHERE NOT EXISTS a mark above the event).  A
+ * SQL against the marks (a table of its rows joined to the marks, keeping
+ * the rows with no mark above their event).  A
  * batch with a tombstone takes two: the marks and the users' rows (locked)
  * are read first, the events folded here in C in transaction order, and the
  * rows deleted, created and renamed in the second round trip, which also
@@ -41,24 +42,40 @@ struct ugen {
     int64_t id;
 };
 
-/* "topic = 't' AND `partition` = p AND username = 'u'": one mark's key. */
-static void user_mark_key(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o)
+/* One row of the table a fenced write selects from: (name[, nickname],
+ * partition, offset).  The first row names the columns; the others are a
+ * VALUES list.  nick: NULL for none, else the msg whose nickname it is. */
+static void fence_row(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o,
+                      const struct sk_msg *nick, int64_t off, unsigned row)
 {
     const struct user *u = &a->users[o->game];
-    sk_buf_puts(sql, "topic = ");
-    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
-    sk_buf_printf(sql, " AND `partition` = %d AND username = ", (int)o->partition);
+    sk_buf_puts(sql, row == 0 ? "(SELECT " : row == 1 ? " UNION ALL VALUES (" : ",(");
     sk_buf_sql_str(sql, u->name, u->len);
+    if (row == 0)
+        sk_buf_puts(sql, " AS n");
+    if (nick) {
+        sk_buf_putc(sql, ',');
+        if (nick->ev.nick == SK_NICK_SET)
+            sk_buf_sql_str(sql, nick->ev.nickname, nick->ev.nickname_len);
+        else
+            sk_buf_puts(sql, "NULL");
+        if (row == 0)
+            sk_buf_puts(sql, " AS k");
+    }
+    sk_buf_printf(sql, row ? ",%d," : ", %d AS p, ", (int)o->partition);
+    sk_buf_i64(sql, off);
+    sk_buf_puts(sql, row ? ")" : " AS o");
 }
 
-/* " FROM DUAL WHERE NOT EXISTS (a mark above off)": the fence of one write. */
-static void fence(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o, int64_t off)
+/* The fence of the rows: only those with no mark above their event.  One
+ * join to user_offsets on its key instead of a NOT EXISTS per row, which
+ * cost the server a query block to optimise per row. */
+static void fence_join(struct sk_buf *sql, const struct sk_apply *a)
 {
-    sk_buf_puts(sql, " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE ");
-    user_mark_key(sql, a, o);
-    sk_buf_puts(sql, " AND next_offset > ");
-    sk_buf_i64(sql, off);
-    sk_buf_putc(sql, ')');
+    sk_buf_puts(sql, ") AS v LEFT JOIN user_offsets m ON m.topic = ");
+    sk_buf_sql_str(sql, a->topic, strlen(a->topic));
+    sk_buf_puts(sql, " AND m.`partition` = v.p AND m.username = v.n AND m.next_offset > v.o"
+                     " WHERE m.username IS NULL");
 }
 
 /* INSERT INTO user_offsets of every (partition, user) mark, in key order:
@@ -151,32 +168,25 @@ static int first_upserts(struct sk_apply *a, struct sk_buf *sql)
     for (unsigned k = 0; k < a->noffs; k++)
         ord[k] = k;
     qsort_r(ord, a->noffs, sizeof *ord, cmp_by_user, a);
-    for (unsigned c = 0; c < a->noffs; c++) {
-        const struct poff *o = &a->offs[ord[c]];
-        sk_buf_puts(sql, c ? " UNION ALL SELECT " : ";\nINSERT INTO users (username) SELECT ");
-        sk_buf_sql_str(sql, a->users[o->game].name, a->users[o->game].len);
-        fence(sql, a, o, o->batch_max);
-    }
+    sk_buf_puts(sql, ";\nINSERT INTO users (username) SELECT v.n FROM ");
+    for (unsigned c = 0; c < a->noffs; c++)
+        fence_row(sql, a, &a->offs[ord[c]], NULL, a->offs[ord[c]].batch_max, c);
+    fence_join(sql, a);
     sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE id = id");
     stmt++;
-    bool any = false;
+    unsigned rows = 0;
     for (unsigned c = 0; c < a->noffs; c++) {
         const struct poff *o = &a->offs[ord[c]];
         if (o->nick < 0)
             continue;
         const struct sk_msg *m = a->msgs[o->nick];
-        sk_buf_puts(sql, any ? " UNION ALL SELECT " : ";\nINSERT INTO users (username, nickname) SELECT ");
-        any = true;
-        sk_buf_sql_str(sql, m->ev.username, m->ev.username_len);
-        sk_buf_putc(sql, ',');
-        if (m->ev.nick == SK_NICK_SET)
-            sk_buf_sql_str(sql, m->ev.nickname, m->ev.nickname_len);
-        else
-            sk_buf_puts(sql, "NULL");
-        fence(sql, a, o, m->offset);
+        if (!rows)
+            sk_buf_puts(sql, ";\nINSERT INTO users (username, nickname) SELECT v.n, v.k FROM ");
+        fence_row(sql, a, o, m, m->offset, rows++);
     }
     free(ord);
-    if (any) {
+    if (rows) {
+        fence_join(sql, a);
         sk_buf_puts(sql, " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname)");
         stmt++;
     }

@@ -781,8 +781,10 @@ if ((BENCH_CEILING)); then
     put ceil_fold_rows_per_s "$(calc "$rows / $secs")"
     put ratio_events "$(calc "$(get main_eps_ready_last) / $(get ceil_events_eps)")"
     put ratio_events_fold "$(calc "$(get main_eps_ready_last) / $(get ceil_fold_eps)")"
-    [[ -n $(get one_eps_ready_last) ]] &&
+    if [[ -n $(get one_eps_ready_last) ]]; then
         put ratio_one "$(calc "$(get one_eps_ready_last) / $(get ceil_events_eps)")"
+        put ratio_one_fold "$(calc "$(get one_eps_ready_last) / $(get ceil_fold_eps)")"
+    fi
     gp=$(get main_gp_rows)
     [[ -n $gp ]] && put ratio_rows "$(calc "$(get main_gp_rows_per_s) / $(get ceil_fold_rows_per_s)")"
 fi

@@ -82,7 +82,7 @@ one transaction per statement.  Both replays are checked against the ledger too.
 - **From one partition** (the same stream into topics of one partition, as Kafka auto-creates
   them, drained by a fresh daemon into a fresh database; $(get one_verified) verified):
   $(f one_eps_ready_last) events/s = **$(f one_vs_main 2) × the $(get partitions) partitions' rate**
-  and **$(f ratio_one 2) × the ceiling**.
+  and **$(f ratio_one 2) × the ceiling** ($(f ratio_one_fold 2) × the folded replay's events/s).
 - **Headline: daemon ÷ ceiling = $(f ratio_events 2)** (events/s of the daemon ÷ events/s of the
   one-row-per-event replay; target ≥ 0.8).
 - Like for like on rows: the daemon's game_players rows/s ÷ the folded replay's rows/s =

@@ -483,9 +483,10 @@ static struct sk_msg *user_in(struct sk_part *p, int64_t off, const char *name, 
     "SET STATEMENT in_predicate_conversion_threshold = 1 FOR "                                  \
     "SELECT `partition`, username, next_offset FROM user_offsets WHERE topic = 'game.scores' "  \
     "AND (`partition`, username) IN "
-#define USERS_FENCE(name, part, off)                                                            \
-    " FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM user_offsets WHERE topic = 'game.scores' AND " \
-    "`partition` = " part " AND username = '" name "' AND next_offset > " off ")"
+/* the fence: a table of the writes joined once to the marks */
+#define USERS_FENCE                                                                             \
+    ") AS v LEFT JOIN user_offsets m ON m.topic = 'game.scores' AND m.`partition` = v.p AND "    \
+    "m.username = v.n AND m.next_offset > v.o WHERE m.username IS NULL"
 #define ABC_MARKS "('game.scores',3,'alice',0),('game.scores',3,'bob',0),('game.scores',3,'carol',0)"
 
 static void user_fold(void **state)
@@ -508,12 +509,11 @@ static void user_fold(void **state)
     assert_string_equal(
         sk_buf_cstr(&sql),
         USERS_LOCK(ABC_MARKS) "((3,'alice'),(3,'bob'),(3,'carol'));\n"
-        "INSERT INTO users (username) SELECT 'alice'" USERS_FENCE("alice", "3", "2")
-        " UNION ALL SELECT 'bob'" USERS_FENCE("bob", "3", "3")
-        " UNION ALL SELECT 'carol'" USERS_FENCE("carol", "3", "5")
+        "INSERT INTO users (username) SELECT v.n FROM (SELECT 'alice' AS n, 3 AS p, 2 AS o"
+        " UNION ALL VALUES ('bob',3,3),('carol',3,5)" USERS_FENCE
         " ON DUPLICATE KEY UPDATE id = id;\n"
-        "INSERT INTO users (username, nickname) SELECT 'bob',NULL" USERS_FENCE("bob", "3", "3")
-        " UNION ALL SELECT 'carol','C'" USERS_FENCE("carol", "3", "4")
+        "INSERT INTO users (username, nickname) SELECT v.n, v.k FROM (SELECT 'bob' AS n,NULL AS k, 3 "
+        "AS p, 3 AS o UNION ALL VALUES ('carol','C',3,4)" USERS_FENCE
         " ON DUPLICATE KEY UPDATE nickname = VALUES(nickname);\n"
         "INSERT INTO user_offsets (topic, `partition`, username, next_offset) VALUES "
         "('game.scores',3,'alice',3),('game.scores',3,'bob',4),('game.scores',3,'carol',6) ON "
@@ -766,7 +766,7 @@ static void user_events_below_the_mark_are_duplicates(void **state)
     sk_buf_init(&sql);
     for (int attempt = 0; attempt < 2; attempt++) {
         assert_int_equal(first(a, &sql, NULL), 0);
-        assert_non_null(strstr(sk_buf_cstr(&sql), "SELECT 'bob','Older'" USERS_FENCE("bob", "3", "12")));
+        assert_non_null(strstr(sk_buf_cstr(&sql), "(SELECT 'bob' AS n,'Older' AS k, 3 AS p, 12 AS o UNION ALL VALUES ('carol','C',3,13)"));
         /* bob's mark is past both his events; carol's is exactly at hers;
          * alice has none; a mark of another partition says nothing here */
         if (attempt == 0) {
@@ -822,9 +822,8 @@ static void user_in_two_partitions(void **state)
     assert_int_equal(first(a, &sql, NULL), 0);
     const char *s = sk_buf_cstr(&sql);
     assert_non_null(strstr(s, "IN ((3,'bob'),(5,'alice'),(5,'bob'));\n"));
-    assert_non_null(strstr(s, "SELECT 'bob','Five'" USERS_FENCE("bob", "5", "2")
-                              " UNION ALL SELECT 'bob','Three'" USERS_FENCE("bob", "3", "7")
-                              " ON DUPLICATE"));
+    assert_non_null(strstr(s, "SELECT v.n, v.k FROM (SELECT 'bob' AS n,'Five' AS k, 5 AS p, 2 AS o"
+                              " UNION ALL VALUES ('bob','Three',3,7)" USERS_FENCE " ON DUPLICATE"));
     assert_non_null(strstr(s, "VALUES ('game.scores',3,'bob',8),('game.scores',5,'alice',4),"
                               "('game.scores',5,'bob',3) ON"));
     user_mark_row(a, "3", "bob", "8");
