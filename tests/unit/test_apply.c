@@ -1029,6 +1029,48 @@ static void one_trip_with_a_new_user(void **state)
     sk_known_free(k);
 }
 
+/* Two new users and a known one: the known by id, the new ones in one
+ * table joined to users by name, in byte order; the scores both upserts
+ * return are taken. */
+static void one_trip_two_new_users(void **state)
+{
+    (void)state;
+    struct sk_part *p = marked_part(42, 10);
+    struct sk_known *k = knows_alice();
+    struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL),
+                           score(12, "amy", SK_OP_DELTA, 5, NULL), score(13, "zed", SK_OP_DELTA, 2, NULL)};
+    struct sk_batch *b = marked_batch(p, ms, 4);
+    struct sk_apply *a = sk_apply_new(&b, 1);
+    struct sk_buf sql;
+    sk_buf_init(&sql);
+    assert_int_equal(first(a, &sql, k), 0);
+    assert_true(sk_apply_one_trip(a));
+    const char *q = sk_buf_cstr(&sql);
+    assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'amy'", "42", "12") MORE_ROWS "('zed',3,42,13)" MAY_APPLY));
+    assert_non_null(strstr(q, "SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'amy' AS n, 5 AS s UNION ALL "
+                              "VALUES (42,'zed',102)) AS v LEFT JOIN users us ON us.username = v.n ON "));
+    /* statements: users, START, games, ids, two upserts RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 7);
+    char *r1[2] = {(char *)"8", (char *)"amy"}, *r2[2] = {(char *)"9", (char *)"zed"};
+    unsigned long l1[2] = {1, 3}, l2[2] = {1, 3};
+    sk_apply_row(a, 3, r1, l1, 2);
+    sk_apply_row(a, 3, r2, l2, 2);
+    ret_row(a, 4, "7", "1");
+    ret_row(a, 5, "8", "5");
+    ret_row(a, 5, "9", "102");
+    char err[100];
+    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    sk_apply_outcome(a);
+    assert_int_equal(ms[0]->score, 100);
+    assert_int_equal(ms[3]->score, 102);
+    assert_int_equal(ms[3]->user_id, 9);
+    assert_int_equal(ms[2]->score, 5);
+    assert_int_equal(ms[2]->user_id, 8);
+    assert_int_equal(ms[1]->score, 1);
+    release(a, &sql, b, p);
+    sk_known_free(k);
+}
+
 /* A delta before a set of a user this instance does not know yet: the
  * old score is read in the same round trip, the user's id looked up by
  * name; without a row the running total starts from 0. */
@@ -1139,6 +1181,7 @@ int main(void)
         cmocka_unit_test(one_trip_when_marks_are_known),
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
+        cmocka_unit_test(one_trip_two_new_users),
         cmocka_unit_test(repeated_offset_aborts),
         cmocka_unit_test(one_trip_set_after_delta_of_a_new_user),
         cmocka_unit_test(one_trip_for_a_new_game),
