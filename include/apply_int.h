@@ -124,6 +124,12 @@ void apply_next_statement(struct sk_buf *sql);
  * with a name that says they had none (an existing name is kept); returns
  * whether a statement was written. */
 bool apply_upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named);
+/* What opens row number row of a derived table written in SQL: "(SELECT "
+ * for the first, whose values are named ("v AS name"), then a VALUES list
+ * (MariaDB names a VALUES table's columns after its first row's values).
+ * A table of rows joined once lets the server optimise one query block
+ * where a SELECT or subquery per row costs one each. */
+void apply_table_row(struct sk_buf *sql, unsigned row);
 /* Upsert the players that pick() chooses, in key order (game_id, user_id):
  * two writers of overlapping rows take their locks in the same order.
  * Players whose user has no id yet (created just before, on the

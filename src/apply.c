@@ -402,6 +402,11 @@ void apply_next_statement(struct sk_buf *sql)
         sk_buf_puts(sql, ";\n");
 }
 
+void apply_table_row(struct sk_buf *sql, unsigned row)
+{
+    sk_buf_puts(sql, row == 0 ? "(SELECT " : row == 1 ? " UNION ALL VALUES (" : ",(");
+}
+
 static void upsert_head(struct sk_buf *sql, const struct sk_apply *a)
 {
     apply_next_statement(sql);
@@ -434,10 +439,12 @@ long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
         const struct user *u = &a->users[rows[k]->user];
         if (u->uid <= 0)
             continue;
-        if (!done++)
-            upsert_head(sql, a), sk_buf_puts(sql, "VALUES (");
-        else
+        if (!done++) {
+            upsert_head(sql, a);
+            sk_buf_puts(sql, "VALUES (");
+        } else {
             sk_buf_puts(sql, ",(");
+        }
         sk_buf_i64(sql, rows[k]->game);
         sk_buf_putc(sql, ',');
         sk_buf_i64(sql, u->uid);
@@ -462,10 +469,9 @@ long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                 continue;
             if (!m) {
                 upsert_head(sql, a);
-                sk_buf_puts(sql, "SELECT v.g, us.id, v.s FROM (SELECT ");
-            } else {
-                sk_buf_puts(sql, m == 1 ? " UNION ALL VALUES (" : ",(");
+                sk_buf_puts(sql, "SELECT v.g, us.id, v.s FROM ");
             }
+            apply_table_row(sql, m);
             sk_buf_i64(sql, rows[k]->game);
             sk_buf_puts(sql, m ? "," : " AS g, ");
             sk_buf_sql_str(sql, u->name, u->len);
@@ -605,10 +611,9 @@ static int create_users(struct sk_buf *sql, const struct sk_apply *a)
             continue; /* the last of them decides */
         const struct poff *o = &a->offs[pos[i].off];
         const struct user *u = &a->users[pos[i].user];
-        /* the first row names the columns; the others are a VALUES list */
-        sk_buf_puts(sql, rows == 0   ? "INSERT IGNORE INTO users (username) SELECT v.u FROM (SELECT "
-                         : rows == 1 ? " UNION ALL VALUES ("
-                                     : ",(");
+        if (rows == 0)
+            sk_buf_puts(sql, "INSERT IGNORE INTO users (username) SELECT v.u FROM ");
+        apply_table_row(sql, rows);
         sk_buf_sql_str(sql, u->name, u->len);
         sk_buf_printf(sql, rows ? ",%d," : " AS u, %d AS p, ", (int)o->partition);
         sk_buf_i64(sql, o->game);

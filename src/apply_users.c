@@ -43,13 +43,13 @@ struct ugen {
 };
 
 /* One row of the table a fenced write selects from: (name[, nickname],
- * partition, offset).  The first row names the columns; the others are a
- * VALUES list.  nick: NULL for none, else the msg whose nickname it is. */
+ * partition, offset).  nick: NULL for none, else the msg whose nickname it
+ * is. */
 static void fence_row(struct sk_buf *sql, const struct sk_apply *a, const struct poff *o,
                       const struct sk_msg *nick, int64_t off, unsigned row)
 {
     const struct user *u = &a->users[o->game];
-    sk_buf_puts(sql, row == 0 ? "(SELECT " : row == 1 ? " UNION ALL VALUES (" : ",(");
+    apply_table_row(sql, row);
     sk_buf_sql_str(sql, u->name, u->len);
     if (row == 0)
         sk_buf_puts(sql, " AS n");
