@@ -988,22 +988,44 @@ static void read_first_when_in_doubt(void **state)
     sk_known_free(k);
 }
 
+/* A one-round-trip transaction of ms on a partition that marked game 42
+ * at 10, by an instance that knows alice (id 7): its first round trip. */
+struct trip {
+    struct sk_part *p;
+    struct sk_known *k;
+    struct sk_batch *b;
+    struct sk_apply *a;
+    struct sk_buf sql;
+};
+
+static const char *trip_first(struct trip *t, struct sk_msg **ms, unsigned n)
+{
+    t->p = marked_part(42, 10);
+    t->k = knows_alice();
+    t->b = marked_batch(t->p, ms, n);
+    t->a = sk_apply_new(&t->b, 1);
+    sk_buf_init(&t->sql);
+    assert_int_equal(first(t->a, &t->sql, t->k), 0);
+    assert_true(sk_apply_one_trip(t->a));
+    return sk_buf_cstr(&t->sql);
+}
+
+static void trip_release(struct trip *t)
+{
+    release(t->a, &t->sql, t->b, t->p);
+    sk_known_free(t->k);
+}
+
 /* A new user on the one-round-trip path: created before the transaction,
  * looked up by name in the upsert, its id read in the same round trip so
  * that the returned row finds its player. */
 static void one_trip_with_a_new_user(void **state)
 {
     (void)state;
-    struct sk_part *p = marked_part(42, 10);
-    struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL)};
-    struct sk_batch *b = marked_batch(p, ms, 2);
-    struct sk_apply *a = sk_apply_new(&b, 1);
-    struct sk_buf sql;
-    sk_buf_init(&sql);
-    assert_int_equal(first(a, &sql, k), 0);
-    assert_true(sk_apply_one_trip(a));
-    const char *q = sk_buf_cstr(&sql);
+    struct trip t;
+    const char *q = trip_first(&t, ms, 2);
+    struct sk_apply *a = t.a;
     assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'zed'", "42", "10") MAY_APPLY
                               ";\nSTART TRANSACTION;\n"));
     assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
@@ -1020,13 +1042,12 @@ static void one_trip_with_a_new_user(void **state)
     ret_row(a, 5, "9", "150");
     ret_row(a, 4, "7", "1");
     char err[100];
-    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    assert_int_equal(sk_apply_second(a, &t.sql, err, sizeof err), 0);
     sk_apply_outcome(a);
     assert_int_equal(ms[0]->score, 150);
     assert_int_equal(ms[0]->user_id, 9);
     assert_int_equal(ms[1]->score, 1);
-    release(a, &sql, b, p);
-    sk_known_free(k);
+    trip_release(&t);
 }
 
 /* Two new users and a known one: the known by id, the new ones in one
@@ -1035,17 +1056,11 @@ static void one_trip_with_a_new_user(void **state)
 static void one_trip_two_new_users(void **state)
 {
     (void)state;
-    struct sk_part *p = marked_part(42, 10);
-    struct sk_known *k = knows_alice();
     struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL),
                            score(12, "amy", SK_OP_DELTA, 5, NULL), score(13, "zed", SK_OP_DELTA, 2, NULL)};
-    struct sk_batch *b = marked_batch(p, ms, 4);
-    struct sk_apply *a = sk_apply_new(&b, 1);
-    struct sk_buf sql;
-    sk_buf_init(&sql);
-    assert_int_equal(first(a, &sql, k), 0);
-    assert_true(sk_apply_one_trip(a));
-    const char *q = sk_buf_cstr(&sql);
+    struct trip t;
+    const char *q = trip_first(&t, ms, 4);
+    struct sk_apply *a = t.a;
     assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'amy'", "42", "12") MORE_ROWS "('zed',3,42,13)" MAY_APPLY));
     assert_non_null(strstr(q, "SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'amy' AS n, 5 AS s UNION ALL "
                               "VALUES (42,'zed',102)) AS v LEFT JOIN users us ON us.username = v.n ON "));
@@ -1059,16 +1074,15 @@ static void one_trip_two_new_users(void **state)
     ret_row(a, 5, "8", "5");
     ret_row(a, 5, "9", "102");
     char err[100];
-    assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
+    assert_int_equal(sk_apply_second(a, &t.sql, err, sizeof err), 0);
     sk_apply_outcome(a);
-    assert_int_equal(ms[0]->score, 100);
-    assert_int_equal(ms[3]->score, 102);
-    assert_int_equal(ms[3]->user_id, 9);
-    assert_int_equal(ms[2]->score, 5);
-    assert_int_equal(ms[2]->user_id, 8);
-    assert_int_equal(ms[1]->score, 1);
-    release(a, &sql, b, p);
-    sk_known_free(k);
+    /* each event's running total and user, from the returned scores */
+    static const int64_t total[] = {100, 1, 5, 102}, id[] = {9, 7, 8, 9};
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(ms[i]->score, total[i]);
+        assert_int_equal(ms[i]->user_id, id[i]);
+    }
+    trip_release(&t);
 }
 
 /* A delta before a set of a user this instance does not know yet: the
