@@ -25,12 +25,18 @@ static int cmp_bytes(const char *a, size_t al, const char *b, size_t bl)
     return al < bl ? -1 : al > bl;
 }
 
+/* A player's key, (game, user), in order: players and their sort keys. */
+static int cmp_game_user(int64_t g1, unsigned u1, int64_t g2, unsigned u2)
+{
+    if (g1 != g2)
+        return g1 < g2 ? -1 : 1;
+    return (u1 > u2) - (u1 < u2);
+}
+
 static int cmp_player(const void *x, const void *y)
 {
     const struct player *a = x, *b = y;
-    if (a->game != b->game)
-        return a->game < b->game ? -1 : 1;
-    return (a->user > b->user) - (a->user < b->user);
+    return cmp_game_user(a->game, a->user, b->game, b->user);
 }
 
 static int cmp_game(const void *x, const void *y)
@@ -141,9 +147,7 @@ static int cmp_user_key(const void *x, const void *y, void *ctx)
 static int cmp_player_key(const void *x, const void *y)
 {
     const struct player_key *p = x, *q = y;
-    if (p->game != q->game)
-        return p->game < q->game ? -1 : 1;
-    return (p->user > q->user) - (p->user < q->user);
+    return cmp_game_user(p->game, p->user, q->game, q->user);
 }
 
 /* users (unique, in byte order of the names) and muser. */
@@ -615,7 +619,9 @@ static int create_users(struct sk_buf *sql, const struct sk_apply *a)
             sk_buf_puts(sql, "INSERT IGNORE INTO users (username) SELECT v.u FROM ");
         apply_table_row(sql, rows);
         sk_buf_sql_str(sql, u->name, u->len);
-        sk_buf_printf(sql, rows ? ",%d," : " AS u, %d AS p, ", (int)o->partition);
+        sk_buf_puts(sql, rows ? "," : " AS u, ");
+        sk_buf_i64(sql, o->partition);
+        sk_buf_puts(sql, rows ? "," : " AS p, ");
         sk_buf_i64(sql, o->game);
         sk_buf_puts(sql, rows ? "," : " AS g, ");
         sk_buf_i64(sql, pos[i].offset);

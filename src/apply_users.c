@@ -62,7 +62,9 @@ static void fence_row(struct sk_buf *sql, const struct sk_apply *a, const struct
         if (row == 0)
             sk_buf_puts(sql, " AS k");
     }
-    sk_buf_printf(sql, row ? ",%d," : ", %d AS p, ", (int)o->partition);
+    sk_buf_puts(sql, row ? "," : ", ");
+    sk_buf_i64(sql, o->partition);
+    sk_buf_puts(sql, row ? "," : " AS p, ");
     sk_buf_i64(sql, off);
     sk_buf_puts(sql, row ? ")" : " AS o");
 }
