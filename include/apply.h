@@ -65,9 +65,11 @@ void sk_apply_users(const struct sk_apply *a,
 void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *lengths,
                   unsigned nfields);
 /* After the first round trip: fold the events, then build the second round
- * trip into sql.  Returns 1 when there is a second round trip, 0 when the
- * transaction is complete, -EPROTO (message in err) when the answers do not
- * add up, -ENOMEM (message in err) when out of memory. */
+ * trip into sql.  Returns 1 when there is a second round trip, 2 when the
+ * first only made users and the transaction follows (its answers come back
+ * here as a first round trip's), 0 when the transaction is complete,
+ * -EPROTO (message in err) when the answers do not add up, -ENOMEM
+ * (message in err) when out of memory. */
 int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t errlen);
 /* After the last round trip committed: write each msg's outcome. */
 void sk_apply_outcome(struct sk_apply *a);

@@ -97,6 +97,8 @@ struct sk_apply {
     int st_old; /* has_del: the users rows read (and locked) first */
     int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
     bool one_trip;       /* this attempt takes the one-round-trip path */
+    bool pre_users;      /* one_trip: this round trip only creates the users new to the
+                          * caller's map and reads their ids; the transaction follows */
     uint64_t headroom;   /* one_trip: the largest swing of a player without a set */
 };
 
@@ -159,6 +161,8 @@ void apply_fold(struct sk_apply *a);
 bool apply_one_trip_ok(struct sk_apply *a);
 /* Its SQL after the users INSERT (stmt statements so far); 0, or -ENOMEM. */
 int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt);
+/* The users with no id yet (new to the caller's map, or not found). */
+unsigned apply_users_without_id(const struct sk_apply *a);
 /* After its commit: each player's score before the transaction, from the
  * new score the upsert returned; 0, or -EPROTO with a message in err when
  * one is missing. */

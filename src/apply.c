@@ -554,13 +554,21 @@ void apply_unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
 {
     bool any = false;
     for (unsigned k = 0; k < a->nusers; k++) {
-        if (a->users[k].cached)
+        if (a->users[k].uid > 0)
             continue;
         if (any)
             sk_buf_putc(sql, ',');
         any = true;
         sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
     }
+}
+
+unsigned apply_users_without_id(const struct sk_apply *a)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < a->nusers; k++)
+        n += a->users[k].uid <= 0;
+    return n;
 }
 
 static bool known_user_player(const struct sk_apply *a, const struct player *p)
@@ -657,6 +665,19 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
     a->st_returned = -1;
     a->n_returned = 0;
     a->one_trip = apply_one_trip_ok(a);
+    a->pre_users = a->one_trip && any;
+    if (a->pre_users) {
+        /* Users new to the map get their ids in a round trip of their own,
+         * ahead of the transaction, so that its upserts name every player
+         * by id: finding the ids by name inside it (a table joined to
+         * users per upsert) cost the server more than this round trip. */
+        sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
+        apply_unknown_user_list(sql, a);
+        sk_buf_putc(sql, ')');
+        a->st_unknown = stmt++;
+        a->st_known = a->st_offsets = a->st_moved = -1;
+        return sk_buf_failed(sql) ? -ENOMEM : 0;
+    }
     if (a->one_trip)
         return apply_one_trip_first(a, sql, stmt);
     for (unsigned k = 0; k < a->noffs; k++)
@@ -846,6 +867,18 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
 {
     if (a->kind == SK_EV_USER)
         return apply_users_second(a, sql, err, errlen);
+    if (a->pre_users) {
+        /* The users are there: now the transaction.  A user still without
+         * an id (its events below a mark that moved, or deleted right
+         * after) is looked up by name in it, and fails its guard there. */
+        a->pre_users = false;
+        sk_buf_reset(sql);
+        if (apply_one_trip_first(a, sql, 0) < 0) {
+            snprintf(err, errlen, "out of memory building SQL");
+            return -ENOMEM;
+        }
+        return 2;
+    }
     /* A user not created (every event of it below its mark: duplicates),
      * or deleted right after its creation (then it runs again). */
     for (unsigned i = 0; i < a->n; i++) {

@@ -132,9 +132,11 @@ int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt)
     stmt += apply_upsert_games(sql, a, true);
     stmt += apply_upsert_games(sql, a, false);
     a->st_unknown = -1;
-    if (a->ncached < a->nusers) {
-        /* the ids of the users created just before (the upserts look them
-         * up by name themselves; these rows name their RETURNING rows) */
+    if (apply_users_without_id(a)) {
+        /* Users still without an id after the round trip that made them
+         * (their events below a mark that moved, or deleted right after):
+         * the upserts look them up by name, and a missing one fails the
+         * guard; these rows name their RETURNING rows. */
         sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
         apply_unknown_user_list(sql, a);
         sk_buf_putc(sql, ')');

@@ -523,11 +523,16 @@ static void on_first_done(void *ud, struct sk_db_conn *c, const struct sk_db_err
         committed(x);
         return;
     }
-    if (!fits_packet(x, "second", &x->err)) {
+    if (!fits_packet(x, r == 2 ? "first" : "second", &x->err)) {
         /* The transaction is open: it ends before the policy splits it. */
         set_state(x, SK_TXN_ST_ROLLBACK);
         if (sk_db_query(c, "ROLLBACK", 8, NULL, on_rolled_back, x) < 0)
             conn_not_ready(x, "rollback");
+        return;
+    }
+    if (r == 2) { /* the users are made: now the transaction, still a first round trip */
+        if (sk_db_query(c, x->sql.p, x->sql.len, on_txn_row, on_first_done, x) < 0)
+            conn_not_ready(x, "first statement");
         return;
     }
     set_state(x, SK_TXN_ST_SECOND);

@@ -1016,9 +1016,32 @@ static void trip_release(struct trip *t)
     sk_known_free(t->k);
 }
 
-/* A new user on the one-round-trip path: created before the transaction,
- * looked up by name in the upsert, its id read in the same round trip so
- * that the returned row finds its player. */
+/* The ids of new users, as the round trip that creates them returns them. */
+static void user_row(struct sk_apply *a, unsigned stmt, const char *uid, const char *name)
+{
+    char *r[2] = {(char *)(uintptr_t)uid, (char *)(uintptr_t)name};
+    unsigned long len[2] = {strlen(uid), strlen(name)};
+    sk_apply_row(a, stmt, r, len, 2);
+}
+
+#define IDS_OF "SELECT id, username FROM users WHERE username IN "
+
+/* The transaction after the round trip that made its new users (the
+ * second answer is 2: it goes as a first round trip), its statements
+ * counted. */
+static const char *trip_then(struct trip *t)
+{
+    char err[100];
+    assert_int_equal(sk_apply_second(t->a, &t->sql, err, sizeof err), 2);
+    count_stmts(&t->sql);
+    const char *q = sk_buf_cstr(&t->sql);
+    assert_true(!strncmp(q, "START TRANSACTION;\n", 19));
+    return q;
+}
+
+/* A new user on the one-round-trip path: created in a round trip of its
+ * own before the transaction, which also reads its id, so that the
+ * transaction names every player by id. */
 static void one_trip_with_a_new_user(void **state)
 {
     (void)state;
@@ -1026,21 +1049,19 @@ static void one_trip_with_a_new_user(void **state)
     struct trip t;
     const char *q = trip_first(&t, ms, 2);
     struct sk_apply *a = t.a;
-    assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'zed'", "42", "10") MAY_APPLY
-                              ";\nSTART TRANSACTION;\n"));
-    assert_non_null(strstr(q, "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"));
-    /* the users with an id by number; the new one found by name in a join */
-    assert_non_null(strstr(q, "INSERT INTO game_players (game_id, user_id, score) VALUES (42,7,1) ON DUPLICATE"));
-    assert_non_null(strstr(q, "RETURNING game_id, user_id, score;\nINSERT INTO game_players (game_id, user_id, "
-                              "score) SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'zed' AS n, 100 AS s) AS v "
-                              "LEFT JOIN users us ON us.username = v.n ON DUPLICATE KEY UPDATE score = IF("));
-    /* statements: users, START, games, ids, two upserts RETURNING, offsets, COMMIT */
-    assert_int_equal(last_stmt, 7);
-    char *r[2] = {(char *)"9", (char *)"zed"};
-    unsigned long len[2] = {1, 3};
-    sk_apply_row(a, 3, r, len, 2);
-    ret_row(a, 5, "9", "150");
-    ret_row(a, 4, "7", "1");
+    assert_string_equal(q, CREATE_USERS FIRST_ROW("'zed'", "42", "10") MAY_APPLY ";\n" IDS_OF "('zed')");
+    assert_int_equal(last_stmt, 1);
+    assert_int_equal(sk_apply_mark_check_stmt(a), -1); /* no guard in it */
+    user_row(a, 1, "9", "zed");
+    q = trip_then(&t);
+    assert_non_null(strstr(q, "INSERT INTO game_players (game_id, user_id, score) VALUES (42,7,1),(42,9,100) "
+                              "ON DUPLICATE KEY UPDATE score = IF("));
+    assert_null(strstr(q, "users"));
+    /* statements: START, games, the upsert RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 4);
+    assert_int_equal(sk_apply_mark_check_stmt(a), 3);
+    ret_row(a, 2, "9", "150");
+    ret_row(a, 2, "7", "1");
     char err[100];
     assert_int_equal(sk_apply_second(a, &t.sql, err, sizeof err), 0);
     sk_apply_outcome(a);
@@ -1050,9 +1071,8 @@ static void one_trip_with_a_new_user(void **state)
     trip_release(&t);
 }
 
-/* Two new users and a known one: the known by id, the new ones in one
- * table joined to users by name, in byte order; the scores both upserts
- * return are taken. */
+/* Two new users and a known one: the new ones made in one statement, in
+ * byte order, then all three upserted by id in key order. */
 static void one_trip_two_new_users(void **state)
 {
     (void)state;
@@ -1061,18 +1081,16 @@ static void one_trip_two_new_users(void **state)
     struct trip t;
     const char *q = trip_first(&t, ms, 4);
     struct sk_apply *a = t.a;
-    assert_non_null(strstr(q, CREATE_USERS FIRST_ROW("'amy'", "42", "12") MORE_ROWS "('zed',3,42,13)" MAY_APPLY));
-    assert_non_null(strstr(q, "SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'amy' AS n, 5 AS s UNION ALL "
-                              "VALUES (42,'zed',102)) AS v LEFT JOIN users us ON us.username = v.n ON "));
-    /* statements: users, START, games, ids, two upserts RETURNING, offsets, COMMIT */
-    assert_int_equal(last_stmt, 7);
-    char *r1[2] = {(char *)"8", (char *)"amy"}, *r2[2] = {(char *)"9", (char *)"zed"};
-    unsigned long l1[2] = {1, 3}, l2[2] = {1, 3};
-    sk_apply_row(a, 3, r1, l1, 2);
-    sk_apply_row(a, 3, r2, l2, 2);
-    ret_row(a, 4, "7", "1");
-    ret_row(a, 5, "8", "5");
-    ret_row(a, 5, "9", "102");
+    assert_string_equal(q, CREATE_USERS FIRST_ROW("'amy'", "42", "12") MORE_ROWS "('zed',3,42,13)" MAY_APPLY
+                           ";\n" IDS_OF "('amy','zed')");
+    user_row(a, 1, "9", "zed");
+    user_row(a, 1, "8", "amy");
+    q = trip_then(&t);
+    assert_non_null(strstr(q, "VALUES (42,7,1),(42,8,5),(42,9,102) ON DUPLICATE KEY UPDATE"));
+    assert_null(strstr(q, "users"));
+    ret_row(a, 2, "7", "1");
+    ret_row(a, 2, "8", "5");
+    ret_row(a, 2, "9", "102");
     char err[100];
     assert_int_equal(sk_apply_second(a, &t.sql, err, sizeof err), 0);
     sk_apply_outcome(a);
@@ -1085,9 +1103,35 @@ static void one_trip_two_new_users(void **state)
     trip_release(&t);
 }
 
+/* A new user that the round trip before did not find (not created: its
+ * events lie below a mark that moved; or deleted right after): the
+ * transaction looks it up by name, so that a missing user gives a NULL id
+ * the column refuses, and the attempt reads first. */
+static void one_trip_new_user_not_found(void **state)
+{
+    (void)state;
+    struct sk_msg *ms[] = {score(10, "zed", SK_OP_DELTA, 100, NULL), score(11, "alice", SK_OP_DELTA, 1, NULL),
+                           score(12, "amy", SK_OP_DELTA, 5, NULL)};
+    struct trip t;
+    trip_first(&t, ms, 3);
+    struct sk_apply *a = t.a;
+    user_row(a, 1, "8", "amy"); /* no row for zed */
+    const char *q = trip_then(&t);
+    assert_non_null(strstr(q, ";\n" IDS_OF "('zed');\n"));
+    assert_non_null(strstr(q, "VALUES (42,7,1),(42,8,5) ON DUPLICATE KEY UPDATE"));
+    assert_non_null(strstr(q, "RETURNING game_id, user_id, score;\nINSERT INTO game_players (game_id, user_id, "
+                              "score) SELECT v.g, us.id, v.s FROM (SELECT 42 AS g, 'zed' AS n, 100 AS s) AS v "
+                              "LEFT JOIN users us ON us.username = v.n ON DUPLICATE KEY UPDATE score = IF("));
+    /* statements: START, games, ids, two upserts RETURNING, offsets, COMMIT */
+    assert_int_equal(last_stmt, 6);
+    assert_string_equal(read_first(a, 1048, 4), "a user is gone");
+    assert_string_equal(read_first(a, 1048, 5), "the applied offsets of a game moved");
+    trip_release(&t);
+}
+
 /* A delta before a set of a user this instance does not know yet: the
- * old score is read in the same round trip, the user's id looked up by
- * name; without a row the running total starts from 0. */
+ * user made and its id read first; the old score is read in the
+ * transaction; without a row the running total starts from 0. */
 static void one_trip_set_after_delta_of_a_new_user(void **state)
 {
     (void)state;
@@ -1102,22 +1146,20 @@ static void one_trip_set_after_delta_of_a_new_user(void **state)
     for (int row = 0; row < 2; row++) { /* zed has a row with 40; then none */
         assert_int_equal(first(a, &sql, k), 0);
         assert_true(sk_apply_one_trip(a));
-        assert_non_null(strstr(sk_buf_cstr(&sql),
-            "ON DUPLICATE KEY UPDATE id = id;\nSELECT id, username FROM users WHERE username IN ('zed');\n"
-            "SET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
-            "FROM game_players WHERE (game_id, user_id) IN ((42,(SELECT id FROM users WHERE username = "
-            "'zed')));\n"
-            "INSERT INTO game_players (game_id, user_id, score) SELECT v.g, us.id, v.s FROM (SELECT 42 "
-            "AS g, 'zed' AS n, 105 AS s) AS v LEFT JOIN users us ON us.username = v.n ON DUPLICATE KEY "
-            "UPDATE score = VALUES(score);\n"));
-        /* statements: users, START, games, ids, old scores, sets, offsets, COMMIT */
-        assert_int_equal(last_stmt, 7);
-        char *r[2] = {(char *)"9", (char *)"zed"};
-        unsigned long len[2] = {1, 3};
-        sk_apply_row(a, 3, r, len, 2);
-        if (row == 0)
-            ret_row(a, 4, "9", "40");
+        assert_non_null(strstr(sk_buf_cstr(&sql), MAY_APPLY ";\n" IDS_OF "('zed')"));
+        user_row(a, 1, "9", "zed");
         char err[100];
+        assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 2);
+        count_stmts(&sql);
+        assert_non_null(strstr(sk_buf_cstr(&sql),
+            ";\nSET STATEMENT in_predicate_conversion_threshold = 1 FOR SELECT game_id, user_id, score "
+            "FROM game_players WHERE (game_id, user_id) IN ((42,9));\n"
+            "INSERT INTO game_players (game_id, user_id, score) VALUES (42,9,105) ON DUPLICATE KEY "
+            "UPDATE score = VALUES(score);\n"));
+        /* statements: START, games, old scores, sets, offsets, COMMIT */
+        assert_int_equal(last_stmt, 5);
+        if (row == 0)
+            ret_row(a, 2, "9", "40");
         assert_int_equal(sk_apply_second(a, &sql, err, sizeof err), 0);
         sk_apply_outcome(a);
         assert_int_equal(ms[0]->score, row == 0 ? 41 : 1);
@@ -1196,6 +1238,7 @@ int main(void)
         cmocka_unit_test(read_first_when_in_doubt),
         cmocka_unit_test(one_trip_with_a_new_user),
         cmocka_unit_test(one_trip_two_new_users),
+        cmocka_unit_test(one_trip_new_user_not_found),
         cmocka_unit_test(repeated_offset_aborts),
         cmocka_unit_test(one_trip_set_after_delta_of_a_new_user),
         cmocka_unit_test(one_trip_for_a_new_game),
