@@ -93,7 +93,6 @@ struct sk_apply {
     /* statement numbers of the first round trip's SELECTs (and of the
      * one-round-trip path's upsert that returns scores), -1: not sent */
     int st_offsets, st_known, st_unknown, st_returned;
-    int n_returned; /* one round trip: the upserts from st_returned on that return scores */
     int st_old; /* has_del: the users rows read (and locked) first */
     int st_moved; /* one round trip: the game_offsets upsert, which checks the marks */
     bool one_trip;       /* this attempt takes the one-round-trip path */
@@ -132,12 +131,10 @@ bool apply_upsert_games(struct sk_buf *sql, const struct sk_apply *a, bool named
  * A table of rows joined once lets the server optimise one query block
  * where a SELECT or subquery per row costs one each. */
 void apply_table_row(struct sk_buf *sql, unsigned row);
-/* Upsert the players that pick() chooses, in key order (game_id, user_id):
- * two writers of overlapping rows take their locks in the same order.
- * Players whose user has no id yet (created just before, on the
- * one-round-trip path) come in a second statement that finds the ids by
- * name.  tail follows each statement's rows.  Returns the number of
- * statements (0-2), -ENOMEM when out of memory. */
+/* Upsert the players that pick() chooses, by user id, in key order
+ * (game_id, user_id): two writers of overlapping rows take their locks in
+ * the same order.  tail follows the VALUES list.  Returns the number of
+ * rows, -ENOMEM when out of memory. */
 long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct player *), const char *tail);
 /* The game_offsets upsert up to its VALUES list, each (partition, game)
@@ -159,10 +156,8 @@ void apply_fold(struct sk_apply *a);
 /* The one-round-trip path (apply_one_trip.c). */
 /* May this attempt take it?  Also prepares the players' sums for it. */
 bool apply_one_trip_ok(struct sk_apply *a);
-/* Its SQL after the users INSERT (stmt statements so far); 0, or -ENOMEM. */
-int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt);
-/* The users with no id yet (new to the caller's map, or not found). */
-unsigned apply_users_without_id(const struct sk_apply *a);
+/* Its transaction, every user with an id; 0, or -ENOMEM. */
+int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql);
 /* After its commit: each player's score before the transaction, from the
  * new score the upsert returned; 0, or -EPROTO with a message in err when
  * one is missing. */

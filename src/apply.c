@@ -382,22 +382,7 @@ static int cmp_row(const void *x, const void *y, void *ctx)
     if ((*p)->game != (*q)->game)
         return (*p)->game < (*q)->game ? -1 : 1;
     int64_t u = a->users[(*p)->user].uid, v = a->users[(*q)->user].uid;
-    if (u != v)
-        return (u > v) - (u < v);
-    return ((*p)->user > (*q)->user) - ((*p)->user < (*q)->user); /* no ids yet: by name */
-}
-
-/* A user's id in SQL: the number when known, else looked up by name (the
- * one-round-trip path, for users created just before it). */
-static void user_id_sql(struct sk_buf *sql, const struct user *u)
-{
-    if (u->uid > 0) {
-        sk_buf_i64(sql, u->uid);
-        return;
-    }
-    sk_buf_puts(sql, "(SELECT id FROM users WHERE username = ");
-    sk_buf_sql_str(sql, u->name, u->len);
-    sk_buf_putc(sql, ')');
+    return (u > v) - (u < v);
 }
 
 void apply_next_statement(struct sk_buf *sql)
@@ -411,20 +396,6 @@ void apply_table_row(struct sk_buf *sql, unsigned row)
     sk_buf_puts(sql, row == 0 ? "(SELECT " : row == 1 ? " UNION ALL VALUES (" : ",(");
 }
 
-static void upsert_head(struct sk_buf *sql, const struct sk_apply *a)
-{
-    apply_next_statement(sql);
-    if (a->shared)
-        sk_buf_puts(sql, SHORT_WAIT);
-    sk_buf_puts(sql, "INSERT INTO game_players (game_id, user_id, score) ");
-}
-
-/* the one-round-trip path: the sum of the deltas, or the score the sets make */
-static int64_t row_score(const struct sk_apply *a, const struct player *p)
-{
-    return a->one_trip ? p->acc : p->score;
-}
-
 long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
                           bool (*pick)(const struct player *), const char *tail)
 {
@@ -436,62 +407,27 @@ long apply_upsert_players(struct sk_buf *sql, const struct sk_apply *a,
         if (pick(&a->players[k]))
             rows[n++] = &a->players[k];
     qsort_r(rows, n, sizeof *rows, cmp_row, (void *)(uintptr_t)a);
-    long stmts = 0;
-    /* the users with an id, by number */
-    unsigned done = 0;
     for (unsigned k = 0; k < n; k++) {
-        const struct user *u = &a->users[rows[k]->user];
-        if (u->uid <= 0)
-            continue;
-        if (!done++) {
-            upsert_head(sql, a);
-            sk_buf_puts(sql, "VALUES (");
+        if (!k) {
+            apply_next_statement(sql);
+            if (a->shared)
+                sk_buf_puts(sql, SHORT_WAIT);
+            sk_buf_puts(sql, "INSERT INTO game_players (game_id, user_id, score) VALUES (");
         } else {
             sk_buf_puts(sql, ",(");
         }
         sk_buf_i64(sql, rows[k]->game);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, u->uid);
+        sk_buf_i64(sql, a->users[rows[k]->user].uid);
         sk_buf_putc(sql, ',');
-        sk_buf_i64(sql, row_score(a, rows[k]));
+        /* the one-round-trip path: the sum of the deltas, or the score the sets make */
+        sk_buf_i64(sql, a->one_trip ? rows[k]->acc : rows[k]->score);
         sk_buf_putc(sql, ')');
     }
-    if (done) {
-        sk_buf_puts(sql, tail);
-        stmts++;
-    }
-    /* Users created just before (the one-round-trip path) are found by
-     * name in one join, a table of (game, name, score) against users'
-     * unique key: a subquery per row cost the server a query block to
-     * optimise per row.  The name compares in the column's collation,
-     * byte for byte, as the literal yields to the column. */
-    if (done < n) {
-        unsigned m = 0;
-        for (unsigned k = 0; k < n; k++) {
-            const struct user *u = &a->users[rows[k]->user];
-            if (u->uid > 0)
-                continue;
-            if (!m) {
-                upsert_head(sql, a);
-                sk_buf_puts(sql, "SELECT v.g, us.id, v.s FROM ");
-            }
-            apply_table_row(sql, m);
-            sk_buf_i64(sql, rows[k]->game);
-            sk_buf_puts(sql, m ? "," : " AS g, ");
-            sk_buf_sql_str(sql, u->name, u->len);
-            sk_buf_puts(sql, m ? "," : " AS n, ");
-            sk_buf_i64(sql, row_score(a, rows[k]));
-            sk_buf_puts(sql, m ? ")" : " AS s");
-            m++;
-        }
-        /* LEFT: a user deleted since its INSERT IGNORE gives a NULL id,
-         * which the column refuses (1048), as the lookup per row did */
-        sk_buf_puts(sql, ") AS v LEFT JOIN users us ON us.username = v.n");
-        sk_buf_puts(sql, tail);
-        stmts++;
-    }
     free(rows);
-    return stmts;
+    if (n)
+        sk_buf_puts(sql, tail);
+    return n;
 }
 
 void apply_offset_keys(struct sk_buf *sql, const struct sk_apply *a, bool marked)
@@ -524,11 +460,8 @@ void apply_offset_values(struct sk_buf *sql, const struct sk_apply *a)
     }
 }
 
-/* Point lookups of the scores of the players pick() chooses; returns
- * whether any was asked for.  A user created just before has no id here
- * yet: its id is looked up by name in the list itself (constant subqueries,
- * evaluated once, so the list still becomes a table joined by the primary
- * key). */
+/* Point lookups of the scores of the players pick() chooses (users with
+ * an id); returns whether any was asked for. */
 bool apply_select_scores(struct sk_buf *sql, const struct sk_apply *a,
                          bool (*pick)(const struct sk_apply *, const struct player *))
 {
@@ -542,7 +475,7 @@ bool apply_select_scores(struct sk_buf *sql, const struct sk_apply *a,
         any = true;
         sk_buf_i64(sql, a->players[k].game);
         sk_buf_putc(sql, ',');
-        user_id_sql(sql, &a->users[a->players[k].user]);
+        sk_buf_i64(sql, a->users[a->players[k].user].uid);
         sk_buf_putc(sql, ')');
     }
     if (any)
@@ -561,14 +494,6 @@ void apply_unknown_user_list(struct sk_buf *sql, const struct sk_apply *a)
         any = true;
         sk_buf_sql_str(sql, a->users[k].name, a->users[k].len);
     }
-}
-
-unsigned apply_users_without_id(const struct sk_apply *a)
-{
-    unsigned n = 0;
-    for (unsigned k = 0; k < a->nusers; k++)
-        n += a->users[k].uid <= 0;
-    return n;
 }
 
 static bool known_user_player(const struct sk_apply *a, const struct player *p)
@@ -647,42 +572,17 @@ static int create_users(struct sk_buf *sql, const struct sk_apply *a)
 /* The first round trip of a score transaction: create the users the
  * caller's map does not know, then either the whole one-round-trip path or
  * the read path's reads. */
-static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
+/* The read path's first round trip: create the users not cached, then
+ * read how far each game was applied and the players' scores. */
+static int read_path_first(struct sk_apply *a, struct sk_buf *sql)
 {
-    int stmt = 0;
-    a->ncached = 0;
-    for (unsigned k = 0; k < a->nusers; k++) {
-        struct user *u = &a->users[k];
-        u->uid = known ? sk_known_id(known, u->name, u->len) : 0;
-        u->cached = u->uid > 0;
-        a->ncached += u->cached;
-    }
-    index_uids(a);
-    int any = create_users(sql, a);
-    if (any < 0)
+    int stmt = create_users(sql, a);
+    if (stmt < 0)
         return -ENOMEM;
-    stmt += any;
-    a->st_returned = -1;
-    a->n_returned = 0;
-    a->one_trip = apply_one_trip_ok(a);
-    a->pre_users = a->one_trip && any;
-    if (a->pre_users) {
-        /* Users new to the map get their ids in a round trip of their own,
-         * ahead of the transaction, so that its upserts name every player
-         * by id: finding the ids by name inside it (a table joined to
-         * users per upsert) cost the server more than this round trip. */
-        sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-        apply_unknown_user_list(sql, a);
-        sk_buf_putc(sql, ')');
-        a->st_unknown = stmt++;
-        a->st_known = a->st_offsets = a->st_moved = -1;
-        return sk_buf_failed(sql) ? -ENOMEM : 0;
-    }
-    if (a->one_trip)
-        return apply_one_trip_first(a, sql, stmt);
     for (unsigned k = 0; k < a->noffs; k++)
         a->offs[k].next = -1;
-    sk_buf_puts(sql, any ? ";\nSTART TRANSACTION" : "START TRANSACTION");
+    apply_next_statement(sql);
+    sk_buf_puts(sql, "START TRANSACTION");
     stmt++;
     stmt += apply_upsert_games(sql, a, true);
     stmt += apply_upsert_games(sql, a, false);
@@ -712,6 +612,48 @@ static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *
         sk_buf_puts(sql, ")");
         a->st_unknown = stmt++;
     }
+    return sk_buf_failed(sql) ? -ENOMEM : 0;
+}
+
+/* The users whose id is known are cached from now on (read, or from the
+ * caller's map). */
+static void cache_ids(struct sk_apply *a)
+{
+    a->ncached = 0;
+    for (unsigned k = 0; k < a->nusers; k++) {
+        struct user *u = &a->users[k];
+        u->cached = u->uid > 0;
+        a->ncached += u->cached;
+    }
+}
+
+/* The first round trip of a score transaction: the read path's, or the
+ * one-round-trip path's, which users new to the caller's map precede. */
+static int first_score(struct sk_apply *a, struct sk_buf *sql, struct sk_known *known)
+{
+    for (unsigned k = 0; k < a->nusers; k++)
+        a->users[k].uid = known ? sk_known_id(known, a->users[k].name, a->users[k].len) : 0;
+    cache_ids(a);
+    index_uids(a);
+    a->st_returned = a->st_moved = -1;
+    a->one_trip = apply_one_trip_ok(a);
+    a->pre_users = a->one_trip && a->ncached < a->nusers;
+    if (!a->one_trip)
+        return read_path_first(a, sql);
+    if (!a->pre_users)
+        return apply_one_trip_first(a, sql);
+    /* Users new to the map are made, and their ids read, in a round trip
+     * of their own ahead of the transaction, so that its upserts name
+     * every player by id: finding the ids by name inside it (a table
+     * joined to users per upsert) cost the server more than this round
+     * trip. */
+    if (create_users(sql, a) < 0)
+        return -ENOMEM;
+    sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
+    apply_unknown_user_list(sql, a);
+    sk_buf_putc(sql, ')');
+    a->st_unknown = 1;
+    a->st_known = a->st_offsets = -1;
     return sk_buf_failed(sql) ? -ENOMEM : 0;
 }
 
@@ -775,8 +717,7 @@ void sk_apply_row(struct sk_apply *a, unsigned stmt, char **row, unsigned long *
             a->offs[i].next = next;
         return;
     }
-    bool returned = a->st_returned >= 0 && st >= a->st_returned && st < a->st_returned + a->n_returned;
-    if (a->kind == SK_EV_SCORE && (st == a->st_known || returned)) {
+    if (a->kind == SK_EV_SCORE && (st == a->st_known || st == a->st_returned)) {
         int64_t game, uid, score;
         if (nfields < 3 || !apply_parse_i64(row[0], lengths[0], &game) ||
             !apply_parse_i64(row[1], lengths[1], &uid) || !apply_parse_i64(row[2], lengths[2], &score))
@@ -868,12 +809,15 @@ int sk_apply_second(struct sk_apply *a, struct sk_buf *sql, char *err, size_t er
     if (a->kind == SK_EV_USER)
         return apply_users_second(a, sql, err, errlen);
     if (a->pre_users) {
-        /* The users are there: now the transaction.  A user still without
-         * an id (its events below a mark that moved, or deleted right
-         * after) is looked up by name in it, and fails its guard there. */
+        /* The users are made: now the transaction.  A user still without an
+         * id (its events below a mark that moved, or deleted right after)
+         * leaves the one-round-trip path: the read path decides event by
+         * event, as after any doubt. */
         a->pre_users = false;
+        cache_ids(a);
+        a->one_trip = a->ncached == a->nusers;
         sk_buf_reset(sql);
-        if (apply_one_trip_first(a, sql, 0) < 0) {
+        if ((a->one_trip ? apply_one_trip_first(a, sql) : read_path_first(a, sql)) < 0) {
             snprintf(err, errlen, "out of memory building SQL");
             return -ENOMEM;
         }

@@ -107,9 +107,9 @@ static void upsert_offsets_from_marks(struct sk_buf *sql, const struct sk_apply 
     sk_buf_puts(sql, "), VALUES(next_offset), NULL)");
 }
 
-/* The one round trip:
+/* The one round trip (users new to this instance were made, and their ids
+ * read, in a round trip before it):
  *   START TRANSACTION; upsert the game rows (the per-game locks);
- *   the ids of the users this instance did not know (created just before);
  *   read the old scores of the few players whose deltas come before a set;
  *   players without a set: score = score + (sum of their deltas),
  *     RETURNING the new score, from which every event's running total
@@ -124,24 +124,15 @@ static void upsert_offsets_from_marks(struct sk_buf *sql, const struct sk_apply 
  *   COMMIT.
  * Adding in SQL also keeps a score changed from outside between two
  * transactions: nothing here caches a score. */
-int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt)
+int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql)
 {
+    int stmt = 0;
     apply_next_statement(sql);
     sk_buf_puts(sql, "START TRANSACTION");
     stmt++;
     stmt += apply_upsert_games(sql, a, true);
     stmt += apply_upsert_games(sql, a, false);
     a->st_unknown = -1;
-    if (apply_users_without_id(a)) {
-        /* Users still without an id after the round trip that made them
-         * (their events below a mark that moved, or deleted right after):
-         * the upserts look them up by name, and a missing one fails the
-         * guard; these rows name their RETURNING rows. */
-        sk_buf_puts(sql, ";\nSELECT id, username FROM users WHERE username IN (");
-        apply_unknown_user_list(sql, a);
-        sk_buf_putc(sql, ')');
-        a->st_unknown = stmt++;
-    }
     a->st_known = -1;
     if (apply_select_scores(sql, a, needs_old_score))
         a->st_known = stmt++;
@@ -155,13 +146,11 @@ int apply_one_trip_first(struct sk_apply *a, struct sk_buf *sql, int stmt)
     long r = apply_upsert_players(sql, a, adds_deltas, tail);
     if (r < 0)
         return -ENOMEM;
-    a->st_returned = r ? stmt : -1;
-    a->n_returned = (int)r;
-    stmt += (int)r;
+    a->st_returned = r ? stmt++ : -1;
     r = apply_upsert_players(sql, a, sets_score, " ON DUPLICATE KEY UPDATE score = VALUES(score)");
     if (r < 0)
         return -ENOMEM;
-    stmt += (int)r;
+    stmt += r > 0;
     a->st_moved = stmt;
     upsert_offsets_from_marks(sql, a);
     sk_buf_puts(sql, ";\nCOMMIT");

@@ -185,7 +185,7 @@ void sk_stats_render(const struct sk_stats *st, const struct sk_stats_view *v, s
             "Transactions committed in one round trip (no read before the write).", st->one_trip);
     counter(b, "scorekeeper_db_one_trip_redone_total",
             "One-round-trip attempts run again on the read path (marks moved, score near the "
-            "BIGINT edge, user gone).", st->one_trip_redone);
+            "BIGINT edge).", st->one_trip_redone);
     counter(b, "scorekeeper_db_reconnects_total", "Database connections lost or failed to open.",
             v->db_reconnects);
     gauge(b, "scorekeeper_db_connections_up", "Database connections open.", v->db_up);

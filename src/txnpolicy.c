@@ -103,9 +103,10 @@ size_t sk_policy_packet_payload(unsigned long max_packet)
 }
 
 /* The one-round-trip statements fail on purpose: the game_offsets upsert
- * sets NULL when a game's applied offsets moved, the guard on score * 4
- * overflows for a score near the BIGINT edge, and the id lookup of a user
- * deleted since its INSERT IGNORE gives NULL. */
+ * sets NULL when a game's applied offsets moved, and the guard on score * 4
+ * overflows for a score near the BIGINT edge.  A NULL refused elsewhere in
+ * that transaction is not expected (every player is written by id); it too
+ * sends the attempt to the read path rather than rejecting events. */
 const char *sk_policy_one_trip_guard(unsigned code, bool in_mark_check)
 {
     if (code == ER_DATA_OUT_OF_RANGE)
